@@ -1,0 +1,292 @@
+"""Text -> unit vectors, with llama.cpp, safely.
+
+Why not ``llama_cpp.Llama.embed``: it truncates to n_batch rather than the trained context,
+packs several sequences into one batch (slower for BERT, FACTS.md), and its loader has no
+progress callback. This module uses llama.cpp's C API through llama-cpp-python's ctypes
+bindings instead, and guards every input that could abort the process:
+
+* every token list is cut to ``max_tokens``, which never exceeds the trained context;
+* ``n_ctx = n_batch = n_ubatch``, one sequence per decode, so a BERT-type model never sees
+  more tokens in one ubatch than it allows;
+* models are inspected (:mod:`app.core.models`) before llama.cpp opens them.
+
+The model loads on first use, not at import or start-up. Loading reports real progress:
+reading the file (which is what takes time for a multi-GB model) and then llama.cpp's own
+load callback, and either phase can be cancelled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from app.core.errors import CodeLampError, ModelError
+from app.core.models import POOLING_IDS, ModelInfo, inspect_model
+
+log = logging.getLogger(__name__)
+
+# progress(fraction 0..1, message)
+LoadProgress = Callable[[float, str], None]
+_READ_BLOCK = 1 << 20
+_READ_SHARE = 0.9  # of the progress bar: reading the file; the rest is llama.cpp's load
+
+
+class LoadCancelled(CodeLampError):
+    """The user cancelled loading the model."""
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def _llama():
+    """Import the bindings on first use: loading the native library costs start-up time."""
+    import llama_cpp
+
+    _install_log_handler(llama_cpp)
+    return llama_cpp
+
+
+_log_callback = None  # kept alive: llama.cpp holds a raw pointer to it
+_backend_lock = threading.Lock()
+
+
+def _install_log_handler(llama_cpp) -> None:
+    """Send llama.cpp's chatter to Python logging instead of the user's terminal."""
+    global _log_callback
+    with _backend_lock:
+        if _log_callback is not None:
+            return
+
+        @llama_cpp.llama_log_callback
+        def forward(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+            message = text.decode("utf-8", errors="replace").rstrip()
+            if message:
+                # ggml levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
+                log.log(logging.WARNING if level in (3, 4) else logging.DEBUG, message)
+
+        _log_callback = forward
+        llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+
+
+class Embedder:
+    """A GGUF embedding model. Thread-safe; the model loads on first use.
+
+    Vectors are float32 and L2-normalised, so a dot product is the cosine similarity.
+    """
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        self.info: ModelInfo = inspect_model(model_path)  # raises ModelError, never aborts
+        self.threads = threads or physical_cores()
+        self._lock = threading.RLock()
+        self._handles: _Handles | None = None
+
+    # What callers can know without loading the model.
+    @property
+    def dim(self) -> int:
+        return self.info.embedding_dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.info.max_tokens
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    @property
+    def loaded(self) -> bool:
+        return self._handles is not None
+
+    def load(
+        self,
+        progress: LoadProgress | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        """Load now (otherwise the first embed does). Idempotent."""
+        with self._lock:
+            if self._handles is None:
+                self._handles = _Handles.open(
+                    self.info, self.threads, progress or (lambda f, m: None),
+                    cancelled or (lambda: False),
+                )  # fmt: skip
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handles is not None:
+                self._handles.free()
+                self._handles = None
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def tokenize(self, text: str) -> list[int]:
+        """The tokens the model will see for ``text``, special tokens and truncation included."""
+        with self._lock:
+            self.load()
+            return self._handles.tokens_for(text, self.max_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` needs, including special tokens, before any truncation."""
+        with self._lock:
+            self.load()
+            return len(self._handles.tokenize(text, add_special=True))
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        prefix = self.info.preset.document_prefix
+        return self._embed([prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embed([self.info.preset.query_prefix + text])[0]
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with self._lock:
+            self.load()
+            for i, text in enumerate(texts):
+                vec = self._handles.embed(self._handles.tokens_for(text, self.max_tokens))
+                norm = float(np.linalg.norm(vec))
+                if not np.isfinite(vec).all() or not np.isfinite(norm) or norm == 0.0:
+                    raise ModelError(
+                        f"{self.info.path.name} produced an invalid vector (NaN, inf or zero) "
+                        f"for input {i + 1} ({text[:60]!r}). The model file may be damaged "
+                        "or not an embedding model; try the default model."
+                    )
+                out[i] = vec / norm
+        return out
+
+
+class _Handles:
+    """The native model, context and batch; every native call is made through here."""
+
+    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int) -> None:
+        self.lib, self.info, self.model, self.ctx, self.batch = lib, info, model, ctx, batch
+        self.n_ctx = n_ctx
+        self.vocab = lib.llama_model_get_vocab(model)
+        self.memory = lib.llama_get_memory(ctx)
+        self.n_embd = lib.llama_model_n_embd(model)
+        self.has_encoder = lib.llama_model_has_encoder(model)
+        self._tokens = np.ctypeslib.as_array(batch.token, shape=(n_ctx,))
+        # Everything but the token ids is the same for every sequence: set it once.
+        pos = np.ctypeslib.as_array(batch.pos, shape=(n_ctx,))
+        pos[:] = np.arange(n_ctx, dtype=pos.dtype)
+        np.ctypeslib.as_array(batch.n_seq_id, shape=(n_ctx,))[:] = 1
+        np.ctypeslib.as_array(batch.logits, shape=(n_ctx,))[:] = 1
+        for i in range(n_ctx):
+            batch.seq_id[i][0] = 0
+        self._prefix, self._suffix = self._special_tokens()
+
+    @classmethod
+    def open(cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled) -> _Handles:
+        _read_with_progress(info.path, info.file_size, progress, cancelled)
+        lib = _llama()
+
+        @lib.llama_progress_callback
+        def on_progress(fraction: float, _user) -> bool:
+            progress(_READ_SHARE + (1 - _READ_SHARE) * fraction, "Loading model…")
+            return not cancelled()
+
+        mparams = lib.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        mparams.progress_callback = on_progress
+        model = lib.llama_model_load_from_file(str(info.path).encode(), mparams)
+        if not model:
+            if cancelled():
+                raise LoadCancelled("Loading the model was cancelled.")
+            raise ModelError(
+                f"llama.cpp could not load {info.path} ({info.architecture}). The file may "
+                "be damaged, or need a newer llama.cpp than this CodeLamp ships."
+            )
+        n_ctx = info.max_tokens
+        cparams = lib.llama_context_default_params()
+        cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = n_ctx
+        cparams.n_seq_max = 1
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.embeddings = True
+        cparams.pooling_type = POOLING_IDS[info.pooling]
+        cparams.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        ctx = lib.llama_init_from_model(model, cparams)
+        if not ctx:
+            lib.llama_model_free(model)
+            raise ModelError(f"llama.cpp could not create a context for {info.path}.")
+        batch = lib.llama_batch_init(n_ctx, 0, 1)
+        progress(1.0, "Model ready")
+        return cls(lib, info, model, ctx, batch, n_ctx)
+
+    def free(self) -> None:
+        self.lib.llama_batch_free(self.batch)
+        self.lib.llama_free(self.ctx)
+        self.lib.llama_model_free(self.model)
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        data = text.encode("utf-8", errors="replace")
+        cap = len(data) + 8  # never more tokens than bytes, plus special tokens
+        buf = (self.lib.llama_token * cap)()
+        n = self.lib.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, False)
+        if n < 0:
+            raise ModelError(f"Could not tokenize a {len(data)}-byte text.")
+        return buf[:n]
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model wraps every text in (e.g. [CLS] ... [SEP])."""
+        specials = self.tokenize("", add_special=True)
+        n_prefix = 1 if specials and self.lib.llama_vocab_get_add_bos(self.vocab) else 0
+        return specials[:n_prefix], specials[n_prefix:]
+
+    def tokens_for(self, text: str, max_tokens: int) -> list[int]:
+        """Tokens with special tokens, cut so the whole never exceeds ``max_tokens``."""
+        body = self.tokenize(text, add_special=False)
+        room = max_tokens - len(self._prefix) - len(self._suffix)
+        tokens = self._prefix + body[:room] + self._suffix
+        if not tokens:  # a causal model with no BOS, given an empty text
+            tokens = [self.lib.llama_vocab_eos(self.vocab)]
+        return tokens
+
+    def embed(self, tokens: list[int]) -> np.ndarray:
+        n = len(tokens)
+        if not 0 < n <= self.n_ctx:  # would abort inside llama.cpp
+            raise AssertionError(f"{n} tokens for a context of {self.n_ctx}")
+        self._tokens[:n] = tokens
+        self.batch.n_tokens = n
+        if self.memory:
+            self.lib.llama_memory_clear(self.memory, True)
+        run = self.lib.llama_encode if self.has_encoder else self.lib.llama_decode
+        rc = run(self.ctx, self.batch)
+        if rc != 0:
+            raise ModelError(f"llama.cpp failed to embed a text of {n} tokens (code {rc}).")
+        ptr = self.lib.llama_get_embeddings_seq(self.ctx, 0)
+        if not ptr:
+            raise ModelError(f"{self.info.path.name} returned no pooled embedding.")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_embd,)).copy()
+
+
+def _read_with_progress(path: Path, size: int, progress: LoadProgress, cancelled) -> None:
+    """Read the file once so the OS caches it: the honest, cancellable part of loading.
+
+    llama.cpp maps the file, and without this the first embedding would stall while
+    gigabytes are paged in, after the progress bar already said 100%.
+    """
+    done = 0
+    progress(0.0, f"Reading {path.name}…")
+    try:
+        with path.open("rb", buffering=0) as fh:
+            while block := fh.read(_READ_BLOCK):
+                done += len(block)
+                if cancelled():
+                    raise LoadCancelled("Loading the model was cancelled.")
+                if done % (64 * _READ_BLOCK) < _READ_BLOCK or done == size:
+                    progress(_READ_SHARE * done / max(size, 1), f"Reading {path.name}…")
+    except OSError as exc:
+        raise ModelError(f"Cannot read {path}: {exc.strerror or exc}.") from exc

