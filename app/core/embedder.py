@@ -76,6 +76,12 @@ def _install_log_handler(llama_cpp) -> None:
         _log_callback = forward
         llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
+        # llama.cpp's threads do the heavy work. numpy's BLAS threads, left at their
+        # default, spin after every matrix product and steal those cores: a 4 ms query
+        # embedding then takes 100 ms (docs/PERFORMANCE.md). Our matrices are small.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
 
 
 class Embedder:
@@ -134,15 +140,20 @@ class Embedder:
 
     def tokenize(self, text: str) -> list[int]:
         """The tokens the model will see for ``text``, special tokens and truncation included."""
-        with self._lock:
-            self.load()
-            return self._handles.tokens_for(text, self.max_tokens)
+        return self._loaded().tokens_for(text, self.max_tokens)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens ``text`` needs, including special tokens, before any truncation."""
-        with self._lock:
+        """Tokens ``text`` needs, including special tokens, before any truncation.
+
+        Safe to call from another thread while this embedder is embedding: tokenizing only
+        reads the vocabulary, so it does not wait for the model.
+        """
+        return len(self._loaded().tokenize(text, add_special=True))
+
+    def _loaded(self) -> _Handles:
+        if self._handles is None:
             self.load()
-            return len(self._handles.tokenize(text, add_special=True))
+        return self._handles
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         prefix = self.info.preset.document_prefix

@@ -1,0 +1,380 @@
+"""Index a project: discover -> diff -> read and chunk -> embed (cache) -> store.
+
+Three threads keep the model busy: a reader reads, hashes and chunks changed files and
+looks their chunks up in the embedding cache; the caller's thread embeds only what the
+cache lacks; a writer batches rows into LanceDB. The model never waits on disk.
+
+Incremental: a file whose size and mtime match its record is not even opened; one whose
+content hash matches only gets its record refreshed; only new chunk texts are embedded.
+Pause and cancel are cooperative. A cancelled run leaves every finished file committed
+and every other file as it was, so the next run picks up where this one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from app.core.cache import EmbeddingCache
+from app.core.chunking import Piece, chunk_file
+from app.core.embedder import Embedder
+from app.core.errors import CodeLampError
+from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
+from app.core.lexical import split_identifiers
+from app.core.models import check_dims
+from app.core.store import FileRecord, ProjectStore, chunks_schema
+
+# A batch is written when it holds this many chunks or files, or is this old.
+BATCH_CHUNKS = 2000
+BATCH_FILES = 500
+BATCH_SECONDS = 10.0
+EMBED_STEP = 16  # chunks embedded between two looks at pause/cancel
+_DONE = object()
+
+
+@dataclass
+class IndexProgress:
+    phase: str  # "scanning", "indexing", "finishing", "done" or "cancelled"
+    files_total: int = 0
+    files_done: int = 0
+    chunks_embedded: int = 0
+    chunks_cached: int = 0
+    chunks_per_s: float = 0.0
+    eta_s: float | None = None
+    current: str = ""
+
+
+@dataclass
+class IndexResult:
+    root: Path
+    files_indexed: int = 0  # read and (re)chunked
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_skipped: int = 0
+    chunks_embedded: int = 0
+    chunks_cached: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+    rebuilt: str | None = None  # why a damaged index was rebuilt
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+class IndexControl:
+    """Pause, resume and cancel a running index from any thread."""
+
+    def __init__(self) -> None:
+        self._running = threading.Event()
+        self._running.set()
+        self._cancelled = threading.Event()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def wait_if_paused(self) -> None:
+        self._running.wait()
+
+
+@dataclass
+class _FileWork:
+    record: FileRecord
+    pieces: list[Piece] | None  # None: content unchanged, keep the stored chunks
+    hashes: list[str] = field(default_factory=list)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    new_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def content_key(piece: Piece) -> str:
+    """Cache key of a chunk: its embedded text minus the leading path.
+
+    The path in the header helps the model, but keying on it would re-embed every chunk of
+    a moved or renamed file. A moved chunk keeps the vector it got under its old path until
+    its content changes; the full-text index always has the current path.
+    """
+    text = piece.embed_text.removeprefix(piece.chunk.path)
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def check_root(root: Path) -> Path:
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise CodeLampError(f"No folder at {root}.")
+    if not root.is_dir():
+        raise CodeLampError(f"{root} is not a folder; point CodeLamp at a project folder.")
+    return root.resolve()
+
+
+def index_project(
+    root: Path,
+    embedder: Embedder,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: Callable[[IndexProgress], None] | None = None,
+    control: IndexControl | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    extra_ignores: Sequence[str] = (),
+) -> IndexResult:
+    root = check_root(root)
+    run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
+               control or IndexControl())  # fmt: skip
+    return run.execute(FileRules(root, max_file_bytes, extra_ignores))
+
+
+class _Run:
+    def __init__(self, root, embedder, cache, progress, control) -> None:
+        self.root, self.embedder, self.cache = root, embedder, cache
+        self.report, self.control = progress, control
+        self.result = IndexResult(root)
+        self.state = IndexProgress("scanning")
+        self.errors: list[BaseException] = []
+        self.started = time.monotonic()
+
+    def execute(self, rules: FileRules) -> IndexResult:
+        self.report(self.state)
+        store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
+        if store.dims is not None and store.model_id == self.embedder.model_id:
+            check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
+        gen = store.prepare(self.embedder.model_id, self.embedder.dim)
+        previous = store.file_records(gen)
+        discovery = rules.walk()
+        self.result.skipped = [(s.rel, s.reason) for s in discovery.skipped]
+        self.result.files_skipped = len(discovery.skipped)
+
+        now = time.time()
+        changed: list[FileEntry] = []
+        for entry in discovery.files:
+            old = previous.get(entry.rel)
+            if old and old.status == "indexed" and (old.size, old.mtime_ns) == (
+                entry.size, entry.mtime_ns,
+            ):  # fmt: skip
+                self.result.files_unchanged += 1
+            else:
+                changed.append(entry)
+        present = {e.rel for e in discovery.files} | {s.rel for s in discovery.skipped}
+        deleted = sorted(set(previous) - present)
+        newly_skipped = [
+            FileRecord(s.rel, 0, 0, "", "skipped", s.reason, 0, now)
+            for s in discovery.skipped
+            if (previous.get(s.rel) is None or previous[s.rel].reason != s.reason)
+        ]
+        self.result.files_deleted = len(deleted)
+        self.state = IndexProgress("indexing", files_total=len(changed))
+        self.report(self.state)
+
+        writer = _Writer(store, gen, self.embedder.model_id, self.embedder.dim, self.cache)
+        writer.start(deleted, newly_skipped)
+        if changed:
+            self.embedder.load()  # chunking counts tokens with the model's tokenizer
+            work: queue.Queue = queue.Queue(maxsize=32)
+            reader = threading.Thread(target=self._read, args=(changed, previous, work),
+                                      name="codelamp-reader", daemon=True)  # fmt: skip
+            reader.start()
+            self._embed_all(work, writer)
+            reader.join()
+        writer.stop()
+        if self.errors or writer.error:
+            raise (self.errors + [writer.error])[0]
+
+        self.result.cancelled = self.control.cancelled
+        if self.result.cancelled:
+            store.compact()
+        else:
+            self.state.phase = "finishing"
+            self.report(self.state)
+            store.finish(gen, self.embedder.model_id, self.embedder.dim,
+                         self.embedder.info.path)
+        self.cache.prune()
+        self.result.seconds = time.monotonic() - self.started
+        self.state.phase = "cancelled" if self.result.cancelled else "done"
+        self.report(self.state)
+        return self.result
+
+    def _read(self, entries: list[FileEntry], previous, out: queue.Queue) -> None:
+        """Reader thread: everything about a file except embedding it."""
+        try:
+            for entry in entries:
+                if self.control.cancelled:
+                    break
+                item = self._prepare(entry, previous.get(entry.rel))
+                while not self.control.cancelled:
+                    try:
+                        out.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the caller's thread
+            self.errors.append(exc)
+        finally:
+            out.put(_DONE)
+
+    def _prepare(self, entry: FileEntry, old: FileRecord | None) -> _FileWork:
+        now = time.time()
+        try:
+            text = load_text(entry)
+        except SkipFile as skip:
+            record = FileRecord(entry.rel, entry.size, entry.mtime_ns, "", "skipped",
+                                skip.reason, 0, now)  # fmt: skip
+            return _FileWork(record, [])
+        sha = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+        if old and old.status == "indexed" and old.sha256 == sha:
+            record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
+                                old.chunks, now)  # fmt: skip
+            return _FileWork(record, None)
+        pieces = chunk_file(entry.rel, text, self.embedder.max_tokens,
+                            self.embedder.count_tokens)  # fmt: skip
+        hashes = [content_key(p) for p in pieces]
+        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
+                            len(pieces), now)  # fmt: skip
+        return _FileWork(record, pieces, hashes, self.cache.get_many(self.embedder.model_id,
+                                                                     hashes))
+
+    def _embed_all(self, work: queue.Queue, writer: _Writer) -> None:
+        """The caller's thread: embed what the cache did not have, in file order."""
+        while (item := work.get()) is not _DONE:
+            if self.control.cancelled:
+                continue  # drain, so the reader can finish
+            self.control.wait_if_paused()
+            self.state.current = item.record.path
+            if item.pieces:
+                todo = {h: p.embed_text for h, p in zip(item.hashes, item.pieces, strict=True)
+                        if h not in item.vectors}  # fmt: skip
+                self.state.chunks_cached += len(item.hashes) - len(todo)
+                pending = list(todo.items())
+                for i in range(0, len(pending), EMBED_STEP):
+                    if self.control.cancelled:
+                        break
+                    self.control.wait_if_paused()
+                    step = pending[i : i + EMBED_STEP]
+                    vectors = self.embedder.embed_documents([text for _, text in step])
+                    for (h, _), vec in zip(step, vectors, strict=True):
+                        item.new_vectors[h] = vec
+                    self.state.chunks_embedded += len(step)
+                    self._tick()
+                if self.control.cancelled:
+                    continue  # a half-embedded file is not written
+                item.vectors.update(item.new_vectors)
+            if item.pieces == [] and item.record.status == "skipped":
+                self.result.skipped.append((item.record.path, item.record.reason))
+                self.result.files_skipped += 1
+            else:
+                self.result.files_indexed += 1
+            writer.put(item)
+            self.state.files_done += 1
+            self._tick()
+        self.result.chunks_embedded = self.state.chunks_embedded
+        self.result.chunks_cached = self.state.chunks_cached
+
+    def _tick(self) -> None:
+        s = self.state
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        s.chunks_per_s = s.chunks_embedded / elapsed
+        remaining = s.files_total - s.files_done
+        if s.files_done and s.chunks_per_s > 0:
+            per_file = s.chunks_embedded / s.files_done
+            s.eta_s = remaining * per_file / s.chunks_per_s
+        self.report(s)
+
+
+class _Writer:
+    """Writer thread: batches finished files into a few LanceDB commits."""
+
+    def __init__(self, store: ProjectStore, gen: str, model_id: str, dims: int,
+                 cache: EmbeddingCache) -> None:  # fmt: skip
+        self.store, self.gen, self.model_id, self.dims, self.cache = (
+            store, gen, model_id, dims, cache)  # fmt: skip
+        self.inbox: queue.Queue = queue.Queue(maxsize=256)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="codelamp-writer", daemon=True)
+
+    def start(self, deleted: list[str], skipped: list[FileRecord]) -> None:
+        self.first = (deleted, skipped)
+        self.thread.start()
+
+    def put(self, item: _FileWork) -> None:
+        if self.error is not None:
+            raise self.error
+        self.inbox.put(item)
+
+    def stop(self) -> None:
+        self.inbox.put(_DONE)
+        self.thread.join()
+
+    def _run(self) -> None:
+        deleted, skipped = self.first
+        batch: list[_FileWork] = [_FileWork(r, []) for r in skipped]
+        last = time.monotonic()
+        try:
+            if deleted or batch:
+                self._flush(batch, deleted)
+                batch = []
+            while True:
+                try:
+                    item = self.inbox.get(timeout=1.0)
+                except queue.Empty:
+                    item = None
+                if item is _DONE:
+                    break
+                if item is not None:
+                    batch.append(item)
+                n_chunks = sum(len(b.pieces or ()) for b in batch)
+                due = batch and time.monotonic() - last > BATCH_SECONDS
+                if n_chunks >= BATCH_CHUNKS or len(batch) >= BATCH_FILES or due:
+                    self._flush(batch, [])
+                    batch, last = [], time.monotonic()
+            self._flush(batch, [])
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self.error = exc
+            while self.inbox.get() is not _DONE:  # unblock the producer
+                pass
+
+    def _flush(self, batch: list[_FileWork], deleted: list[str]) -> None:
+        if not batch and not deleted:
+            return
+        fresh = {h: v for item in batch for h, v in item.new_vectors.items()}
+        self.cache.put_many(self.model_id, fresh)
+        pairs = [pair for item in batch if item.pieces
+                 for pair in zip(item.pieces, item.hashes, strict=True)]  # fmt: skip
+        vectors = {h: v for item in batch for h, v in item.vectors.items()}
+        chunks = _chunk_rows(pairs, vectors, self.dims) if pairs else None
+        replaced = [item.record.path for item in batch if item.pieces is not None]
+        self.store.write(self.gen, [item.record for item in batch], chunks, replaced, deleted)
+
+
+def _chunk_rows(pairs: list[tuple[Piece, str]], vectors: dict[str, np.ndarray],
+                dims: int) -> pa.Table:  # fmt: skip
+    chunks = [p.chunk for p, _ in pairs]
+    flat = np.stack([vectors[h] for _, h in pairs]).astype(np.float32).ravel()
+    columns = {
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), dims),
+        "path": [c.path for c in chunks],
+        "start_line": [c.start_line for c in chunks],
+        "end_line": [c.end_line for c in chunks],
+        "language": [c.language for c in chunks],
+        "symbol": [c.symbol for c in chunks],
+        "text": [c.text for c in chunks],
+        "fts": [split_identifiers(f"{c.path} {c.symbol}\n{c.text}") for c in chunks],
+        "content_hash": [h for _, h in pairs],
+    }
+    return pa.Table.from_pydict(columns, schema=chunks_schema(dims))

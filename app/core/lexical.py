@@ -1,0 +1,37 @@
+"""Text for the full-text index, with code identifiers split into words.
+
+LanceDB's tokenizer keeps ``parseHTTPResponse`` and ``parse_http_response`` whole, so a
+search for "parse http response" would find neither. Both the indexed text and the query
+go through :func:`split_identifiers`, which keeps each identifier and adds its words.
+"""
+
+from __future__ import annotations
+
+import re
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Boundaries inside an identifier: lower->Upper, ACRONYMWord, letter<->digit.
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def identifier_words(identifier: str) -> list[str]:
+    """``parseHTTPResponse`` -> ``["parse", "http", "response"]``."""
+    words = []
+    for part in identifier.split("_"):
+        words.extend(w.lower() for w in _CAMEL.findall(part))
+    return words
+
+
+def split_identifiers(text: str) -> str:
+    """``text`` plus the words of every compound identifier in it, space-separated."""
+    extra = []
+    for ident in set(_IDENTIFIER.findall(text)):
+        words = identifier_words(ident)
+        if len(words) > 1:
+            extra.append(" ".join(words))
+    return text if not extra else text + "\n" + " ".join(sorted(extra))
+
+
+def text_words(text: str) -> set[str]:
+    """Every lower-case word in ``text``, identifiers split: for matching query words."""
+    return {w for ident in _IDENTIFIER.findall(text) for w in identifier_words(ident)}

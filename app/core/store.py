@@ -1,0 +1,312 @@
+"""One LanceDB database per project: its chunks, its files, and what built them.
+
+Layout: ``<data>/projects/<hash of the absolute root>/index.lance/`` with tables
+
+* ``meta``: schema version, project root, active model id and dims, last indexed;
+* ``chunks_<gen>``: vector, text, identifier-split text for BM25, path, lines, language,
+  symbol, content hash;
+* ``files_<gen>``: path, size, mtime, sha256, status or skip reason, chunk count.
+
+``<gen>`` is derived from the model id. A new model writes a fresh pair of tables, so
+vectors of different models or dims never mix, and the old index keeps answering until
+the new one is complete.
+
+Crash safety without transactions: a batch first replaces the chunks of its files, then
+upserts their ``files`` rows. The ``files`` row is the commit record: if the process dies
+in between, the file still looks changed on the next run and is simply done again
+(deleting whatever rows it has first, so there are never duplicates).
+
+Every write is batched (a few versions per batch, not per file) and :meth:`finish`
+compacts and prunes old versions, because per-file writes leave thousands of versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from app import paths
+from app.core.errors import CodeLampError
+
+SCHEMA_VERSION = 1
+# Search is exact, over all vectors in RAM, while they fit this budget (100k chunks of a
+# 384-dim model take 154 MB). Beyond it an IVF index is built, and rebuilt when the table
+# has doubled since (docs/PERFORMANCE.md).
+EXACT_SEARCH_BYTES = 256 << 20
+# The IVF index: IVF_FLAT (exact distances inside a partition) with ~1,000 rows per
+# partition, searching half of them: recall@10 1.000 at 100k (a quarter gave 0.981, too
+# close to the 0.98 floor), scripts/bench_search.py --ann. IVF_PQ and IVF_HNSW_SQ, with
+# the settings tried, reached only 0.91 and 0.87.
+ANN_ROWS_PER_PARTITION = 1000
+ANN_PROBE_SHARE = 2  # probe 1/2 of the partitions
+ANN_MIN_PROBES = 20
+# Compact when this many fragments or versions have piled up.
+MAX_FRAGMENTS = 16
+MAX_VERSIONS = 24
+
+
+class IndexDamaged(CodeLampError):
+    pass
+
+
+class NotIndexed(CodeLampError):
+    pass
+
+
+@dataclass
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    status: str  # "indexed" | "skipped"
+    reason: str
+    chunks: int
+    indexed_at: float
+
+
+FILES_SCHEMA = pa.schema([
+    ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+    ("sha256", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("chunks", pa.int32()), ("indexed_at", pa.float64()),
+])  # fmt: skip
+META_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string())])
+
+
+def chunks_schema(dims: int) -> pa.Schema:
+    return pa.schema([
+        ("vector", pa.list_(pa.float32(), dims)),
+        ("path", pa.string()), ("start_line", pa.int32()), ("end_line", pa.int32()),
+        ("language", pa.string()), ("symbol", pa.string()),
+        ("text", pa.string()), ("fts", pa.string()), ("content_hash", pa.string()),
+    ])  # fmt: skip
+
+
+def needs_ann(rows: int, dims: int) -> bool:
+    return rows * dims * 4 > EXACT_SEARCH_BYTES
+
+
+def project_dir(root: Path) -> Path:
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return paths.data_dir() / "projects" / key
+
+
+def generation(model_id: str) -> str:
+    return hashlib.sha256(model_id.encode()).hexdigest()[:12]
+
+
+def sql_in(column: str, values: list[str]) -> str:
+    quoted = ",".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def damaged(root: Path, detail: str) -> IndexDamaged:
+    return IndexDamaged(
+        f"The index for {root} is damaged ({detail}). Rebuild it with "
+        f"`codelamp index {root}`, or delete it with `codelamp forget {root}`."
+    )
+
+
+def _lance_detail(exc: Exception) -> str:
+    text = str(exc).replace("lance error: ", "")
+    return text.split(", /")[0][:160]  # drop the Rust source locations
+
+
+class ProjectStore:
+    """The index of one project folder. One writer at a time; any number of readers."""
+
+    def __init__(self, root: Path, db, meta: dict[str, str]) -> None:
+        self.root, self.db, self.meta = root, db, meta
+        self.dir = project_dir(root)
+
+    # --- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path) -> ProjectStore:
+        """Open an existing index for reading; verifies it is intact."""
+        import lancedb
+
+        folder = project_dir(root)
+        if not (folder / "index.lance").is_dir():
+            raise NotIndexed(f"{root} is not indexed yet. Run `codelamp index {root}` first.")
+        try:
+            db = lancedb.connect(folder / "index.lance")
+            meta = _read_meta(db)
+        except Exception as exc:  # noqa: BLE001 - any failure here means damage
+            raise damaged(root, _lance_detail(exc)) from exc
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            found = meta.get("schema_version")
+            raise damaged(root, f"made by a different CodeLamp version (schema {found})")
+        store = cls(root, db, meta)
+        store.verify()
+        return store
+
+    @classmethod
+    def open_for_writing(cls, root: Path) -> tuple[ProjectStore, str | None]:
+        """Open or create the index. A damaged or outdated one is rebuilt from scratch
+        (it only holds derived data, and the embedding cache makes that cheap); the
+        second value says why, for the user."""
+        import lancedb
+
+        rebuilt = None
+        try:
+            store = cls.open(root)
+        except NotIndexed:
+            pass
+        except IndexDamaged as exc:
+            rebuilt = str(exc).split(" Rebuild it")[0]
+            shutil.rmtree(project_dir(root), ignore_errors=True)
+        else:
+            return store, None
+        folder = paths.ensure(project_dir(root))
+        db = lancedb.connect(folder / "index.lance")
+        meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
+                "created": str(time.time())}  # fmt: skip
+        db.create_table("meta", pa.Table.from_pylist(
+            [{"key": k, "value": v} for k, v in meta.items()], schema=META_SCHEMA))  # fmt: skip
+        return cls(root, db, meta), rebuilt
+
+    def verify(self) -> None:
+        """Read one small column of every table: that opens every data file, so a
+        truncated or missing file shows up now rather than in the middle of a search."""
+        gen = self.meta.get("generation")
+        if not gen:
+            return
+        try:
+            for name, column in ((f"chunks_{gen}", "start_line"), (f"files_{gen}", "size")):
+                table = self.db.open_table(name)
+                readable = table.search().select([column]).limit(None).to_arrow().num_rows
+                if readable != (total := table.count_rows()):
+                    raise RuntimeError(f"{name} has {readable} readable rows of {total}")
+            if self.meta.get("fts") == "1":
+                self.db.open_table(f"chunks_{gen}").search(
+                    "verify", query_type="fts", fts_columns="fts").limit(1).to_arrow()
+        except Exception as exc:  # noqa: BLE001
+            raise damaged(self.root, _lance_detail(exc)) from exc
+
+    # --- reading -------------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str | None:
+        return self.meta.get("model_id")
+
+    @property
+    def dims(self) -> int | None:
+        return int(self.meta["dims"]) if "dims" in self.meta else None
+
+    def chunks_table(self, gen: str | None = None):
+        return self.db.open_table(f"chunks_{gen or self.meta['generation']}")
+
+    def files_table(self, gen: str | None = None):
+        return self.db.open_table(f"files_{gen or self.meta['generation']}")
+
+    def file_records(self, gen: str) -> dict[str, FileRecord]:
+        if f"files_{gen}" not in self.table_names():
+            return {}
+        rows = self.files_table(gen).search().limit(None).to_arrow().to_pylist()
+        return {r["path"]: FileRecord(**r) for r in rows}
+
+    def table_names(self) -> set[str]:
+        return set(self.db.list_tables().tables)
+
+    def size_on_disk(self) -> int:
+        return sum(f.stat().st_size for f in self.dir.rglob("*") if f.is_file())
+
+    # --- writing -------------------------------------------------------------------------
+
+    def prepare(self, model_id: str, dims: int) -> str:
+        """Tables for ``model_id``: the active ones, or a fresh (or resumed) pair."""
+        gen = generation(model_id)
+        names = self.table_names()
+        if f"chunks_{gen}" not in names:
+            self.db.create_table(f"chunks_{gen}", schema=chunks_schema(dims))
+        if f"files_{gen}" not in names:
+            self.db.create_table(f"files_{gen}", schema=FILES_SCHEMA)
+        return gen
+
+    def write(self, gen: str, records: list[FileRecord], chunks: pa.Table | None,
+              replaced: list[str], deleted: list[str]) -> None:
+        """Apply one batch: chunks first, then the ``files`` rows that commit them."""
+        chunks_table, files_table = self.chunks_table(gen), self.files_table(gen)
+        if replaced or deleted:
+            chunks_table.delete(sql_in("path", replaced + deleted))
+        if chunks is not None and chunks.num_rows:
+            chunks_table.add(chunks)
+        if deleted:
+            files_table.delete(sql_in("path", deleted))
+        if records:
+            data = pa.Table.from_pylist([asdict(r) for r in records], schema=FILES_SCHEMA)
+            (files_table.merge_insert("path").when_matched_update_all()
+             .when_not_matched_insert_all().execute(data))  # fmt: skip
+
+    def finish(self, gen: str, model_id: str, dims: int, model_path: Path) -> None:
+        """After a complete run: make ``gen`` active, drop older generations, keep the
+        full-text and vector indexes current, and compact."""
+        from lancedb.index import FTS
+
+        chunks = self.chunks_table(gen)
+        rows = chunks.count_rows()
+        meta = dict(self.meta, model_id=model_id, dims=str(dims), generation=gen,
+                    model_path=str(model_path), last_indexed=str(time.time()))  # fmt: skip
+        if meta.get("generation") != self.meta.get("generation"):
+            meta.pop("fts", None)
+            meta.pop("ann_rows", None)
+            meta.pop("ann_nprobes", None)
+        if rows and meta.get("fts") != "1":
+            chunks.create_index("fts", config=FTS(stem=True, remove_stop_words=True),
+                                replace=True)  # fmt: skip
+            meta["fts"] = "1"
+        ann_rows = int(meta.get("ann_rows", 0))
+        if needs_ann(rows, dims) and (not ann_rows or rows >= 2 * ann_rows):
+            from lancedb.index import IvfFlat
+
+            partitions = max(16, rows // ANN_ROWS_PER_PARTITION)
+            chunks.create_index("vector", replace=True, config=IvfFlat(
+                distance_type="cosine", num_partitions=partitions))  # fmt: skip
+            meta["ann_rows"] = str(rows)
+            meta["ann_nprobes"] = str(max(ANN_MIN_PROBES, partitions // ANN_PROBE_SHARE))
+        self._write_meta(meta)
+        for name in self.table_names() - {f"chunks_{gen}", f"files_{gen}", "meta"}:
+            self.db.drop_table(name)
+        self.compact(force=True)
+
+    def compact(self, force: bool = False) -> None:
+        """Merge small fragments, fold new rows into the indexes, drop old versions."""
+        for name in self.table_names():
+            table = self.db.open_table(name)
+            crowded = (table.stats()["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
+                       or len(table.list_versions()) > MAX_VERSIONS)  # fmt: skip
+            if force or crowded:
+                with warnings.catch_warnings():
+                    # LanceDB warns that readers of old versions would fail. This process
+                    # is the only writer, and searches retry on the latest version.
+                    warnings.filterwarnings("ignore", "optimize.cleanup_older_than",
+                                            UserWarning)  # fmt: skip
+                    table.optimize(cleanup_older_than=timedelta(0))
+
+    def _write_meta(self, meta: dict[str, str]) -> None:
+        data = pa.Table.from_pylist([{"key": k, "value": v} for k, v in meta.items()],
+                                    schema=META_SCHEMA)  # fmt: skip
+        self.db.create_table("meta", data, mode="overwrite")
+        self.meta = meta
+
+
+def _read_meta(db) -> dict[str, str]:
+    rows = db.open_table("meta").search().limit(None).to_arrow().to_pylist()
+    return {r["key"]: r["value"] for r in rows}
+
+
+def forget(root: Path) -> bool:
+    """Delete a project's index. Returns False when there was none."""
+    folder = project_dir(root)
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True

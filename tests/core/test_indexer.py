@@ -1,0 +1,208 @@
+"""Indexing with the real model and a real LanceDB: incremental, cached, cancellable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sample_project import INDEXED, make_project
+
+from app.core.cache import EmbeddingCache
+from app.core.embedder import Embedder
+from app.core.errors import CodeLampError
+from app.core.indexer import IndexControl, index_project
+from app.core.search import Searcher
+from app.core.store import ProjectStore
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "demo")
+
+
+def stored_chunks(root: Path) -> list[tuple[str, int, int]]:
+    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
+        ["path", "start_line", "end_line"]).to_arrow().to_pylist()  # fmt: skip
+    return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
+
+
+def top_path(root: Path, embedder, query: str, **kw) -> str:
+    results = Searcher(ProjectStore.open(root), embedder).search(query, **kw)
+    return results[0].path if results else ""
+
+
+def test_first_index_covers_exactly_the_indexable_files(project, embedder):
+    result = index_project(project, embedder)
+    assert not result.cancelled
+    assert result.files_indexed == len(INDEXED)
+    assert {p for p, _, _ in stored_chunks(project)} == INDEXED
+    skipped = dict(result.skipped)
+    assert set(skipped) == {".env", "assets/logo.bin", "data.json"}
+    assert "secret" in skipped[".env"] and "large" in skipped["data.json"]
+    assert result.chunks_embedded > 0
+
+
+def test_nothing_changed_means_nothing_read(project, embedder):
+    index_project(project, embedder)
+    again = index_project(project, embedder)
+    assert (again.files_indexed, again.chunks_embedded) == (0, 0)
+    assert again.files_unchanged == len(INDEXED)
+
+
+def test_edit_reembeds_only_the_changed_chunk(project, embedder):
+    index_project(project, embedder)
+    before = stored_chunks(project)
+    path = project / "src/upload.py"
+    path.write_text(path.read_text().replace("2 ** attempt", "min(60, 2 ** attempt)"))
+    cache = EmbeddingCache()
+    result = index_project(project, embedder, cache=cache)
+    assert result.files_indexed == 1
+    assert result.chunks_embedded == 1, "only the retry function changed"
+    assert result.chunks_cached >= 2
+    assert stored_chunks(project) == before  # same chunks, same places
+    assert cache.hits >= 2 and cache.misses == 1
+
+
+def test_touch_without_change_embeds_nothing(project, embedder):
+    index_project(project, embedder)
+    os.utime(project / "src/config.py", ns=(1, 1))
+    result = index_project(project, embedder)
+    assert (result.files_indexed, result.chunks_embedded) == (1, 0)
+    assert index_project(project, embedder).files_indexed == 0  # the new mtime was recorded
+
+
+def test_rename_and_move_cost_no_embedding(project, embedder):
+    index_project(project, embedder)
+    (project / "pkg").mkdir()
+    shutil.move(project / "src/config.py", project / "pkg/settings_loader.py")
+    result = index_project(project, embedder)
+    assert result.files_deleted == 1 and result.files_indexed == 1
+    assert result.chunks_embedded == 0, "a move only changes the path: the cache has it all"
+    paths = {p for p, _, _ in stored_chunks(project)}
+    assert "src/config.py" not in paths and "pkg/settings_loader.py" in paths
+
+
+def test_deleted_file_leaves_the_index(project, embedder):
+    index_project(project, embedder)
+    (project / "src/auth.go").unlink()
+    result = index_project(project, embedder)
+    assert result.files_deleted == 1
+    assert "src/auth.go" not in {p for p, _, _ in stored_chunks(project)}
+    assert top_path(project, embedder, "bcrypt password hash", mode="lexical") != "src/auth.go"
+
+
+def test_newly_ignored_file_is_removed(project, embedder):
+    index_project(project, embedder)
+    (project / ".gitignore").write_text("build/\n*.log\nlib/\n")
+    index_project(project, embedder)
+    assert not any(p.startswith("lib/") for p, _, _ in stored_chunks(project))
+
+
+def test_cancel_keeps_a_consistent_index_and_resumes(tmp_path, embedder):
+    root = tmp_path / "many"
+    for i in range(40):
+        (root / f"m{i:02d}").mkdir(parents=True)
+        (root / f"m{i:02d}" / "mod.py").write_text(
+            f"def function_{i}(x):\n    return x * {i}\n\n\ndef other_{i}(y):\n    return y - {i}\n"
+        )
+    control = IndexControl()
+
+    def stop_early(p):
+        if p.files_done >= 5:
+            control.cancel()
+
+    result = index_project(root, embedder, control=control, progress=stop_early)
+    assert result.cancelled and 5 <= result.files_indexed < 40
+    store = ProjectStore.open(root)
+    records = store.file_records(store.meta.get("generation") or _only_gen(store))
+    done = {p for p, r in records.items() if r.status == "indexed"}
+    assert {p for p, _, _ in stored_chunks_any(store)} == done, "chunks only for committed files"
+    final = index_project(root, embedder)
+    assert not final.cancelled and final.files_indexed == 40 - len(done)
+    chunks = stored_chunks(root)
+    assert len(chunks) == len(set(chunks)) == 80
+
+
+def _only_gen(store: ProjectStore) -> str:
+    (name,) = [n for n in store.table_names() if n.startswith("files_")]
+    return name.removeprefix("files_")
+
+
+def stored_chunks_any(store: ProjectStore):
+    table = store.db.open_table("chunks_" + (store.meta.get("generation") or _only_gen(store)))
+    rows = table.search().limit(None).select(["path", "start_line", "end_line"]).to_arrow()
+    return [(r["path"], r["start_line"], r["end_line"]) for r in rows.to_pylist()]
+
+
+def test_pause_blocks_until_resume(tmp_path, embedder):
+    import threading
+
+    root = tmp_path / "p"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}.py").write_text(f"def f{i}():\n    return {i}\n")
+    control = IndexControl()
+    control.pause()
+    done = threading.Event()
+    outcome = {}
+
+    def run():
+        outcome["result"] = index_project(root, embedder, control=control)
+        done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert not done.wait(1.5), "paused indexing must not finish"
+    control.resume()
+    assert done.wait(60)
+    t.join()
+    assert outcome["result"].files_indexed == 6
+
+
+def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8):
+    index_project(project, embedder)
+    old_gen = ProjectStore.open(project).meta["generation"]
+    with Embedder(default_model_q8) as q8:
+        result = index_project(project, q8)
+        assert result.chunks_embedded > 0, "another model's vectors are never reused"
+        store = ProjectStore.open(project)
+        assert store.model_id == q8.model_id and store.meta["generation"] != old_gen
+        assert not any(old_gen in n for n in store.table_names()), "old tables dropped"
+        assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
+    with pytest.raises(CodeLampError, match="Re-index"):
+        Searcher(ProjectStore.open(project), embedder)
+
+
+def test_causal_model_with_other_dims(project, gemma_model):
+    with Embedder(gemma_model) as causal:
+        index_project(project, causal)
+        store = ProjectStore.open(project)
+        assert store.dims == 640
+        assert Searcher(store, causal).search("password", k=3)
+
+
+def test_fragments_and_versions_stay_bounded(tmp_path, embedder):
+    root = tmp_path / "big"
+    root.mkdir()
+    for i in range(500):
+        (root / f"f{i:03d}.py").write_text(f"VALUE_{i} = {i}\n")
+    index_project(root, embedder)
+    for i in range(50):
+        (root / f"f{i:03d}.py").write_text(f"VALUE_{i} = {i + 1000}\n")
+        index_project(root, embedder)
+    store = ProjectStore.open(root)
+    for name in store.table_names():
+        table = store.db.open_table(name)
+        assert table.stats()["fragment_stats"]["num_fragments"] < 100, name
+        assert len(table.list_versions()) < 100, name
+    assert len(stored_chunks(root)) == 500
+
+
+def test_missing_or_wrong_root(tmp_path, embedder):
+    with pytest.raises(CodeLampError, match="No folder"):
+        index_project(tmp_path / "nope", embedder)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(CodeLampError, match="not a folder"):
+        index_project(tmp_path / "file.txt", embedder)

@@ -1,0 +1,140 @@
+"""Search over a real index built with the real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from homes import codelamp_home_at
+from sample_project import make_project
+
+from app.core.errors import CodeLampError
+from app.core.indexer import index_project
+from app.core.lexical import identifier_words, split_identifiers
+from app.core.search import Searcher, SearchResult, _dedupe, _fuse
+from app.core.store import ProjectStore
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, embedder) -> tuple[Path, Path]:
+    """(project root, CODELAMP_HOME) of the sample project, indexed once."""
+    root = make_project(tmp_path_factory.mktemp("search") / "demo")
+    with codelamp_home_at(tmp_path_factory.mktemp("search-home")) as home:
+        index_project(root, embedder)
+    return root, home
+
+
+@pytest.fixture
+def searcher(indexed, embedder, monkeypatch) -> Searcher:
+    root, home = indexed
+    monkeypatch.setenv("CODELAMP_HOME", str(home))
+    return Searcher(ProjectStore.open(root), embedder)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector"])
+@pytest.mark.parametrize(
+    ("query", "path", "symbol"),
+    [
+        ("where do we retry failed uploads?", "src/upload.py", "retry_failed_upload"),
+        ("hash a user's password", "src/auth.go", "HashPassword"),
+        ("load settings from a json file", "src/config.py", "parse_config"),
+        ("fetch the profile of a user from the api", "web/api.ts", "fetchUserProfile"),
+        ("evict the least recently used cache entry", "lib/cache.rs", ""),
+    ],
+)
+def test_finds_code_by_meaning(searcher, mode, query, path, symbol):
+    top = searcher.search(query, k=3, mode=mode)[0]
+    assert top.path == path
+    if symbol:
+        assert symbol in top.symbol
+
+
+def test_lexical_splits_identifiers_both_ways(searcher):
+    # The README mentions parse_config too, so it may come first.
+    top2 = searcher.search("parseConfig", k=2, mode="lexical")
+    assert "parse_config" in {r.symbol for r in top2}
+    assert searcher.search("fetch user profile", mode="lexical")[0].path == "web/api.ts"
+
+
+def test_lexical_needs_no_model(indexed, monkeypatch):
+    root, home = indexed
+    monkeypatch.setenv("CODELAMP_HOME", str(home))
+    s = Searcher(ProjectStore.open(root), embedder=None)
+    assert s.search("bcrypt", mode="lexical")[0].path == "src/auth.go"
+    with pytest.raises(CodeLampError, match="needs a model"):
+        s.search("bcrypt", mode="hybrid")
+
+
+def test_result_fields(searcher):
+    r = searcher.search("retry failed upload", k=1)[0]
+    assert (r.language, r.start_line) == ("python", 17)
+    assert r.end_line >= 25
+    assert "retry_failed_upload" in r.text and r.snippet
+    assert r.score > 0
+    assert set(r.as_dict()) == {"path", "start_line", "end_line", "symbol", "language",
+                                "score", "snippet"}  # fmt: skip
+
+
+def test_language_filter(searcher):
+    results = searcher.search("password", k=10, language="go")
+    assert results and {r.language for r in results} == {"go"}
+    assert {r.language for r in searcher.search("function", k=20, language="python,rust")} <= {
+        "python", "rust"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("glob", "allowed"), [("web/", {"web/api.ts"}),
+                                               ("*.py", {"src/upload.py", "src/config.py"}),
+                                               ("src/**/*.go", {"src/auth.go"})])
+def test_path_filter(searcher, glob, allowed):
+    results = searcher.search("user password upload settings", k=10, path_glob=glob)
+    assert results and {r.path for r in results} <= allowed
+
+
+def test_filters_that_match_nothing(searcher):
+    assert searcher.search("anything", path_glob="nowhere/") == []
+    assert searcher.search("anything", language="cobol") == []
+
+
+def test_blank_query_and_unknown_mode(searcher):
+    assert searcher.search("   ") == []
+    with pytest.raises(CodeLampError, match="Unknown search mode"):
+        searcher.search("x", mode="fuzzy")
+
+
+@pytest.mark.parametrize("query", ['"unbalanced', "a:b (c) [d] {e} *f? ~g ^h", "AND OR NOT",
+                                   "' OR 1=1 --", "\\", "🚀"])
+def test_odd_queries_do_not_break(searcher, query):
+    for mode in ("lexical", "hybrid"):
+        searcher.search(query, mode=mode)
+
+
+def test_results_never_overlap(searcher):
+    results = searcher.search("class upload client send blob", k=20)
+    for i, a in enumerate(results):
+        assert not any(a.overlaps(b) for b in results[i + 1 :])
+
+
+def _r(path, start, end, score=0.0):
+    return SearchResult(path, start, end, "", "python", score, "", "")
+
+
+def test_dedupe_keeps_best_of_overlapping():
+    kept = _dedupe([_r("a.py", 1, 10, 0.5), _r("a.py", 5, 20, 0.9), _r("b.py", 1, 10, 0.1),
+                    _r("a.py", 21, 30, 0.3)], k=10)  # fmt: skip
+    assert [(r.path, r.start_line) for r in kept] == [("a.py", 5), ("a.py", 21), ("b.py", 1)]
+
+
+def test_reciprocal_rank_fusion_rewards_agreement():
+    both, only_vec, only_lex = _r("both.py", 1, 2), _r("v.py", 1, 2), _r("l.py", 1, 2)
+    fused = _fuse([[only_vec, both], [only_lex, both]])
+    assert fused[0].path == "both.py"
+    assert fused[0].score == pytest.approx(2 / 62)
+
+
+def test_identifier_splitting():
+    assert identifier_words("parseHTTPResponse") == ["parse", "http", "response"]
+    assert identifier_words("parse_http_response") == ["parse", "http", "response"]
+    assert identifier_words("XMLHttpRequest2") == ["xml", "http", "request", "2"]
+    text = split_identifiers("def parseHTTPResponse(raw_bytes): pass")
+    assert "parse http response" in text and "raw bytes" in text
+    assert split_identifiers("plain words only") == "plain words only"

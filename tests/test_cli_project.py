@@ -1,0 +1,163 @@
+"""index / search / status / forget, run as real subprocesses, including a SIGKILL."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sample_project import INDEXED, make_project
+
+from app.core.store import ProjectStore, project_dir
+
+
+def codelamp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True,
+                          text=True, input=stdin, timeout=600)  # fmt: skip
+
+
+@pytest.fixture
+def project(tmp_path, installed_default_model) -> Path:
+    return make_project(tmp_path / "demo")
+
+
+def index_json(root: Path) -> dict:
+    proc = codelamp("index", str(root), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_index_search_status_forget(project):
+    summary = index_json(project)
+    assert summary["files_indexed"] == len(INDEXED) and not summary["cancelled"]
+
+    proc = codelamp("search", str(project), "where do we retry failed uploads?", "--json")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results[0]["path"] == "src/upload.py"
+    assert results[0]["symbol"] == "retry_failed_upload"
+    assert {"start_line", "end_line", "language", "score", "snippet"} <= set(results[0])
+
+    text = codelamp("search", str(project), "bcrypt", "--mode", "lexical", "-k", "1")
+    assert text.returncode == 0 and "src/auth.go" in text.stdout
+
+    status = json.loads(codelamp("status", str(project), "--json").stdout)
+    assert status["files"] == len(INDEXED) and status["chunks"] > 0
+    assert {s["path"] for s in status["skipped"]} == {".env", "assets/logo.bin", "data.json"}
+    assert status["model"].startswith("all-MiniLM-L6-v2") and status["dims"] == 384
+    assert status["index_bytes"] > 0 and status["last_indexed"]
+
+    assert codelamp("forget", str(project)).returncode == 0
+    assert not project_dir(project.resolve()).exists()
+    assert (project / "src/upload.py").exists(), "forget never touches the project's files"
+    again = codelamp("search", str(project), "x")
+    assert again.returncode == 1 and "not indexed" in again.stderr
+
+
+def test_search_filters_on_the_command_line(project):
+    index_json(project)
+    proc = codelamp("search", str(project), "password", "--lang", "go", "--json")
+    assert {r["language"] for r in json.loads(proc.stdout)["results"]} == {"go"}
+    proc = codelamp("search", str(project), "user", "--path", "web/", "--json")
+    assert {r["path"] for r in json.loads(proc.stdout)["results"]} == {"web/api.ts"}
+
+
+def test_queries_from_stdin_one_json_line_each(project):
+    index_json(project)
+    proc = codelamp("search", str(project), "-", stdin="hash a password\n\nload settings from a json file\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [x["query"] for x in lines] == ["hash a password", "load settings from a json file"]
+    assert lines[0]["results"][0]["path"] == "src/auth.go"
+    assert lines[1]["results"][0]["path"] == "src/config.py"
+
+
+@pytest.mark.parametrize("args", [("index", "{missing}"), ("search", "{missing}", "q"),
+                                  ("status", "{missing}"), ("index", "{file}")])
+def test_bad_paths_are_one_line_errors(tmp_path, args):
+    (tmp_path / "afile").write_text("x")
+    subst = {"{missing}": str(tmp_path / "missing"), "{file}": str(tmp_path / "afile")}
+    proc = codelamp(*[subst.get(a, a) for a in args])
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2(project):
+    assert codelamp("search", str(project)).returncode == 2
+    assert codelamp("search", str(project), "q", "--mode", "psychic").returncode == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete_data", "delete_versions"])
+def test_damaged_index_is_detected_and_rebuilt(project, damage):
+    index_json(project)
+    lance = project_dir(project.resolve()) / "index.lance"
+    (chunks,) = glob.glob(str(lance / "chunks_*.lance"))
+    data = sorted(glob.glob(chunks + "/data/*.lance"), key=os.path.getsize)[-1]
+    if damage == "truncate":
+        os.truncate(data, os.path.getsize(data) // 2)
+    elif damage == "delete_data":
+        os.remove(data)
+    else:
+        for f in glob.glob(chunks + "/_versions/*"):
+            os.remove(f)
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+
+    proc = codelamp("search", str(project), "retry upload")
+    assert proc.returncode == 1
+    assert "damaged" in proc.stderr and "codelamp forget" in proc.stderr
+    assert "codelamp index" in proc.stderr and proc.stderr.count("\n") == 1
+    assert before == {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+
+    rebuilt = codelamp("index", str(project), "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "damaged" in rebuilt.stderr and "rebuilt" in rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["chunks_embedded"] == 0, "the cache survives"
+    proc = codelamp("search", str(project), "retry failed uploads", "--json")
+    assert json.loads(proc.stdout)["results"][0]["path"] == "src/upload.py"
+
+
+def chunk_keys(root: Path) -> list[tuple[str, int, int]]:
+    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
+        ["path", "start_line", "end_line"]).to_arrow().to_pylist()  # fmt: skip
+    return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
+
+
+def test_sigkill_mid_index_then_rerun_is_consistent(tmp_path, installed_default_model):
+    root = tmp_path / "killme"
+    for i in range(120):
+        pkg = root / f"pkg{i:03d}"
+        pkg.mkdir(parents=True)
+        (pkg / "mod.py").write_text("".join(
+            f"def handler_{i}_{j}(request):\n    value = request.get('k{j}')\n"
+            f"    return value * {j} + {i}\n\n\n" for j in range(6)))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    files = project_dir(root.resolve()) / "index.lance"
+    deadline = time.monotonic() + 120
+    # The writer commits every 10 s; 720 chunks take ~25 s. Wait for the first commit.
+    while time.monotonic() < deadline:
+        committed = glob.glob(str(files / "files_*.lance/data/*.lance"))
+        if committed:
+            break
+        time.sleep(0.2)
+    time.sleep(0.7)  # and then die somewhere in the middle of the next one
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert committed, "the index never committed anything before the kill"
+
+    summary = index_json(root)
+    assert not summary["cancelled"]
+    assert summary["files_indexed"] < 120, "work committed before the kill is kept"
+    keys = chunk_keys(root)
+    assert len(keys) == len(set(keys)), "no duplicate chunks"
+    assert {p for p, _, _ in keys} == {f"pkg{i:03d}/mod.py" for i in range(120)}
+    # Exactly what a fresh index of the same files gives.
+    codelamp("forget", str(root))
+    index_json(root)
+    assert chunk_keys(root) == keys
