@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import os
 import random
+import shutil
 import statistics
 import sysconfig
 import tempfile
@@ -26,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "turtledemo", "ensurepip"}
@@ -102,10 +105,12 @@ def build_corpus(dest: Path, wanted: int, seed: int) -> list[Target]:
 
 def index_windows(root: Path, embedder, store_root: Path) -> None:
     """The baseline: 30-line windows every 15 lines, same model, same store and search."""
+    from app.core.cache import EmbeddingCache
     from app.core.lexical import split_identifiers
     from app.core.store import ProjectStore, chunks_schema
 
-    rows = {k: [] for k in ("path", "start_line", "end_line", "text", "fts")}
+    rows = {k: [] for k in ("path", "start_line", "end_line", "def_start", "def_end", "text",
+                            "fts")}  # fmt: skip
     embed_texts = []
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root).as_posix()
@@ -117,10 +122,19 @@ def index_windows(root: Path, embedder, store_root: Path) -> None:
             rows["path"].append(rel)
             rows["start_line"].append(start + 1)
             rows["end_line"].append(min(start + WINDOW, len(lines)))
+            rows["def_start"].append(start + 1)
+            rows["def_end"].append(min(start + WINDOW, len(lines)))
             rows["text"].append(text)
             rows["fts"].append(split_identifiers(rel + "\n" + text))
             embed_texts.append(rel + "\n" + text)
-    vectors = embedder.embed_documents(embed_texts)
+    cache = EmbeddingCache()  # reruns with the same CODELAMP_HOME skip the embedding
+    keys = [hashlib.sha256(t.encode()).hexdigest() for t in embed_texts]
+    known = cache.get_many(embedder.model_id, keys)
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    fresh = embedder.embed_documents([embed_texts[i] for i in todo]) if todo else []
+    cache.put_many(embedder.model_id, {keys[i]: v for i, v in zip(todo, fresh, strict=True)})
+    known.update({keys[i]: v for i, v in zip(todo, fresh, strict=True)})
+    vectors = np.stack([known[k] for k in keys])
     n, dims = len(embed_texts), embedder.dim
     store, _ = ProjectStore.open_for_writing(store_root)
     gen = store.prepare(embedder.model_id, dims)
@@ -155,6 +169,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="GGUF file (default: the default model)")
     parser.add_argument("--write", type=Path, help="also write the results as Markdown")
+    parser.add_argument("--work", type=Path, help="folder for the corpus and baseline "
+                        "(default: a new temp folder); reuse it with the same CODELAMP_HOME "
+                        "to skip re-indexing")
     args = parser.parse_args()
     os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="codelamp-eval-"))
 
@@ -162,10 +179,11 @@ def main() -> None:
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.store import ProjectStore, forget
 
-    work = Path(tempfile.mkdtemp(prefix="codelamp-eval-corpus-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="codelamp-eval-corpus-"))
     corpus = work / "stdlib"
+    shutil.rmtree(corpus, ignore_errors=True)
     targets = build_corpus(corpus, args.queries, args.seed)
     n_files = sum(1 for _ in corpus.rglob("*.py"))
     print(f"{len(targets)} queries over {n_files} stdlib files (seed {args.seed})")
@@ -177,7 +195,8 @@ def main() -> None:
     print(f"CodeLamp chunks: {chunks} in {time.perf_counter() - t0:.0f} s "
           f"({result.chunks_embedded} embedded)")
     baseline_root = work / "windows"
-    baseline_root.mkdir()
+    baseline_root.mkdir(exist_ok=True)
+    forget(baseline_root)  # always rebuilt: it is written directly, not incrementally
     t0 = time.perf_counter()
     index_windows(corpus, embedder, baseline_root)
     windows = ProjectStore.open(baseline_root).chunks_table().count_rows()

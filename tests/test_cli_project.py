@@ -70,7 +70,8 @@ def test_search_filters_on_the_command_line(project):
 
 def test_queries_from_stdin_one_json_line_each(project):
     index_json(project)
-    proc = codelamp("search", str(project), "-", stdin="hash a password\n\nload settings from a json file\n")
+    queries = "hash a password\n\nload settings from a json file\n"
+    proc = codelamp("search", str(project), "-", stdin=queries)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [x["query"] for x in lines] == ["hash a password", "load settings from a json file"]

@@ -20,18 +20,27 @@ part carries the definition's signature, so it still says what it belongs to.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
 import re
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
+
+from app.core.languages import (
+    CLOSERS,
+    COMMENTS,
+    GRAMMARS,
+    JS_FUNCTIONS,
+    NEEDS_BODY,
+    Grammar,
+    language_for,
+    language_from_shebang,
+    parser_for,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -79,173 +88,6 @@ def _join(*parts: str) -> str:
     return "\n".join(part for part in parts if part)
 
 
-# --- Languages ---------------------------------------------------------------------------
-
-_EXTENSIONS = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go", ".rs": "rust", ".java": "java", ".c": "c", ".h": "c",
-    ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-    ".cs": "csharp", ".rb": "ruby", ".php": "php", ".sh": "bash", ".bash": "bash",
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".rst": "rst",
-    ".txt": "text", ".yml": "yaml", ".yaml": "yaml", ".toml": "toml", ".json": "json",
-    ".jsonc": "json", ".ini": "ini", ".cfg": "ini", ".conf": "ini", ".sql": "sql",
-    ".html": "html", ".htm": "html", ".xml": "xml", ".css": "css", ".scss": "scss",
-    ".less": "less", ".vue": "vue", ".svelte": "svelte", ".kt": "kotlin", ".kts": "kotlin",
-    ".swift": "swift", ".scala": "scala", ".lua": "lua", ".r": "r", ".dart": "dart",
-    ".zig": "zig", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell",
-    ".ml": "ocaml", ".clj": "clojure", ".pl": "perl", ".pm": "perl", ".ps1": "powershell",
-    ".bat": "batch", ".zsh": "zsh", ".fish": "fish", ".proto": "protobuf",
-    ".graphql": "graphql", ".tf": "terraform", ".cmake": "cmake", ".gradle": "gradle",
-    ".dockerfile": "dockerfile",
-}  # fmt: skip
-_FILE_NAMES = {
-    "makefile": "makefile", "gnumakefile": "makefile", "dockerfile": "dockerfile",
-    "containerfile": "dockerfile", "cmakelists.txt": "cmake", "gemfile": "ruby",
-    "rakefile": "ruby", ".bashrc": "bash", ".bash_profile": "bash", ".profile": "bash",
-}  # fmt: skip
-_INTERPRETERS = {"python": "python", "bash": "bash", "sh": "bash", "node": "javascript",
-                 "ruby": "ruby", "php": "php", "zsh": "zsh"}  # fmt: skip
-_GRAMMAR_MODULES = {
-    "python": ("tree_sitter_python", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "tsx": ("tree_sitter_typescript", "language_tsx"),
-    "go": ("tree_sitter_go", "language"),
-    "rust": ("tree_sitter_rust", "language"),
-    "java": ("tree_sitter_java", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "cpp": ("tree_sitter_cpp", "language"),
-    "csharp": ("tree_sitter_c_sharp", "language"),
-    "ruby": ("tree_sitter_ruby", "language"),
-    "php": ("tree_sitter_php", "language_php"),
-    "bash": ("tree_sitter_bash", "language"),
-}
-
-
-def language_for(path: str) -> str:
-    """The language name for ``path``, from its extension or file name.
-
-    Unknown files are "text": whether a file is text at all is decided by its content, by
-    whoever reads it.
-    """
-    name = PurePosixPath(path).name.lower()
-    if name in _FILE_NAMES:
-        return _FILE_NAMES[name]
-    if name.startswith("dockerfile."):
-        return "dockerfile"
-    return _EXTENSIONS.get(PurePosixPath(name).suffix, "text")
-
-
-def _language_from_shebang(first_line: str) -> str | None:
-    """Scripts without an extension still name their interpreter: "#!/usr/bin/env python3"."""
-    words = first_line[2:].split()
-    if words and PurePosixPath(words[0]).name == "env":
-        words = [w for w in words[1:] if not w.startswith("-")]
-    if not words:
-        return None
-    return _INTERPRETERS.get(re.sub(r"[\d.]+$", "", PurePosixPath(words[0]).name))
-
-
-@functools.cache
-def _language(name: str) -> Language:
-    """Grammars load on first use: importing all thirteen costs start-up time."""
-    module, function = _GRAMMAR_MODULES[name]
-    return Language(getattr(importlib.import_module(module), function)())
-
-
-# Parsers are not thread-safe; the indexer chunks on more than one thread.
-_thread = threading.local()
-
-
-def _parser(name: str) -> Parser:
-    parsers = _thread.__dict__.setdefault("parsers", {})
-    if name not in parsers:
-        parsers[name] = Parser(_language(name))
-    return parsers[name]
-
-
-# --- What counts as a definition, per grammar --------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Grammar:
-    defs: frozenset[str] = frozenset()  # one chunk each (split only when too big)
-    scopes: frozenset[str] = frozenset()  # class-like: methods become their own chunks
-    containers: frozenset[str] = frozenset()  # namespaces, #ifdef: looked through
-    # Nodes that wrap one definition (decorators, export, template<>): the fields holding it,
-    # "" for the last named child. The definition's chunk starts at the wrapper.
-    wrappers: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Looked through only when they hold a definition (`if sys.platform == ...: def f()`);
-    # a conditional's own line (`if ...:`, `else:`) joins the definition right below it.
-    conditionals: frozenset[str] = frozenset()
-    blocks: frozenset[str] = frozenset()
-    js: bool = False  # `const f = () => ...`, `a.b = function () {...}`, class fields
-
-
-def _grammar(defs="", scopes="", containers="", wrappers=None, conditionals="", blocks="",
-             js=False) -> _Grammar:  # fmt: skip
-    return _Grammar(frozenset(defs.split()), frozenset(scopes.split()),
-                    frozenset(containers.split()), wrappers or {},
-                    frozenset(conditionals.split()), frozenset(blocks.split()), js)  # fmt: skip
-
-
-_JS_DEFS = "function_declaration generator_function_declaration method_definition"
-_JS_WRAPPERS = {"export_statement": ("declaration", "value"), "expression_statement": ("",)}
-_TS = _grammar(
-    _JS_DEFS + " interface_declaration type_alias_declaration enum_declaration",
-    "class_declaration abstract_class_declaration", "internal_module module",
-    _JS_WRAPPERS | {"ambient_declaration": ("",)}, js=True,
-)  # fmt: skip
-_C_DEFS = "function_definition struct_specifier union_specifier enum_specifier type_definition"
-_C_CONTAINERS = "preproc_if preproc_ifdef preproc_else preproc_elif preproc_elifdef"
-_GRAMMARS = {
-    "python": _grammar("function_definition", "class_definition",
-                       wrappers={"decorated_definition": ("definition",)},
-                       conditionals="if_statement elif_clause else_clause try_statement "
-                                    "except_clause finally_clause", blocks="block"),
-    "javascript": _grammar(_JS_DEFS, "class_declaration", wrappers=_JS_WRAPPERS, js=True),
-    "typescript": _TS,
-    "tsx": _TS,
-    "go": _grammar("function_declaration method_declaration type_declaration"),
-    "rust": _grammar("function_item struct_item enum_item union_item macro_definition",
-                     "impl_item trait_item mod_item"),
-    "java": _grammar("method_declaration constructor_declaration compact_constructor_declaration",
-                     "class_declaration interface_declaration enum_declaration "
-                     "record_declaration annotation_type_declaration",
-                     "enum_body_declarations"),
-    "c": _grammar(_C_DEFS, "", _C_CONTAINERS + " linkage_specification"),
-    "cpp": _grammar("function_definition enum_specifier type_definition",
-                    "class_specifier struct_specifier union_specifier",
-                    _C_CONTAINERS + " linkage_specification namespace_definition",
-                    {"template_declaration": ("",)}),
-    "csharp": _grammar("method_declaration constructor_declaration destructor_declaration "
-                       "operator_declaration conversion_operator_declaration "
-                       "local_function_statement enum_declaration",
-                       "class_declaration struct_declaration interface_declaration "
-                       "record_declaration record_struct_declaration",
-                       "namespace_declaration"),
-    "ruby": _grammar("method singleton_method", "class module", "singleton_class"),
-    "php": _grammar("function_definition method_declaration",
-                    "class_declaration interface_declaration trait_declaration enum_declaration",
-                    "namespace_definition"),
-    "bash": _grammar("function_definition"),
-}  # fmt: skip
-
-# Without a body these are declarations (interface methods, `struct foo;`, `mod foo;`):
-# a line among the others, not a chunk of their own.
-_NEEDS_BODY = frozenset({
-    "method_declaration", "function_declaration", "constructor_declaration", "struct_specifier",
-    "union_specifier", "enum_specifier", "class_specifier", "mod_item",
-})  # fmt: skip
-_COMMENTS = frozenset({"comment", "line_comment", "block_comment", "attribute_item"})
-# Tokens that only close what came before: they join the previous chunk, never start one.
-_CLOSERS = frozenset({"}", ")", "]", ";", ",", "end", "#endif", "};"})
-_JS_FUNCTIONS = frozenset({"arrow_function", "function_expression", "function",
-                           "generator_function"})  # fmt: skip
-
-
 class _Kind(NamedTuple):
     kind: str  # "def", "scope" or "container"
     name: str
@@ -254,7 +96,7 @@ class _Kind(NamedTuple):
     prefix: str = ""  # members' symbol prefix, when it is not `name` (Rust impl blocks)
 
 
-def _classify(node: Node, grammar: _Grammar) -> _Kind | None:
+def _classify(node: Node, grammar: Grammar) -> _Kind | None:
     """What ``node`` is for chunking; None for any other statement."""
     kind = node.type
     if kind in grammar.wrappers:
@@ -269,7 +111,7 @@ def _classify(node: Node, grammar: _Grammar) -> _Kind | None:
             body = (node.child_by_field_name("type") or node).child_by_field_name("body")
             if body is None:
                 return None
-        if body is None and kind in _NEEDS_BODY:
+        if body is None and kind in NEEDS_BODY:
             return None
         name, prefix = _names(node)
         is_scope = kind in grammar.scopes and body is not None
@@ -277,7 +119,7 @@ def _classify(node: Node, grammar: _Grammar) -> _Kind | None:
     return _js_function(node) if grammar.js else None
 
 
-def _defines(node: Node, grammar: _Grammar) -> bool:
+def _defines(node: Node, grammar: Grammar) -> bool:
     return any(
         child.type in grammar.defs or child.type in grammar.scopes
         or child.type in grammar.wrappers
@@ -287,7 +129,7 @@ def _defines(node: Node, grammar: _Grammar) -> bool:
     )  # fmt: skip
 
 
-def _unwrap(node: Node, grammar: _Grammar) -> _Kind | None:
+def _unwrap(node: Node, grammar: Grammar) -> _Kind | None:
     for name in grammar.wrappers[node.type]:
         inner = node.child_by_field_name(name) if name else _last_named(node)
         if inner is not None:
@@ -313,11 +155,11 @@ def _js_function(node: Node) -> _Kind | None:
     elif kind in ("field_definition", "public_field_definition"):
         name = node.child_by_field_name("property") or node.child_by_field_name("name")
         value = node.child_by_field_name("value")
-    elif kind in _JS_FUNCTIONS:  # export default function () {...}
+    elif kind in JS_FUNCTIONS:  # export default function () {...}
         name, value = node.child_by_field_name("name"), node
     else:
         return None
-    if value is None or value.type not in _JS_FUNCTIONS:
+    if value is None or value.type not in JS_FUNCTIONS:
         return None
     return _Kind("def", _clean(_text(name)), node, value.child_by_field_name("body"))
 
@@ -439,7 +281,7 @@ def _append(out: list[_Unit], unit: _Unit) -> None:
 class _Outline:
     """A syntax tree as units: one per definition, one per other statement."""
 
-    def __init__(self, grammar: _Grammar) -> None:
+    def __init__(self, grammar: Grammar) -> None:
         self.grammar = grammar
 
     def units(self, nodes: Sequence[Node], scope: _Scope, out: list[_Unit],
@@ -450,7 +292,7 @@ class _Outline:
         return out
 
     def _add(self, out: list[_Unit], node: Node, scope: _Scope, leading: bool) -> None:
-        if not node.is_named and node.type in _CLOSERS and out:
+        if not node.is_named and node.type in CLOSERS and out:
             out[-1].end = max(out[-1].end, _last_row(node))
             out[-1].nodes.append(node)
             return
@@ -506,7 +348,7 @@ class _Outline:
 
 def _is_comment(node: Node) -> bool:
     """Comments and Rust attributes; not a "#!" line, which belongs to the whole file."""
-    return node.type in _COMMENTS and not node.text.startswith(b"#!")
+    return node.type in COMMENTS and not node.text.startswith(b"#!")
 
 
 def _looked_through(found: _Kind) -> list[Node]:
@@ -521,12 +363,12 @@ def _looked_through(found: _Kind) -> list[Node]:
 
 def _syntax_units(language: str, text: str) -> list[_Unit] | None:
     try:
-        tree = _parser(language).parse(text.encode("utf-8", errors="replace"))
+        tree = parser_for(language).parse(text.encode("utf-8", errors="replace"))
     except Exception:  # a grammar bug must not stop indexing: line windows still work
         log.warning("tree-sitter could not parse %s text; using line windows", language,
                     exc_info=True)  # fmt: skip
         return None
-    return _Outline(_GRAMMARS[language]).units(tree.root_node.children, _Scope(), [])
+    return _Outline(GRAMMARS[language]).units(tree.root_node.children, _Scope(), [])
 
 
 _HEADING = re.compile(r" {0,3}(#{1,6})\s+(.*?)[\s#]*$")
@@ -817,6 +659,27 @@ def _soft_break(line: str, pos: int, end: int) -> int:
 # --- The entry point ---------------------------------------------------------------------
 
 
+def definition_spans(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
+    """For each chunk (in file order), the lines of the whole definition it belongs to.
+
+    The parts of a split definition share their symbol and follow each other, so a search
+    hit on any part can name the whole function. Other chunks span just themselves.
+    """
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for last, chunk in enumerate(chunks):
+        following = chunks[last + 1] if last + 1 < len(chunks) else None
+        if following is None or not _same_definition(chunk, following):
+            spans += [(chunks[first].start_line, chunk.end_line)] * (last - first + 1)
+            first = last + 1
+    return spans
+
+
+def _same_definition(a: Chunk, b: Chunk) -> bool:
+    return (bool(a.symbol) and a.symbol == b.symbol and a.path == b.path
+            and b.start_line <= a.end_line + 2)  # fmt: skip
+
+
 def chunk_file(
     path: str, text: str, max_tokens: int, count_tokens: Callable[[str], int]
 ) -> list[Piece]:
@@ -831,8 +694,8 @@ def chunk_file(
     lines = text.split("\n")  # rows exactly as tree-sitter counts them ("\r" stays put)
     language = language_for(path)
     if language == "text" and text.startswith("#!"):
-        language = _language_from_shebang(lines[0]) or language
-    units = _syntax_units(language, text) if language in _GRAMMARS else None
+        language = language_from_shebang(lines[0]) or language
+    units = _syntax_units(language, text) if language in GRAMMARS else None
     max_lines = None if units is not None else MAX_WINDOW_LINES
     if units is None:
         units = _text_units(lines, markdown=language == "markdown")

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from app.core.cache import EmbeddingCache
-from app.core.chunking import Piece, chunk_file
+from app.core.chunking import Piece, chunk_file, definition_spans
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
@@ -198,9 +198,11 @@ class _Run:
             raise (self.errors + [writer.error])[0]
 
         self.result.cancelled = self.control.cancelled
+        active = store.meta.get("generation") == gen
+        unchanged = active and not (changed or deleted or newly_skipped)
         if self.result.cancelled:
             store.compact()
-        else:
+        elif not unchanged:  # nothing to commit: no new versions, no compaction
             self.state.phase = "finishing"
             self.report(self.state)
             store.finish(gen, self.embedder.model_id, self.embedder.dim,
@@ -365,12 +367,15 @@ class _Writer:
 def _chunk_rows(pairs: list[tuple[Piece, str]], vectors: dict[str, np.ndarray],
                 dims: int) -> pa.Table:  # fmt: skip
     chunks = [p.chunk for p, _ in pairs]
+    spans = definition_spans(chunks)
     flat = np.stack([vectors[h] for _, h in pairs]).astype(np.float32).ravel()
     columns = {
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), dims),
         "path": [c.path for c in chunks],
         "start_line": [c.start_line for c in chunks],
         "end_line": [c.end_line for c in chunks],
+        "def_start": [start for start, _ in spans],
+        "def_end": [end for _, end in spans],
         "language": [c.language for c in chunks],
         "symbol": [c.symbol for c in chunks],
         "text": [c.text for c in chunks],

@@ -23,7 +23,8 @@ from app.core.store import ProjectStore, damaged, sql_in
 
 MODES = ("hybrid", "vector", "lexical")
 RRF_K = 60  # the constant from Cormack et al.; dampens the weight of the top ranks
-_META = ["path", "start_line", "end_line", "language", "symbol"]
+# Results name the whole definition: a hit on one part of a split function is that function.
+_META = ["path", "def_start", "def_end", "language", "symbol"]
 
 
 @dataclass
@@ -92,7 +93,7 @@ class _Matrix:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         m = self.meta
-        return [SearchResult(m["path"][i], int(m["start_line"][i]), int(m["end_line"][i]),
+        return [SearchResult(m["path"][i], int(m["def_start"][i]), int(m["def_end"][i]),
                              m["symbol"][i], m["language"][i], float(scores[i]),
                              row_id=int(self.row_ids[i])) for i in top]  # fmt: skip
 
@@ -175,7 +176,7 @@ class Searcher:
     @staticmethod
     def _rows(query, score) -> list[SearchResult]:
         rows = query.with_row_id(True).to_arrow().to_pylist()
-        return [SearchResult(r["path"], r["start_line"], r["end_line"], r["symbol"],
+        return [SearchResult(r["path"], r["def_start"], r["def_end"], r["symbol"],
                              r["language"], float(score(r)), row_id=r["_rowid"])
                 for r in rows]  # fmt: skip
 
@@ -215,12 +216,17 @@ class Searcher:
 
 
 def _fuse(rankings: list[list[SearchResult]]) -> list[SearchResult]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (RRF_K + rank)."""
+    """Reciprocal rank fusion: score = sum over rankings of 1 / (RRF_K + rank), counting
+    each definition once per ranking (at its best rank)."""
     fused: dict[tuple[str, int, int], SearchResult] = {}
     scores: dict[tuple[str, int, int], float] = {}
     for ranking in rankings:
+        seen = set()
         for rank, r in enumerate(ranking, start=1):
             key = (r.path, r.start_line, r.end_line)
+            if key in seen:
+                continue
+            seen.add(key)
             fused.setdefault(key, r)
             scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
     for key, r in fused.items():

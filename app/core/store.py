@@ -3,8 +3,8 @@
 Layout: ``<data>/projects/<hash of the absolute root>/index.lance/`` with tables
 
 * ``meta``: schema version, project root, active model id and dims, last indexed;
-* ``chunks_<gen>``: vector, text, identifier-split text for BM25, path, lines, language,
-  symbol, content hash;
+* ``chunks_<gen>``: vector, text, identifier-split text for BM25, path, lines (of the piece
+  and of the whole definition it belongs to), language, symbol, content hash;
 * ``files_<gen>``: path, size, mtime, sha256, status or skip reason, chunk count.
 
 ``<gen>`` is derived from the model id. A new model writes a fresh pair of tables, so
@@ -35,7 +35,7 @@ import pyarrow as pa
 from app import paths
 from app.core.errors import CodeLampError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: def_start/def_end
 # Search is exact, over all vectors in RAM, while they fit this budget (100k chunks of a
 # 384-dim model take 154 MB). Beyond it an IVF index is built, and rebuilt when the table
 # has doubled since (docs/PERFORMANCE.md).
@@ -84,6 +84,8 @@ def chunks_schema(dims: int) -> pa.Schema:
     return pa.schema([
         ("vector", pa.list_(pa.float32(), dims)),
         ("path", pa.string()), ("start_line", pa.int32()), ("end_line", pa.int32()),
+        # The whole definition a piece belongs to (a split function's parts share it).
+        ("def_start", pa.int32()), ("def_end", pa.int32()),
         ("language", pa.string()), ("symbol", pa.string()),
         ("text", pa.string()), ("fts", pa.string()), ("content_hash", pa.string()),
     ])  # fmt: skip
