@@ -62,7 +62,7 @@ def corpus(base: np.ndarray, n: int, rng) -> np.ndarray:
 
 
 def build_store(root: Path, vectors: np.ndarray, texts: list[str], model_id: str, model_path):
-    from app.core.lexical import split_identifiers
+    from app.core.lexical import fts_text
     from app.core.store import ProjectStore, chunks_schema
 
     store, _ = ProjectStore.open_for_writing(root)
@@ -76,9 +76,11 @@ def build_store(root: Path, vectors: np.ndarray, texts: list[str], model_id: str
         table = pa.Table.from_pydict({
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), dims),
             "path": [f"f{i}.py" for i in idx], "start_line": [1] * len(part),
-            "end_line": [20] * len(part), "language": ["python"] * len(part),
+            "end_line": [20] * len(part), "def_start": [1] * len(part),
+            "def_end": [20] * len(part), "language": ["python"] * len(part),
             "symbol": [""] * len(part), "text": text,
-            "fts": [split_identifiers(t) for t in text], "content_hash": [str(i) for i in idx],
+            "fts": [fts_text(f"f{i}.py", "", t) for i, t in zip(idx, text, strict=True)],
+            "content_hash": [str(i) for i in idx],
         }, schema=chunks_schema(dims))  # fmt: skip
         store.write(gen, [], table, [], [])
     t0 = time.perf_counter()

@@ -106,7 +106,7 @@ def build_corpus(dest: Path, wanted: int, seed: int) -> list[Target]:
 def index_windows(root: Path, embedder, store_root: Path) -> None:
     """The baseline: 30-line windows every 15 lines, same model, same store and search."""
     from app.core.cache import EmbeddingCache
-    from app.core.lexical import split_identifiers
+    from app.core.lexical import fts_text
     from app.core.store import ProjectStore, chunks_schema
 
     rows = {k: [] for k in ("path", "start_line", "end_line", "def_start", "def_end", "text",
@@ -125,7 +125,7 @@ def index_windows(root: Path, embedder, store_root: Path) -> None:
             rows["def_start"].append(start + 1)
             rows["def_end"].append(min(start + WINDOW, len(lines)))
             rows["text"].append(text)
-            rows["fts"].append(split_identifiers(rel + "\n" + text))
+            rows["fts"].append(fts_text(rel, "", text))
             embed_texts.append(rel + "\n" + text)
     cache = EmbeddingCache()  # reruns with the same CODELAMP_HOME skip the embedding
     keys = [hashlib.sha256(t.encode()).hexdigest() for t in embed_texts]
@@ -217,7 +217,12 @@ def main() -> None:
                      embedder.model_id, args.seed)  # fmt: skip
 
 
+NOTES = "\n## Notes\n"  # from here on the report is written by hand, and kept on rewrite
+
+
 def write_report(path, table, gain, n_queries, n_files, chunks, windows, model, seed):
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    notes = old[old.index(NOTES):] if NOTES in old else ""
     rows = "\n".join(
         f"| {name} | {mode} | {mrr:.3f} | {recall:.3f} |"
         for (name, mode), (mrr, recall) in table.items()
@@ -238,7 +243,7 @@ model, store and fusion; CodeLamp indexed {chunks} chunks, the baseline {windows
 {rows}
 
 Hybrid MRR@10 of CodeLamp over the window baseline: **{gain:+.1%}** (target: +20%).
-""", encoding="utf-8")
+{notes}""", encoding="utf-8")
     print(f"wrote {path}")
 
 

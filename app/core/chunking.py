@@ -258,10 +258,16 @@ class _Scope(NamedTuple):
     sig_row: int = -1
 
 
+# A comment block this many blank rows above a definition still introduces it ("# Helpers
+# for the wire format", then a blank line, then the function): kept apart, it would be a
+# search result with no code in it.
+_ATTACH_GAP = 2
+
+
 def _append(out: list[_Unit], unit: _Unit) -> None:
     """Add in row order: leading comments join a definition, rows never split."""
     if unit.attach:
-        while out and out[-1].comment and out[-1].end == unit.start - 1:
+        while out and out[-1].comment and unit.start - out[-1].end - 1 <= _ATTACH_GAP:
             above = out.pop()
             unit.start, unit.nodes = above.start, above.nodes + unit.nodes
     if not out or unit.start > out[-1].end:
@@ -333,6 +339,12 @@ class _Outline:
         if len(local) == 1 or not any(unit.is_def for unit in local):  # one line, or no methods
             _append(out, self._definition(node, found, scope))
             return
+        first = local[1]
+        if first.is_def and first.start - header.end - 1 <= _ATTACH_GAP:
+            # Nothing but the header above the first method (no docstring, no fields): on
+            # its own it would be a one-line chunk, so it goes with that method.
+            first.start, first.nodes = header.start, header.nodes + first.nodes
+            local.pop(0)
         self._extend(out, node, self.units(children[at + 1 :], inner, local))
 
     def _extend(self, out: list[_Unit], node: Node, local: list[_Unit]) -> None:

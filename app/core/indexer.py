@@ -28,7 +28,7 @@ from app.core.chunking import Piece, chunk_file, definition_spans
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
-from app.core.lexical import split_identifiers
+from app.core.lexical import fts_text
 from app.core.models import check_dims
 from app.core.store import FileRecord, ProjectStore, chunks_schema
 
@@ -379,7 +379,7 @@ def _chunk_rows(pairs: list[tuple[Piece, str]], vectors: dict[str, np.ndarray],
         "language": [c.language for c in chunks],
         "symbol": [c.symbol for c in chunks],
         "text": [c.text for c in chunks],
-        "fts": [split_identifiers(f"{c.path} {c.symbol}\n{c.text}") for c in chunks],
+        "fts": [fts_text(c.path, c.symbol, c.text) for c in chunks],
         "content_hash": [h for _, h in pairs],
     }
     return pa.Table.from_pydict(columns, schema=chunks_schema(dims))

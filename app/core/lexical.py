@@ -32,6 +32,21 @@ def split_identifiers(text: str) -> str:
     return text if not extra else text + "\n" + " ".join(sorted(extra))
 
 
+# The words of a chunk's symbol (its definition's name) are indexed this many more times,
+# as a field weight: a query word in the name says more than one in the body. Measured by
+# scripts/eval_quality.py: lexical MRR@10 0.469 -> 0.479 at 2 (and 0.483 at 4, but with
+# hybrid no better).
+SYMBOL_WEIGHT = 2
+
+
+def fts_text(path: str, symbol: str, text: str) -> str:
+    """What the full-text index holds for a chunk: path, symbol and code, identifiers
+    split, then the symbol's words again (:data:`SYMBOL_WEIGHT`)."""
+    name = " ".join(w for ident in _IDENTIFIER.findall(symbol) for w in identifier_words(ident))
+    boost = f"\n{name}" * SYMBOL_WEIGHT if name else ""
+    return split_identifiers(f"{path} {symbol}\n{text}") + boost
+
+
 def text_words(text: str) -> set[str]:
     """Every lower-case word in ``text``, identifiers split: for matching query words."""
     return {w for ident in _IDENTIFIER.findall(text) for w in identifier_words(ident)}

@@ -35,7 +35,7 @@ import pyarrow as pa
 from app import paths
 from app.core.errors import CodeLampError
 
-SCHEMA_VERSION = 2  # 2: def_start/def_end
+SCHEMA_VERSION = 3  # 2: def_start/def_end; 3: new chunk boundaries, symbol-weighted full text
 # Search is exact, over all vectors in RAM, while they fit this budget (100k chunks of a
 # 384-dim model take 154 MB). Beyond it an IVF index is built, and rebuilt when the table
 # has doubled since (docs/PERFORMANCE.md).

@@ -96,10 +96,33 @@ def test_python_definitions_decorators_nested_classes_and_merged_statements():
         ("LRUCache", 14, 17),  # class line, docstring, class attribute
         ("LRUCache.get", 19, 20),
         ("LRUCache.build", 22, 24),
-        ("LRUCache.Stats", 26, 26),  # just the signature line, still findable
-        ("LRUCache.Stats.hit_rate", 27, 28),
+        ("LRUCache.Stats.hit_rate", 26, 28),  # a bare class line goes with its first method
         ("LRUCache", 30, 30),  # class lines after the methods
         ("", 33, 34),
+    ]
+
+
+def test_section_comments_introduce_the_next_definition_not_a_chunk_of_their_own():
+    source = """\
+        def first():
+            return 1
+
+        #
+        # Helpers for the wire format
+        #
+
+        def encode(value):
+            return value
+
+
+        # Not followed by a definition.
+
+        x = 1
+        """
+    assert outline("wire.py", source) == [
+        ("first", 1, 2),
+        ("encode", 4, 9),  # the comment block, one blank row, the function
+        ("", 12, 14),
     ]
 
 
@@ -128,8 +151,7 @@ def test_definitions_inside_platform_conditionals_keep_their_names():
         ("", 1, 1),
         ("open_pipe", 3, 5),  # the condition joins the definition right below it
         ("open_pipe", 6, 8),
-        ("Popen", 10, 10),
-        ("Popen._execute_child", 11, 13),
+        ("Popen._execute_child", 10, 13),
         ("", 15, 18),  # no definitions inside: one ordinary statement
     ]
 
@@ -313,14 +335,11 @@ def test_rust_items_impl_methods_traits_and_attributes():
     assert outline("src/store.rs", source) == [
         ("", 1, 1),
         ("Store", 3, 7),  # doc comment and attribute belong to the struct
-        ("impl Store", 9, 9),
-        ("Store.open", 10, 13),
-        ("impl fmt.Display for Store", 15, 15),
-        ("Store.fmt", 16, 19),
+        ("Store.open", 9, 13),  # an impl line with nothing else goes with its first method
+        ("Store.fmt", 15, 19),
         ("Backend", 21, 23),  # no default methods: one chunk
         ("Mode", 25, 28),
-        ("tests", 30, 31),
-        ("tests.opens", 32, 34),
+        ("tests.opens", 30, 34),
     ]
 
 
@@ -504,8 +523,7 @@ def test_ruby_classes_modules_and_singleton_methods():
         ("Cache", 3, 5),
         ("Cache.initialize", 7, 9),
         ("Cache.build", 11, 14),
-        ("Util", 16, 16),
-        ("Util.slug", 17, 20),
+        ("Util.slug", 16, 20),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ from sample_project import make_project
 
 from app.core.errors import CodeLampError
 from app.core.indexer import index_project
-from app.core.lexical import identifier_words, split_identifiers
-from app.core.search import Searcher, SearchResult, _dedupe, _fuse
+from app.core.lexical import SYMBOL_WEIGHT, fts_text, identifier_words, split_identifiers
+from app.core.search import RRF_K, Searcher, SearchResult, _dedupe, _fuse
 from app.core.store import ProjectStore
 
 
@@ -128,7 +129,27 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     both, only_vec, only_lex = _r("both.py", 1, 2), _r("v.py", 1, 2), _r("l.py", 1, 2)
     fused = _fuse([[only_vec, both], [only_lex, both]])
     assert fused[0].path == "both.py"
-    assert fused[0].score == pytest.approx(2 / 62)
+    assert fused[0].score == pytest.approx(2 / (RRF_K + 2))
+
+
+def test_fusion_ranks_definitions_not_chunks():
+    """Three chunks of one long function count once, at the best; the next definition in
+    that list is second, not fourth."""
+    long_fn = [_r("a.py", 10, 90) for _ in range(3)]
+    other = _r("b.py", 1, 5)
+    fused = _fuse([[*long_fn, other], [other]])
+    scores = {r.path: r.score for r in fused}
+    assert scores == pytest.approx({"a.py": 1 / (RRF_K + 1), "b.py": 1 / (RRF_K + 2) +
+                                    1 / (RRF_K + 1)})  # fmt: skip
+
+
+def test_full_text_counts_a_definition_name_more_than_its_body():
+    text = fts_text("net/client.py", "HttpClient.retry", "def retry(self, upload): ...")
+    words = re.findall(r"\w+", text.lower())
+    assert words.count("retry") == 2 + SYMBOL_WEIGHT  # header, code, then the weight
+    assert words.count("upload") == 1
+    assert words.count("http") == 1 + SYMBOL_WEIGHT  # "HttpClient" split once, then the weight
+    assert fts_text("notes.txt", "", "plain words") == "notes.txt \nplain words"
 
 
 def test_identifier_splitting():
