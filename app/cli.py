@@ -148,12 +148,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     embedder = Embedder(resolve_model(args.model))
     control = IndexControl()
     previous = signal.signal(signal.SIGINT, lambda *_: control.cancel())
+    line = _ProgressLine() if sys.stderr.isatty() and not args.json else None
+
+    def progress(p) -> None:
+        if p.phase == "waiting":  # another process holds the project's writer lock
+            _progress(p.current)
+        elif line:
+            line(p)
+
     try:
         with embedder:
-            result = index_project(
-                root, embedder, control=control,
-                progress=_ProgressLine() if sys.stderr.isatty() and not args.json else None,
-            )  # fmt: skip
+            result = index_project(root, embedder, control=control, progress=progress)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.rebuilt:
@@ -257,6 +262,43 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Index, then keep the index live until SIGINT or SIGTERM; one line per update."""
+    import threading
+
+    from app.core.embedder import Embedder
+    from app.core.indexer import check_root
+    from app.core.watcher import ProjectWatcher
+
+    roots = list(dict.fromkeys(check_root(Path(p)) for p in args.paths))
+    embedder = Embedder(resolve_model(args.model))
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+
+    def report(event) -> None:
+        if args.json:
+            print(json.dumps({"time": round(time.time(), 3), "root": str(event.root),
+                              "event": event.kind, "message": event.message,
+                              "paths": event.paths}, ensure_ascii=False), flush=True)  # fmt: skip
+        else:
+            print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
+
+    watchers = [ProjectWatcher(root, embedder, report) for root in roots]
+    try:
+        with embedder:
+            for watcher in watchers:
+                watcher.start()
+            while not stop.wait(0.5):
+                pass
+            for watcher in watchers:  # finish what is pending, then stop
+                watcher.stop(flush=True)
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.core.default_model import QUANTS
 
@@ -307,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="FILE", help="GGUF file (default: the one that indexed)")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("watch", help="index, then re-index files as they change (until "
+                       "Ctrl+C)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
     p.add_argument("path")
     p.set_defaults(func=cmd_status)
@@ -316,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_forget)
 
     for action in [*msub.choices.values(), *(sub.choices[c] for c in ("index", "search",
-                                                                       "status"))]:
+                                                                       "status", "watch"))]:
         action.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 

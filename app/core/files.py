@@ -237,12 +237,26 @@ class FileRules:
             return None if self._dir_is_ignored(rel, entry.name, path, chain) else st
         if not stat.S_ISREG(st.st_mode):
             return None  # sockets, fifos, devices
-        if self._ignored(rel, False, chain):
+        if is_editor_temp(entry.name) or self._ignored(rel, False, chain):
             return None
         reason = self._skip_reason(entry.name, st.st_size)
         if reason:
             return Skipped(rel, reason)
         return FileEntry(rel, path, st.st_size, st.st_mtime_ns)
+
+    def discover(self, rels: Sequence[str]) -> Discovery:
+        """What :meth:`walk` would find among these paths only (relative to the root);
+        a path that is gone or ignored is in neither list."""
+        found = Discovery()
+        for rel in sorted(set(rels)):
+            outcome = self.check(self.root / rel)
+            if isinstance(outcome, FileEntry):
+                found.files.append(outcome)
+            elif isinstance(outcome, Skipped):
+                found.skipped.append(outcome)
+            else:
+                found.ignored += 1
+        return found
 
     def check(self, path: Path) -> FileEntry | Skipped | None:
         """How the walk would treat one path (for the file watcher)."""
@@ -268,6 +282,18 @@ class FileRules:
             return None
         outcome = self._entry(entry, rel, chain)
         return outcome if isinstance(outcome, FileEntry | Skipped) else None
+
+
+# Files editors write while saving or as backups: never indexed, and a watcher ignores their
+# churn. (vim: "x.py~", ".x.py.swp", the "4913" write test; Emacs: ".#x.py", "#x.py#";
+# JetBrains: "x.py___jb_tmp___"; many tools: "x.py.tmp", "x.py.crswap".)
+_EDITOR_TEMP_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".crswap", "___jb_tmp___",
+                         "___jb_old___")  # fmt: skip
+
+
+def is_editor_temp(name: str) -> bool:
+    return (name.endswith(_EDITOR_TEMP_SUFFIXES) or name == "4913" or name.startswith(".#")
+            or (name.startswith("#") and name.endswith("#")))  # fmt: skip
 
 
 def load_text(entry: FileEntry) -> str:

@@ -29,6 +29,7 @@ from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
 from app.core.lexical import fts_text
+from app.core.lock import writer_lock
 from app.core.models import check_dims
 from app.core.store import FileRecord, ProjectStore, chunks_schema
 
@@ -42,7 +43,7 @@ _DONE = object()
 
 @dataclass
 class IndexProgress:
-    phase: str  # "scanning", "indexing", "finishing", "done" or "cancelled"
+    phase: str  # "waiting", "scanning", "indexing", "finishing", "done" or "cancelled"
     files_total: int = 0
     files_done: int = 0
     chunks_embedded: int = 0
@@ -135,11 +136,24 @@ def index_project(
     control: IndexControl | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     extra_ignores: Sequence[str] = (),
+    only: Sequence[str] | None = None,
 ) -> IndexResult:
+    """Bring the index of ``root`` up to date with its files.
+
+    ``only`` limits the work to these paths (relative to the root, as the file watcher
+    reports them); a listed path that is gone or now ignored leaves the index. While another
+    process writes this project's index, this waits for it (phase "waiting").
+    """
     root = check_root(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
                control or IndexControl())  # fmt: skip
-    return run.execute(FileRules(root, max_file_bytes, extra_ignores))
+    rules = FileRules(root, max_file_bytes, extra_ignores)
+    with writer_lock(root, cancelled=lambda: run.control.cancelled,
+                     on_wait=run.waiting) as locked:  # fmt: skip
+        if not locked:
+            run.result.cancelled = True
+            return run.result
+        return run.execute(rules, only)
 
 
 class _Run:
@@ -151,14 +165,20 @@ class _Run:
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
 
-    def execute(self, rules: FileRules) -> IndexResult:
+    def waiting(self, message: str) -> None:
+        self.state = IndexProgress("waiting", current=message)
+        self.report(self.state)
+
+    def execute(self, rules: FileRules, only: Sequence[str] | None) -> IndexResult:
+        self.started = time.monotonic()  # not counting any wait for the lock
+        self.state = IndexProgress("scanning")
         self.report(self.state)
         store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
         gen = store.prepare(self.embedder.model_id, self.embedder.dim)
         previous = store.file_records(gen)
-        discovery = rules.walk()
+        discovery = rules.walk() if only is None else rules.discover(only)
         self.result.skipped = [(s.rel, s.reason) for s in discovery.skipped]
         self.result.files_skipped = len(discovery.skipped)
 
@@ -173,7 +193,8 @@ class _Run:
             else:
                 changed.append(entry)
         present = {e.rel for e in discovery.files} | {s.rel for s in discovery.skipped}
-        deleted = sorted(set(previous) - present)
+        candidates = set(previous) if only is None else set(only) & set(previous)
+        deleted = sorted(candidates - present)
         newly_skipped = [
             FileRecord(s.rel, 0, 0, "", "skipped", s.reason, 0, now)
             for s in discovery.skipped

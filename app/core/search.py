@@ -27,6 +27,7 @@ MODES = ("hybrid", "vector", "lexical")
 # the vector search ranks first. With two lists, a small constant trusts the top of each:
 # scripts/eval_quality.py gives hybrid MRR@10 0.536 at 60, 0.560 at 2, 0.564 at 1.
 RRF_K = 1
+READ_ATTEMPTS = 3
 # Results name the whole definition: a hit on one part of a split function is that function.
 _META = ["path", "def_start", "def_end", "language", "symbol"]
 
@@ -140,21 +141,33 @@ class Searcher:
         query = query.strip()
         if not query:
             return []
-        pool = max(50, k * 5)
-        try:
-            flt = self._filter(language, path_glob)
-            if flt.empty:
-                return []
-            ranked = []
-            if mode != "lexical":
-                ranked.append(self._vector(query, pool, flt))
-            if mode != "vector":
-                ranked.append(self._lexical(query, pool, flt))
-            results = _dedupe(_fuse(ranked) if len(ranked) > 1 else ranked[0], k)
-            self._fill_text(results)
-        except RuntimeError as exc:  # LanceDB reports missing or damaged files this way
-            raise damaged(self.store.root, str(exc).split(", /")[0][:160]) from exc
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                results = self._search(query, k, mode, language, path_glob)
+                break
+            except RuntimeError as exc:  # LanceDB reports missing or damaged files this way
+                # Most likely a writer (the watcher, another process) compacted away the
+                # version this searcher reads: catch up and ask again. Real damage fails
+                # every time.
+                if attempt == READ_ATTEMPTS:
+                    raise damaged(self.store.root, str(exc).split(", /")[0][:160]) from exc
+                self.store = ProjectStore.open(self.store.root)
+                self.refresh()
         return _snippets(results, query)
+
+    def _search(self, query, k, mode, language, path_glob) -> list[SearchResult]:
+        flt = self._filter(language, path_glob)
+        if flt.empty:
+            return []
+        pool = max(50, k * 5)
+        ranked = []
+        if mode != "lexical":
+            ranked.append(self._vector(query, pool, flt))
+        if mode != "vector":
+            ranked.append(self._lexical(query, pool, flt))
+        results = _dedupe(_fuse(ranked) if len(ranked) > 1 else ranked[0], k)
+        self._fill_text(results)
+        return results
 
     def _vector(self, query: str, n: int, flt: _Filter) -> list[SearchResult]:
         vec = self.embedder.embed_query(query)

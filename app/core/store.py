@@ -35,6 +35,7 @@ import pyarrow as pa
 from app import paths
 from app.core.errors import CodeLampError
 
+OPEN_ATTEMPTS = 3
 SCHEMA_VERSION = 3  # 2: def_start/def_end; 3: new chunk boundaries, symbol-weighted full text
 # Search is exact, over all vectors in RAM, while they fit this budget (100k chunks of a
 # 384-dim model take 154 MB). Beyond it an IVF index is built, and rebuilt when the table
@@ -95,9 +96,12 @@ def needs_ann(rows: int, dims: int) -> bool:
     return rows * dims * 4 > EXACT_SEARCH_BYTES
 
 
+def project_key(root: Path) -> str:
+    return hashlib.sha256(str(root).encode()).hexdigest()[:16]
+
+
 def project_dir(root: Path) -> Path:
-    key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-    return paths.data_dir() / "projects" / key
+    return paths.data_dir() / "projects" / project_key(root)
 
 
 def generation(model_id: str) -> str:
@@ -132,7 +136,23 @@ class ProjectStore:
 
     @classmethod
     def open(cls, root: Path) -> ProjectStore:
-        """Open an existing index for reading; verifies it is intact."""
+        """Open an existing index for reading; verifies it is intact.
+
+        A writer in another thread or process may compact away the files of the version
+        being read, which looks like damage for a moment: only damage that persists over
+        a few tries is reported.
+        """
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                return cls._open(root)
+            except IndexDamaged:
+                if attempt == OPEN_ATTEMPTS:
+                    raise
+                time.sleep(0.1 * attempt)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open(cls, root: Path) -> ProjectStore:
         import lancedb
 
         folder = project_dir(root)
@@ -287,8 +307,9 @@ class ProjectStore:
                        or len(table.list_versions()) > MAX_VERSIONS)  # fmt: skip
             if force or crowded:
                 with warnings.catch_warnings():
-                    # LanceDB warns that readers of old versions would fail. This process
-                    # is the only writer, and searches retry on the latest version.
+                    # LanceDB warns that readers of old versions would fail. The writer
+                    # lock makes this the only writer, and readers retry on the latest
+                    # version (ProjectStore.open, Searcher.search).
                     warnings.filterwarnings("ignore", "optimize.cleanup_older_than",
                                             UserWarning)  # fmt: skip
                     table.optimize(cleanup_older_than=timedelta(0))
@@ -306,9 +327,13 @@ def _read_meta(db) -> dict[str, str]:
 
 
 def forget(root: Path) -> bool:
-    """Delete a project's index. Returns False when there was none."""
+    """Delete a project's index. Returns False when there was none; raises IndexBusy
+    while another process is writing it."""
+    from app.core.lock import writer_lock
+
     folder = project_dir(root)
     if not folder.exists():
         return False
-    shutil.rmtree(folder)
+    with writer_lock(root, wait=False):
+        shutil.rmtree(folder)
     return True

@@ -171,6 +171,15 @@ def test_unreadable_files_and_folders_are_recorded(tmp_path, monkeypatch):
         load_text(entry(root / "private.py"))
 
 
+def test_editor_swap_backup_and_temp_files_are_ignored(tmp_path):
+    root = tree(tmp_path, {
+        "app.py": "x = 1\n", "app.py~": "", ".app.py.swp": "", "4913": "", ".#app.py": "",
+        "#app.py#": "", "app.py___jb_tmp___": "", "app.py.tmp": "", "tmp.py": "",
+    })  # fmt: skip
+    assert indexed(root) == {"app.py", "tmp.py"}
+    assert skipped(root) == {}
+
+
 def test_check_agrees_with_walk(tmp_path):
     root = tree(tmp_path, {
         ".gitignore": "*.log\nbuild/\n", "sub/.gitignore": "!keep.log\n",

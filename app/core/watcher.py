@@ -1,0 +1,303 @@
+"""Keeps a project's index equal to its files, seconds after each save.
+
+One recursive watchdog observer per project feeds a small pending set: path -> time of
+its last event. A path is indexed once it has been quiet for ``quiet_s`` (an editor's
+save is often several events). Events that say "many things changed" (a folder created,
+deleted or moved, an ignore file edited, or more than ``burst`` pending paths, as a
+``git checkout`` or ``rm -rf`` makes) collapse into one re-scan of the whole project once
+the burst is over. The pending set never grows beyond ``burst`` entries, and no update is
+lost: a re-scan covers everything.
+
+All index writes go through :func:`index_project`, which takes the project's writer lock,
+so the GUI and ``codelamp watch`` can watch the same project.
+
+When the OS cannot watch the tree (the inotify watch limit, ENOSPC), the project is
+re-scanned every ``poll_s`` seconds instead; an unchanged 10k-file tree takes ~0.3 s.
+When the folder disappears (deleted, unmounted), its index is left untouched and the
+watcher waits for it to come back.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from app.core.errors import CodeLampError
+from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
+from app.core.indexer import IndexResult, check_root, index_project
+
+log = logging.getLogger(__name__)
+
+QUIET_S = 0.3
+BURST = 256
+POLL_S = 10.0
+PRESENCE_S = 2.0  # how often the folder is checked for being there
+
+
+@dataclass
+class WatchEvent:
+    """What a watcher tells its owner; ``kind`` is one of "watching", "polling",
+    "updated", "unavailable", "error" or "stopped"."""
+
+    root: Path
+    kind: str
+    message: str
+    paths: list[str] = field(default_factory=list)  # updated: the paths that changed
+    result: IndexResult | None = None
+
+
+class ProjectWatcher:
+    """Watches one project folder and re-indexes what changes, on its own thread."""
+
+    def __init__(
+        self,
+        root: Path,
+        embedder,
+        on_event: Callable[[WatchEvent], None],
+        *,
+        quiet_s: float = QUIET_S,
+        burst: int = BURST,
+        poll_s: float = POLL_S,
+        index_options: dict | None = None,
+    ) -> None:
+        self.root = check_root(root)
+        self.embedder = embedder
+        self.on_event = on_event
+        self.quiet_s, self.burst, self.poll_s = quiet_s, burst, poll_s
+        self.index_options = index_options or {}
+        self.mode = "starting"  # "watching", "polling", "unavailable" or "stopped"
+        self.last_update: float | None = None  # time.time() of the last finished round
+        self.busy = False  # a round is running
+        self.last_round_s = 0.0  # how long the last re-index took
+        self._pending: dict[str, float] = {}
+        self._rescan = True  # the first round brings the index up to date
+        self._last_event = 0.0
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._observer = None
+        self._thread = threading.Thread(target=self._run, name=f"codelamp-watch-{root.name}",
+                                        daemon=True)  # fmt: skip
+
+    # --- the owner's side -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._start_observer()
+        self._thread.start()
+
+    def stop(self, flush: bool = True, timeout: float | None = None) -> None:
+        """Stop watching; with ``flush``, pending changes are indexed first."""
+        with self._wake:
+            self._stopping = True
+            if not flush:
+                self._pending.clear()
+                self._rescan = False
+            self._wake.notify_all()
+        self._stop_observer()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        with self._wake:
+            return len(self._pending) + (1 if self._rescan else 0)
+
+    # --- events, on watchdog's thread ---------------------------------------------------
+
+    def _note(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path] + ([event.dest_path] if event.event_type == "moved" else [])
+        rels = [rel for p in paths if (rel := self._relative(p, event.is_directory)) is not None]
+        if not rels:
+            return
+        whole_tree = (event.is_directory and event.event_type != "modified") or any(
+            rel.rsplit("/", 1)[-1] in IGNORE_FILES for rel in rels
+        )
+        if event.is_directory and not whole_tree:
+            return  # a folder's own "modified" just echoes a change inside it
+        with self._wake:
+            now = time.monotonic()
+            self._last_event = now
+            if whole_tree or len(self._pending) + len(rels) > self.burst:
+                self._rescan = True
+                self._pending.clear()
+            elif not self._rescan:
+                for rel in rels:
+                    self._pending[rel] = now
+            self._wake.notify_all()
+
+    def _relative(self, path: str | bytes, is_dir: bool) -> str | None:
+        """The path relative to the root, or None for what is never indexed (editors'
+        temp files, anything in .git, node_modules, build output...)."""
+        if isinstance(path, bytes):
+            path = path.decode(errors="surrogateescape")
+        try:
+            parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return None
+        if not parts or (not is_dir and is_editor_temp(parts[-1])):
+            return None
+        if ALWAYS_IGNORED_DIRS.intersection(parts if is_dir else parts[:-1]):
+            return None
+        return "/".join(parts)
+
+    # --- the watcher's thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch, rescan, stopping = self._next_batch()
+            if stopping and not (batch or rescan):
+                break
+            try:
+                self._round(batch, rescan)
+            finally:
+                self.busy = False
+        self.mode = "stopped"
+        self._emit("stopped", f"Stopped watching {self.root}")
+
+    def _round(self, batch: list[str], rescan: bool) -> None:
+        if not self.root.is_dir() or self._emptied():
+            self._unavailable()
+            return
+        try:
+            result = index_project(self.root, self.embedder,
+                                   only=None if rescan else batch, **self.index_options)
+        except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad round
+            if not isinstance(exc, CodeLampError):
+                log.exception("re-indexing %s failed", self.root)
+            self._emit("error", f"Re-indexing {self.root} failed: {exc}")
+            with self._wake:  # try again later, losing nothing
+                self._rescan = True
+                self._last_event = time.monotonic()
+            self._wait(self.poll_s)
+            return
+        self.last_update, self.last_round_s = time.time(), result.seconds
+        if result.files_indexed or result.files_deleted or not rescan:
+            self._emit("updated", _summary(result, batch, rescan), batch, result)
+
+    def _next_batch(self) -> tuple[list[str], bool, bool]:
+        """Wait for paths that have been quiet long enough, or for a re-scan whose burst
+        is over, or for the poll interval in polling mode."""
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                if self._stopping:
+                    batch, rescan = list(self._pending), self._rescan
+                    self._pending.clear()
+                    self._rescan = False
+                    self.busy = bool(batch or rescan)
+                    return batch, rescan, True
+                if self._rescan and now - self._last_event >= self.quiet_s:
+                    self._rescan = False
+                    self._pending.clear()
+                    self.busy = True
+                    return [], True, False
+                ready = [p for p, t in self._pending.items() if now - t >= self.quiet_s]
+                if ready and not self._rescan:
+                    for p in ready:
+                        del self._pending[p]
+                    self.busy = True
+                    return ready, False, False
+                if self.mode == "polling" and not self._pending and not self._rescan:
+                    self._wake.wait(self.poll_s)
+                    self._rescan = not self._stopping
+                    continue
+                if self._pending or self._rescan:
+                    self._wake.wait(self.quiet_s / 3)
+                elif not self._wake.wait(PRESENCE_S) and not self.root.is_dir():
+                    # the root's own removal or unmount is not always an event
+                    self.busy = True
+                    return [], True, False
+
+    def _wait(self, seconds: float) -> None:
+        with self._wake:
+            if not self._stopping:
+                self._wake.wait(seconds)
+
+    def _emptied(self) -> bool:
+        """An empty folder where files were indexed looks like an unmounted disk: better
+        to wait than to wipe the index."""
+        if self.mode == "unavailable" or self.last_update is None:
+            return False
+        try:
+            return next(self.root.iterdir(), None) is None
+        except OSError:
+            return True
+
+    def _unavailable(self) -> None:
+        """Leave the index alone until the folder is back, then catch up."""
+        if self.mode != "unavailable":
+            self._stop_observer()
+            self.mode = "unavailable"
+            self._emit("unavailable", f"{self.root} is not available; its index is kept, "
+                                      "and watching resumes when it is back.")  # fmt: skip
+        while not self._stopping:
+            self._wait(PRESENCE_S)
+            try:
+                back = self.root.is_dir() and next(self.root.iterdir(), None) is not None
+            except OSError:
+                back = False
+            if back:
+                self._start_observer()
+                with self._wake:
+                    self._rescan = True
+                    self._last_event = 0.0
+                return
+
+    def _start_observer(self) -> None:
+        observer = Observer()
+        handler = FileSystemEventHandler()
+        handler.on_any_event = self._note
+        try:
+            observer.schedule(handler, str(self.root), recursive=True)
+            observer.start()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            _stop(observer)
+            self.mode = "polling"
+            self._emit("polling", f"The system's file-watch limit is reached (inotify); "
+                                  f"{self.root} is re-scanned every {self.poll_s:g} s "
+                                  "instead. Raise fs.inotify.max_user_watches to watch it "
+                                  "live.")  # fmt: skip
+            return
+        self._observer = observer
+        self.mode = "watching"
+        self._emit("watching", f"Watching {self.root}")
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            _stop(observer)
+
+    def _emit(self, kind: str, message: str, paths=(), result=None) -> None:
+        try:
+            self.on_event(WatchEvent(self.root, kind, message, list(paths), result))
+        except Exception:  # noqa: BLE001 - a listener's bug must not stop the watcher
+            log.exception("watch listener failed")
+
+
+def _stop(observer) -> None:
+    try:
+        observer.stop()
+        if observer.is_alive():
+            observer.join()
+    except Exception:  # noqa: BLE001 - already broken; nothing left to release
+        log.debug("observer stop failed", exc_info=True)
+
+
+def _summary(result: IndexResult, batch: list[str], rescan: bool) -> str:
+    what = "re-scan" if rescan else (batch[0] if len(batch) == 1 else f"{len(batch)} paths")
+    parts = [f"{result.files_indexed} file(s) updated"]
+    if result.files_deleted:
+        parts.append(f"{result.files_deleted} removed")
+    parts.append(f"{result.chunks_embedded} chunk(s) embedded")
+    return f"{what}: {', '.join(parts)} ({result.seconds:.1f} s)"
