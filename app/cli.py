@@ -221,23 +221,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from app.core.indexer import check_root
-    from app.core.store import ProjectStore
+    from app.core.store import project_status
 
     root = check_root(Path(args.path))
-    store = ProjectStore.open(root)
-    records = store.file_records(store.meta["generation"]) if "generation" in store.meta else {}
-    skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
-    last = float(store.meta.get("last_indexed", 0))
-    info = {
-        "root": str(root),
-        "files": sum(r.status == "indexed" for r in records.values()),
-        "chunks": store.chunks_table().count_rows() if records else 0,
-        "skipped": [{"path": p, "reason": why} for p, why in skipped],
-        "model": store.model_id, "dims": store.dims,
-        "index_bytes": store.size_on_disk(),
-        "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
-        else None,
-    }  # fmt: skip
+    info = project_status(root)
+    skipped = [(s["path"], s["reason"]) for s in info["skipped"]]
     if args.json:
         _print_json(info)
         return EXIT_OK
@@ -372,9 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+    if not getattr(args, "func", None):  # no command: the desktop app
+        from app.gui.app import run
+
+        return run()
     try:
         return args.func(args)
     except CodeLampError as exc:

@@ -39,7 +39,7 @@ from app.core.languages import (
     Grammar,
     language_for,
     language_from_shebang,
-    parser_for,
+    parse,
 )  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ def _looked_through(found: _Kind) -> list[Node]:
 
 def _syntax_units(language: str, text: str) -> list[_Unit] | None:
     try:
-        tree = parser_for(language).parse(text.encode("utf-8", errors="replace"))
+        tree = parse(language, text.encode("utf-8", errors="replace"))
     except Exception:  # a grammar bug must not stop indexing: line windows still work
         log.warning("tree-sitter could not parse %s text; using line windows", language,
                     exc_info=True)  # fmt: skip

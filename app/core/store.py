@@ -326,6 +326,25 @@ def _read_meta(db) -> dict[str, str]:
     return {r["key"]: r["value"] for r in rows}
 
 
+def project_status(root: Path) -> dict:
+    """What `codelamp status` and the app's project list show. Raises NotIndexed or
+    IndexDamaged."""
+    store = ProjectStore.open(root)
+    records = store.file_records(store.meta["generation"]) if "generation" in store.meta else {}
+    skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
+    last = float(store.meta.get("last_indexed", 0))
+    return {
+        "root": str(root),
+        "files": sum(r.status == "indexed" for r in records.values()),
+        "chunks": store.chunks_table().count_rows() if records else 0,
+        "skipped": [{"path": p, "reason": why} for p, why in skipped],
+        "model": store.model_id, "dims": store.dims,
+        "index_bytes": store.size_on_disk(),
+        "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
+        else None,
+    }  # fmt: skip
+
+
 def forget(root: Path) -> bool:
     """Delete a project's index. Returns False when there was none; raises IndexBusy
     while another process is writing it."""

@@ -1,0 +1,172 @@
+"""Settings and About."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.core.errors import CodeLampError
+from app.gui.widgets import editor_command
+
+
+def describe_model(path: Path) -> tuple[bool, str]:
+    """(usable, a description or the reason it is not) without loading the model."""
+    from app.core.memory import model_fits
+    from app.core.models import human_size, inspect_model
+
+    try:
+        info = inspect_model(path)
+    except CodeLampError as exc:
+        return False, str(exc)
+    fits, needed, available = model_fits(info.file_size, info.max_tokens, info.embedding_dim)
+    text = (f"{info.name} · {info.architecture} · {info.param_count / 1e6:.0f}M parameters\n"
+            f"{info.embedding_dim} dims · {info.quantization} · {human_size(info.file_size)} · "
+            f"{info.max_tokens} tokens · {info.pooling} pooling\n")  # fmt: skip
+    if fits:
+        return True, text + f"Fits in memory: needs ~{human_size(needed)}, " \
+                            f"{human_size(available)} free."  # fmt: skip
+    return False, text + (f"Does not fit in memory now: needs ~{human_size(needed)}, only "
+                          f"{human_size(available)} free.")  # fmt: skip
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("CodeLamp Settings")
+        self.settings = settings
+        self.chosen_model = settings.model_path
+
+        self.use_default = QRadioButton("The default model (all-MiniLM-L6-v2, built in)")
+        self.use_file = QRadioButton("A GGUF embedding model file:")
+        group = QButtonGroup(self)
+        group.addButton(self.use_default)
+        group.addButton(self.use_file)
+        self.model_file = QLineEdit(settings.model_path)
+        self.model_file.setReadOnly(True)
+        self.model_file.setPlaceholderText("no file chosen")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self.choose_model)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        (self.use_file if settings.model_path else self.use_default).setChecked(True)
+        self.use_default.toggled.connect(self._describe)
+
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("automatic (one per core)")
+        self.threads.setValue(settings.threads)
+        self.max_file_kb = QSpinBox()
+        self.max_file_kb.setRange(1, 1 << 20)
+        self.max_file_kb.setSuffix(" KiB")
+        self.max_file_kb.setValue(settings.max_file_kb)
+        self.ignores = QPlainTextEdit("\n".join(settings.ignore_patterns))
+        self.ignores.setPlaceholderText("one .gitignore pattern per line, e.g. *.generated.ts")
+        self.ignores.setMaximumHeight(90)
+        self.editor = QLineEdit(settings.editor_command)
+        self.editor.setPlaceholderText(f"detected: {editor_command('') or 'system opener'}")
+        self.high = self._percent(settings.memory_high_percent)
+        self.critical = self._percent(settings.memory_critical_percent)
+
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_file, 1)
+        model_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow(self.use_default)
+        form.addRow(self.use_file)
+        form.addRow(model_row)
+        form.addRow(self.model_info)
+        form.addRow("Threads", self.threads)
+        form.addRow("Largest file indexed", self.max_file_kb)
+        form.addRow("Also ignore", self.ignores)
+        form.addRow("Editor command", self.editor)
+        form.addRow("Memory warning at", self.high)
+        form.addRow("Pause indexing at", self.critical)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)  # fmt: skip
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self._describe()
+
+    @staticmethod
+    def _percent(value: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(10, 100)
+        box.setDecimals(0)
+        box.setSuffix(" % of memory in use")
+        box.setValue(value)
+        return box
+
+    def choose_model(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF embedding model",
+                                              str(Path.home()), "GGUF models (*.gguf)")
+        if name:
+            self.set_model_file(name)
+
+    def set_model_file(self, name: str) -> None:
+        self.model_file.setText(name)
+        self.use_file.setChecked(True)
+        self._describe()
+
+    def _describe(self) -> None:
+        if self.use_default.isChecked():
+            self.model_info.setText("Built from the pinned all-MiniLM-L6-v2 wheel: 384 dims, "
+                                    "256 tokens, about 90 MB in memory.")  # fmt: skip
+            return
+        name = self.model_file.text()
+        if not name:
+            self.model_info.setText("Choose a .gguf file.")
+            return
+        usable, text = describe_model(Path(name))
+        self.model_info.setText(text if usable else f"Not usable: {text}")
+
+    def accept(self) -> None:
+        if self.use_file.isChecked():
+            name = self.model_file.text()
+            usable, text = describe_model(Path(name)) if name else (False, "No file chosen.")
+            if not usable:
+                QMessageBox.warning(self, "Model not usable",
+                                    f"{text}\n\nThe current model stays in use.")  # fmt: skip
+                return
+        if self.critical.value() <= self.high.value():
+            QMessageBox.warning(self, "Memory thresholds",
+                                "The pause threshold must be above the warning threshold.")
+            return
+        s = self.settings
+        s.model_path = self.model_file.text() if self.use_file.isChecked() else ""
+        s.threads = self.threads.value()
+        s.max_file_kb = self.max_file_kb.value()
+        s.ignore_patterns = [x.strip() for x in self.ignores.toPlainText().splitlines()
+                             if x.strip()]  # fmt: skip
+        s.editor_command = self.editor.text().strip()
+        s.memory_high_percent = self.high.value()
+        s.memory_critical_percent = self.critical.value()
+        super().accept()
+
+
+def show_about(parent: QWidget) -> None:
+    QMessageBox.about(parent, "About CodeLamp",
+                      f"<h3>CodeLamp {__version__}</h3><p>Offline semantic code search. "
+                      "Your code and your queries never leave this computer.</p>"
+                      "<p>Apache-2.0</p>")  # fmt: skip

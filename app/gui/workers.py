@@ -1,0 +1,280 @@
+"""The app's background work, each on its own QThread, reporting only through signals.
+
+* :class:`Engine` owns the model: it loads it on first need (with real progress) and runs
+  searches, so the window never waits for llama.cpp.
+* :class:`IndexWorker` runs :func:`index_project` with pause, resume and cancel.
+* :class:`WatchHub` turns the file watchers' callbacks (on their own threads) into
+  signals.
+
+Every slot catches everything and emits it: an exception escaping a slot can abort the
+process. The core is imported lazily, so the window opens before LanceDB is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.core.errors import CodeLampError
+
+log = logging.getLogger(__name__)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, CodeLampError):
+        return str(exc)
+    log.error("unexpected error in a worker:\n%s", "".join(traceback.format_exception(exc)))
+    return f"Unexpected error: {exc.__class__.__name__}: {exc}"
+
+
+class ModelGate:
+    """The shared model: found or built, checked against free memory, and loaded once,
+    by whichever worker needs it first, with progress and cancel."""
+
+    def __init__(self, model_path: str = "", threads: int = 0) -> None:
+        self.model_path, self.threads = model_path, threads
+        self.embedder = None
+        self.cancel = threading.Event()
+        self._lock = threading.Lock()
+
+    def ensure(self, progress) -> object:
+        """The loaded embedder. Raises CodeLampError (no usable model, not enough memory)
+        or LoadCancelled."""
+        with self._lock:
+            if self.embedder is None:
+                self.embedder = self._open(progress)
+        self.cancel.clear()
+        self.embedder.load(progress=progress, cancelled=self.cancel.is_set)
+        return self.embedder
+
+    @property
+    def loaded(self):
+        """The embedder if it is loaded, else None; never loads."""
+        embedder = self.embedder
+        return embedder if embedder is not None and embedder.loaded else None
+
+    def _open(self, progress):
+        from app.core.default_model import install_default_model
+        from app.core.embedder import Embedder
+        from app.core.memory import model_fits
+        from app.core.models import human_size
+
+        if self.model_path:
+            path = Path(self.model_path)
+        else:
+            progress(0.0, "Preparing the default model…")
+            path = install_default_model(progress=lambda msg: progress(0.0, msg)).path
+        embedder = Embedder(path, threads=self.threads or None)
+        info = embedder.info
+        fits, needed, available = model_fits(info.file_size, info.max_tokens, info.embedding_dim)
+        if not fits:
+            raise CodeLampError(
+                f"{path.name} needs about {human_size(needed)} of memory, and "
+                f"{human_size(available)} is free. Close other programs or choose a smaller "
+                "model in Settings; exact-word search works without a model."
+            )
+        return embedder
+
+    def close(self) -> None:
+        embedder, self.embedder = self.embedder, None
+        if embedder is not None:
+            embedder.close()
+
+
+@dataclass
+class SearchRequest:
+    serial: int
+    root: str
+    query: str
+    k: int
+    mode: str
+    language: str | None
+    path_glob: str | None
+
+
+class Engine(QObject):
+    """Model loading and search, on the engine thread."""
+
+    model_progress = Signal(float, str)
+    model_ready = Signal(str)  # model id
+    model_failed = Signal(str)
+    results = Signal(object, object, str)  # SearchRequest, list[SearchResult], error
+    status = Signal(str, object, str)  # root, project_status() dict or None, error
+    warmed = Signal()
+
+    def __init__(self, gate: ModelGate) -> None:
+        super().__init__()
+        self.gate = gate
+        self._searchers: dict[str, object] = {}
+
+    def _load(self):
+        """The loaded embedder, or None after telling the window why not."""
+        from app.core.embedder import LoadCancelled
+
+        already = self.gate.loaded
+        if already is not None:
+            return already
+        try:
+            embedder = self.gate.ensure(lambda f, m: self.model_progress.emit(f, m))
+        except LoadCancelled:
+            self.model_failed.emit("Model loading cancelled; exact-word search still works.")
+            return None
+        except Exception as exc:  # noqa: BLE001 - reported to the window
+            self.model_failed.emit(_message(exc))
+            return None
+        self.model_ready.emit(embedder.model_id)
+        return embedder
+
+    @Slot()
+    def load_model(self) -> None:
+        self._load()
+
+    @Slot()
+    def warm_up(self) -> None:
+        """Import the engine now, while the user looks at the window, rather than in the
+        middle of the first search or index."""
+        try:
+            import llama_cpp  # noqa: F401
+            import pyarrow  # noqa: F401
+
+            import app.core.indexer
+            import app.core.search
+            import app.core.watcher  # noqa: F401
+        except Exception:  # noqa: BLE001 - the real use will report it properly
+            log.warning("warm-up import failed", exc_info=True)
+        self.warmed.emit()
+
+    @Slot(str)
+    def project_status(self, root: str) -> None:
+        from app.core.store import NotIndexed, project_status
+
+        try:
+            self.status.emit(root, project_status(Path(root)), "")
+        except NotIndexed:
+            self.status.emit(root, None, "not indexed yet")
+        except Exception as exc:  # noqa: BLE001 - shown next to the project
+            self.status.emit(root, None, _message(exc))
+
+    @Slot(str)
+    def forget_project(self, root: str) -> None:
+        """Drop the cached searcher (after a re-index, a model change or removal)."""
+        self._searchers.pop(root, None)
+
+    @Slot()
+    def forget_all(self) -> None:
+        self._searchers.clear()
+
+    @Slot(object)
+    def search(self, request: SearchRequest) -> None:
+        try:
+            embedder = None
+            if request.mode != "lexical":
+                embedder = self._load()
+                if embedder is None:
+                    self.results.emit(request, [], "Semantic search needs the model; "
+                                      "use “Exact words” meanwhile.")  # fmt: skip
+                    return
+            searcher = self._searcher(request.root, embedder)
+            found = searcher.search(request.query, k=request.k, mode=request.mode,
+                                    language=request.language, path_glob=request.path_glob)
+            self.results.emit(request, found, "")
+        except Exception as exc:  # noqa: BLE001 - reported to the window
+            self._searchers.pop(request.root, None)
+            self.results.emit(request, [], _message(exc))
+
+    def _searcher(self, root: str, embedder):
+        from app.core.search import Searcher
+        from app.core.store import ProjectStore
+
+        searcher = self._searchers.get(root)
+        if searcher is None or (embedder is not None and searcher.embedder is not embedder):
+            searcher = Searcher(ProjectStore.open(Path(root)), embedder)
+            self._searchers[root] = searcher
+        return searcher
+
+
+class IndexWorker(QObject):
+    """Indexing, on the index thread. One project at a time; the window queues the rest."""
+
+    progress = Signal(str, object)  # root, IndexProgress
+    model_progress = Signal(float, str)
+    model_ready = Signal(str)
+    finished = Signal(str, object, str)  # root, IndexResult or None, error
+
+    def __init__(self, gate: ModelGate, settings) -> None:
+        super().__init__()
+        self.gate = gate
+        self.settings = settings
+        self.control = None
+
+    @Slot(str)
+    def index(self, root: str) -> None:
+        from app.core.embedder import LoadCancelled
+        from app.core.indexer import IndexControl, index_project
+
+        self.control = control = IndexControl()
+        try:
+            embedder = self.gate.ensure(lambda f, m: self.model_progress.emit(f, m))
+            self.model_ready.emit(embedder.model_id)
+            result = index_project(
+                Path(root), embedder, control=control,
+                progress=lambda p: self.progress.emit(root, p),
+                max_file_bytes=self.settings.max_file_bytes,
+                extra_ignores=self.settings.ignore_patterns,
+            )  # fmt: skip
+            self.finished.emit(root, result, "")
+        except LoadCancelled:
+            self.finished.emit(root, None, "Model loading cancelled.")
+        except Exception as exc:  # noqa: BLE001 - reported to the window
+            self.finished.emit(root, None, _message(exc))
+        finally:
+            self.control = None
+
+
+class WatchHub(QObject):
+    """File watchers' events as a signal on the GUI thread."""
+
+    event = Signal(object)  # WatchEvent
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watchers: dict[str, object] = {}
+
+    def start(self, root: str, embedder, settings) -> str:
+        """Start watching; returns an error message, or ""."""
+        from app.core.watcher import ProjectWatcher
+
+        if root in self.watchers or embedder is None:
+            return ""
+        try:
+            watcher = ProjectWatcher(Path(root), embedder, self.event.emit, index_options={
+                "max_file_bytes": settings.max_file_bytes,
+                "extra_ignores": settings.ignore_patterns,
+            })  # fmt: skip
+            watcher.start()
+        except Exception as exc:  # noqa: BLE001 - shown next to the project
+            return _message(exc)
+        self.watchers[root] = watcher
+        return ""
+
+    def stop(self, root: str, flush: bool = True) -> None:
+        watcher = self.watchers.pop(root, None)
+        if watcher is not None:
+            watcher.stop(flush=flush, timeout=30)
+
+    def stop_all(self, flush: bool = False) -> None:
+        for root in list(self.watchers):
+            self.stop(root, flush)
+
+
+def start_thread(worker: QObject, name: str) -> QThread:
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.start()
+    return thread
