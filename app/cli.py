@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="codelamp", description="Offline semantic code search."
     )
     parser.add_argument("--version", action="version", version=f"codelamp {__version__}")
+    parser.add_argument("--selftest", action="store_true",
+                        help="open the window offscreen, index and search a small sample in "
+                        "a temporary folder, print a JSON report; exit 0 if it worked")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     models = sub.add_parser("models", help="list, build, inspect and try embedding models")
@@ -360,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.selftest:
+        from app.gui.selftest import selftest
+
+        return selftest()
     if not getattr(args, "func", None):  # no command: the desktop app
         from app.gui.app import run
 

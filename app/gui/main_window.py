@@ -624,7 +624,8 @@ class MainWindow(QMainWindow):
             return  # an older query, overtaken by typing
         if error:
             self.message.setText(error)
-        self.results.show_results(results)
+        selected = self.results.current_result()
+        self.results.show_results(results, keep=selected)
         self._update_empty_state(error)
         if results:
             self.message.setText(f"{len(results)} results for “{request.query}”")
@@ -677,16 +678,11 @@ class MainWindow(QMainWindow):
         if event.kind == "updated":
             self.request_forget_searcher.emit(root)
             self.request_status.emit(root)
-            shown = {r.path for r in self._shown_results()}
-            if root == self.current_root() and (not event.paths or shown & set(event.paths)):
-                self.search_now()  # open results refresh when their files change
+            if root == self.current_root():
+                self.search_now()  # results (and the preview) follow the files
         elif event.kind in ("polling", "unavailable", "error"):
             self.message.setText(event.message)
         self._refresh_watch_label()
-
-    def _shown_results(self) -> list:
-        return [self.results.item(i).data(Qt.ItemDataRole.UserRole)
-                for i in range(self.results.count())]  # fmt: skip
 
     def _refresh_watch_label(self) -> None:
         root = self.current_root()

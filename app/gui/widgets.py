@@ -99,7 +99,9 @@ class ResultList(QListWidget):
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
 
-    def show_results(self, results: list) -> None:
+    def show_results(self, results: list, keep=None) -> None:
+        """Show ``results``; the one equal to ``keep`` (same file and symbol) stays
+        selected, so a refresh does not move the user."""
         self.clear()
         for r in results:
             where = f"{r.path}:{r.start_line}–{r.end_line}"
@@ -109,7 +111,9 @@ class ResultList(QListWidget):
             item.setData(Qt.ItemDataRole.UserRole, r)
             self.addItem(item)
         if results:
-            self.setCurrentRow(0)
+            same = [i for i, r in enumerate(results) if keep is not None and
+                    (r.path, r.symbol, r.start_line) == (keep.path, keep.symbol, keep.start_line)]
+            self.setCurrentRow(same[0] if same else 0)
 
     def current_result(self):
         item = self.currentItem()

@@ -305,3 +305,52 @@ def test_projects_and_geometry_persist(qtbot, window, project):
     assert again.projects.count() == 1
     assert (again.width(), again.height()) == (700, 500)
     again.close()
+
+
+def test_watching_keeps_results_fresh_and_can_be_turned_off(qtbot, window, project):
+    window.add_project(str(project))
+    wait_indexed(qtbot, window, project)
+    root = str(project.resolve())
+    qtbot.waitUntil(lambda: root in window.watch_hub.watchers, timeout=30_000)
+    qtbot.waitUntil(lambda: window.watch_label.text().startswith("watching"), timeout=30_000)
+    qtbot.keyClicks(window.query, "reconcile ledger balances")
+    qtbot.keyClick(window.query, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=30_000)
+    assert window.results.current_result().path != "src/ledger.py"
+
+    (project / "src" / "ledger.py").write_text(
+        "def reconcile_ledger_balances(ledger):\n"
+        "    return sum(e.amount for e in ledger.entries) == ledger.balance\n")
+    def first_path() -> str:
+        return window.results.item(0).data(Qt.ItemDataRole.UserRole).path
+
+    before = window.results.current_result()
+    qtbot.waitUntil(lambda: window.results.count() > 0 and first_path() == "src/ledger.py",
+                    timeout=30_000)  # fmt: skip
+    assert window.results.current_result().path == before.path  # the selection stays put
+    qtbot.waitUntil(lambda: "updated" in window.watch_label.text(), timeout=10_000)
+
+    window.watch_box.setChecked(False)
+    assert root not in window.watch_hub.watchers and root in window.settings.unwatched
+    assert window.watch_label.text() == "not watching"
+    window.watch_box.setChecked(True)
+    assert root in window.watch_hub.watchers
+
+
+def test_model_loading_can_be_cancelled_and_retried(installed_default_model):
+    from app.core.embedder import LoadCancelled
+    from app.gui.workers import ModelGate
+
+    gate = ModelGate(str(installed_default_model))
+    seen: list[float] = []
+
+    def cancel_midway(fraction: float, _message: str) -> None:
+        seen.append(fraction)
+        if fraction > 0.2:
+            gate.cancel.set()  # what the Cancel button does
+
+    with pytest.raises(LoadCancelled):
+        gate.ensure(cancel_midway)
+    assert gate.loaded is None and 0.2 < max(seen) < 1.0
+    assert gate.ensure(lambda f, m: None).loaded  # a later need loads it after all
+    gate.close()

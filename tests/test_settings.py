@@ -1,0 +1,46 @@
+"""Settings survive restarts; a damaged file never loses data or stops the app."""
+
+from __future__ import annotations
+
+import json
+
+from app.core.memory import MemoryReading, model_fits, pressure
+from app.settings import SCHEMA_VERSION, Settings, settings_path
+
+GB = 1 << 30
+
+
+def test_round_trip_and_defaults():
+    assert Settings.load() == Settings()
+    s = Settings(projects=["/src/a", "/src/b"], model_path="/m.gguf", threads=3)
+    s.save()
+    loaded = Settings.load()
+    assert loaded.projects == ["/src/a", "/src/b"] and loaded.threads == 3
+    assert json.loads(settings_path().read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_damaged_file_is_set_aside_not_lost():
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text("{ not json")
+    assert Settings.load() == Settings()
+    assert settings_path().with_suffix(".json.bad").read_text() == "{ not json"
+
+
+def test_unknown_and_mistyped_values_are_ignored():
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text(json.dumps({"threads": "many", "future_option": 1,
+                                           "memory_high_percent": 80,
+                                           "projects": ["/x"]}))  # fmt: skip
+    s = Settings.load()
+    assert s.threads == 0 and s.memory_high_percent == 80.0 and s.projects == ["/x"]
+
+
+def test_pressure_levels_and_model_fit():
+    reading = MemoryReading(rss=1 * GB, available=2 * GB, total=16 * GB)  # 87.5% in use
+    assert pressure(reading) == "high"
+    assert pressure(reading, high=90, critical=95) == "normal"
+    assert pressure(MemoryReading(GB, GB // 4, 16 * GB)) == "critical"
+    fits, needed, _ = model_fits(46 << 20, 256, 384, reading)
+    assert fits and needed < 200 << 20
+    fits, needed, available = model_fits(int(4.38e9), 8192, 3584, reading)  # nomic-embed-code
+    assert not fits and needed > available
