@@ -8,6 +8,7 @@ can do it to keep CodeLamp on another disk or in a portable folder.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -59,7 +60,21 @@ def logs_dir() -> Path:
     return _dir("logs")
 
 
+def bundled_models_dir() -> Path | None:
+    """Models shipped inside a packaged (PyInstaller) build; None when running from source."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    return Path(bundle) / "models" if getattr(sys, "frozen", False) and bundle else None
+
+
 def ensure(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and return it."""
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from app.core.errors import CodeLampError
+
+        raise CodeLampError(
+            f"CodeLamp needs to write to {path} ({exc.strerror or exc}). Make it writable, "
+            f"or set {HOME_ENV} to a folder you can write to, e.g. {HOME_ENV}=/tmp/codelamp."
+        ) from exc
     return path

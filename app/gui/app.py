@@ -62,11 +62,19 @@ def collect_when_idle() -> None:
 
 def run() -> int:
     """Open the main window; returns the exit code."""
+    from app import paths
+    from app.core.errors import CodeLampError
     from app.gui.main_window import MainWindow
     from app.settings import Settings
 
     qInstallMessageHandler(_qt_messages)
     app = application()
+    try:  # a read-only home: say where CodeLamp must write, before anything is lost
+        for folder in (paths.config_dir(), paths.data_dir(), paths.cache_dir()):
+            paths.ensure(folder)
+    except CodeLampError as exc:
+        QMessageBox.critical(None, "CodeLamp cannot start", str(exc))
+        return 1
     sys.excepthook = _report_crash
     window = MainWindow(Settings.load())
     window.show()

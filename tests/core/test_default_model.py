@@ -90,6 +90,24 @@ def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
     assert dm.find_default_model() is None
 
 
+def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    bundle = tmp_path / "_internal"
+    (bundle / "models").mkdir(parents=True)
+    for src in (default_model, dm.sidecar_path(default_model)):
+        (bundle / "models" / src.name).write_bytes(src.read_bytes())
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    monkeypatch.setattr("sys._MEIPASS", str(bundle), raising=False)
+    bundled = bundle / "models" / default_model.name
+    assert dm.find_default_model() == bundled
+    assert dm.install_default_model().path == bundled  # nothing built, nothing downloaded
+
+    bundled.write_bytes(bundled.read_bytes()[:1000])  # damaged in the installed package
+    assert dm.find_default_model() is None
+    with pytest.raises(ModelError, match="missing or damaged.*Reinstall"):
+        dm.install_default_model()
+
+
 def test_q8_0_is_smaller_and_close_to_f16(default_model, default_model_q8):
     info = inspect_model(default_model_q8)
     assert info.quantization == "Q8_0"
