@@ -60,10 +60,16 @@ def logs_dir() -> Path:
     return _dir("logs")
 
 
-def bundled_models_dir() -> Path | None:
-    """Models shipped inside a packaged (PyInstaller) build; None when running from source."""
+def bundle_dir() -> Path | None:
+    """The data folder of a packaged (PyInstaller) build; None when running from source."""
     bundle = getattr(sys, "_MEIPASS", None)
-    return Path(bundle) / "models" if getattr(sys, "frozen", False) and bundle else None
+    return Path(bundle) if getattr(sys, "frozen", False) and bundle else None
+
+
+def bundled_models_dir() -> Path | None:
+    """Models shipped inside a packaged build; None when running from source."""
+    bundle = bundle_dir()
+    return bundle / "models" if bundle else None
 
 
 def ensure(path: Path) -> Path:

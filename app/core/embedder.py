@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import paths
 from app.core.errors import CodeLampError, ModelError
 from app.core.models import POOLING_IDS, ModelInfo, inspect_model
 
@@ -47,8 +48,39 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
+def missing_cpu_features(required: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """The ``required`` CPU flags (``/proc/cpuinfo`` names) this CPU lacks; [] when the
+    flags cannot be read (not Linux): then nothing is claimed missing."""
+    try:
+        text = cpuinfo.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), None)  # fmt: skip
+    return [] if flags is None else sorted(required - set(flags))
+
+
+def _check_cpu() -> None:
+    """A packaged build's llama.cpp is compiled for a CPU baseline (the bundle's
+    ``cpu-features`` file). On an older CPU it would die of an illegal instruction at the
+    first embedding, so say so first."""
+    bundle = paths.bundle_dir()
+    listing = bundle / "cpu-features" if bundle else None
+    if listing is None or not listing.is_file():
+        return
+    missing = missing_cpu_features(set(listing.read_text(encoding="ascii").split()))
+    if missing:
+        raise ModelError(
+            f"This CodeLamp package needs a CPU with {', '.join(f.upper() for f in missing)} "
+            "(Intel Core since 2013, AMD since 2015), and this one lacks it. Install CodeLamp "
+            "from source instead (README: ./scripts/run.sh), which builds llama.cpp for "
+            "this CPU."
+        )
+
+
 def _llama():
     """Import the bindings on first use: loading the native library costs start-up time."""
+    _check_cpu()
     import llama_cpp
 
     _install_log_handler(llama_cpp)

@@ -11,7 +11,7 @@ import pytest
 from texts import LONG_TEXT
 
 from app.core import default_model as dm
-from app.core.embedder import Embedder, LoadCancelled
+from app.core.embedder import Embedder, LoadCancelled, missing_cpu_features
 from app.core.errors import ModelError
 
 
@@ -168,3 +168,32 @@ def test_query_prefix_from_preset(gemma_model, tmp_path):
         bare = emb.embed_documents(["parse config"])[0]
     np.testing.assert_allclose(query, with_prefix, atol=1e-5)
     assert not np.allclose(query, bare, atol=1e-3)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+flags\t\t: fpu sse sse2 avx fma f16c
+bugs\t\t: spectre_v1
+"""
+
+
+def test_missing_cpu_features_reads_proc_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    assert missing_cpu_features({"avx", "fma"}, cpuinfo) == []
+    assert missing_cpu_features({"avx", "avx2", "f16c", "avx512f"}, cpuinfo) == [
+        "avx2", "avx512f"]  # fmt: skip
+    assert missing_cpu_features({"avx2"}, tmp_path / "absent") == []  # unknown: no claim
+
+
+def test_packaged_build_refuses_a_cpu_below_its_baseline(default_model, tmp_path, monkeypatch):
+    """A packaged llama.cpp built for AVX2 would die of SIGILL on an older CPU: instead the
+    first load says what the CPU lacks and what to do."""
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    monkeypatch.setattr("sys._MEIPASS", str(tmp_path), raising=False)
+    (tmp_path / "cpu-features").write_text("avx2 no_such_feature\n")
+    with pytest.raises(ModelError, match=r"needs a CPU with NO_SUCH_FEATURE.*run\.sh"):
+        Embedder(default_model).load()
+    (tmp_path / "cpu-features").write_text("sse2\n")  # this machine has it
+    with Embedder(default_model) as emb:
+        assert emb.embed_query("x").shape == (384,)
