@@ -29,5 +29,5 @@ fi
 export CODELAMP_TEST_ASSETS="$ASSETS"
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 cd "$REPO"
-"$VENV_PY" -m ruff check app tests scripts
+"$VENV_PY" -m ruff check app tests scripts packaging
 exec "$VENV_PY" -m pytest "$@"
