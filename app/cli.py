@@ -158,7 +158,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     try:
         with embedder:
-            result = index_project(root, embedder, control=control, progress=progress)
+            result = index_project(root, embedder, control=control, progress=progress,
+                                   chunk_tokens=args.chunk_tokens)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.rebuilt:
@@ -231,7 +232,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     from app.core.models import human_size
 
-    print(f"{root}\n  files: {info['files']}   chunks: {info['chunks']}   "
+    limit = f"{info['chunk_tokens']} tokens" if info["chunk_tokens"] else "the model's limit"
+    print(f"{root}\n  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
           f"skipped: {len(skipped)}\n  model: {info['model']} ({info['dims']} dims)\n"
           f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
     for path, why in skipped:
@@ -327,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index (or update the index of) a project folder")
     p.add_argument("path")
     p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N",
+                   help="largest chunk in tokens, at least 64; 0 = the model's limit "
+                   "(default: what the index was built with)")  # fmt: skip
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search an indexed project")

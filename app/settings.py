@@ -29,6 +29,7 @@ class Settings:
     model_path: str = ""  # "" = the default model
     threads: int = 0  # 0 = one per physical core
     max_file_kb: int = DEFAULT_MAX_FILE_BYTES // 1024
+    max_chunk_tokens: int = 0  # 0 = the model's own limit
     ignore_patterns: list[str] = field(default_factory=list)  # .gitignore syntax, all projects
     editor_command: str = ""  # "" = detected: code -g, $VISUAL/$EDITOR, the system opener
     memory_high_percent: float = HIGH_PERCENT

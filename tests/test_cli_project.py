@@ -52,6 +52,12 @@ def test_index_search_status_forget(project):
     assert {s["path"] for s in status["skipped"]} == {".env", "assets/logo.bin", "data.json"}
     assert status["model"].startswith("all-MiniLM-L6-v2") and status["dims"] == 384
     assert status["index_bytes"] > 0 and status["last_indexed"]
+    assert status["chunk_tokens"] is None  # the model's limit
+
+    assert codelamp("index", str(project), "--chunk-tokens", "96").returncode == 0
+    assert json.loads(codelamp("status", str(project), "--json").stdout)["chunk_tokens"] == 96
+    text = codelamp("status", str(project))
+    assert "largest: 96 tokens" in text.stdout, text.stdout
 
     assert codelamp("forget", str(project)).returncode == 0
     assert not project_dir(project.resolve()).exists()

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 # Line windows (for files we do not parse) stay short enough to read as one search result.
 MAX_WINDOW_LINES = 40
+# The smallest chunk limit a user may set: below it a chunk holds a few lines and search
+# loses the context that makes a match recognisable.
+MIN_CHUNK_TOKENS = 64
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from app.core.cache import EmbeddingCache
-from app.core.chunking import Piece, chunk_file, definition_spans
+from app.core.chunking import MIN_CHUNK_TOKENS, Piece, chunk_file, definition_spans
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
@@ -137,16 +137,21 @@ def index_project(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     extra_ignores: Sequence[str] = (),
     only: Sequence[str] | None = None,
+    chunk_tokens: int | None = None,
 ) -> IndexResult:
     """Bring the index of ``root`` up to date with its files.
 
     ``only`` limits the work to these paths (relative to the root, as the file watcher
     reports them); a listed path that is gone or now ignored leaves the index. While another
     process writes this project's index, this waits for it (phase "waiting").
+
+    ``chunk_tokens`` caps the size of a chunk: 0 is the model's own limit, ``None`` keeps
+    the limit the index was built with. A changed limit re-chunks every file; pieces that
+    come out the same take their vectors from the cache.
     """
     root = check_root(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl())  # fmt: skip
+               control or IndexControl(), chunk_tokens)  # fmt: skip
     rules = FileRules(root, max_file_bytes, extra_ignores)
     with writer_lock(root, cancelled=lambda: run.control.cancelled,
                      on_wait=run.waiting) as locked:  # fmt: skip
@@ -156,9 +161,20 @@ def index_project(
         return run.execute(rules, only)
 
 
+def effective_chunk_tokens(requested: int | None, recorded: int | None,
+                           model_max: int) -> int | None:  # fmt: skip
+    """The chunk limit to index with (see :func:`index_project`); None: the model's own."""
+    wanted = recorded if requested is None else requested
+    if not wanted or wanted >= model_max:
+        return None
+    return max(MIN_CHUNK_TOKENS, wanted)
+
+
 class _Run:
-    def __init__(self, root, embedder, cache, progress, control) -> None:
+    def __init__(self, root, embedder, cache, progress, control, chunk_tokens) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
+        self.requested_chunk_tokens = chunk_tokens
+        self.chunk_tokens: int | None = None
         self.report, self.control = progress, control
         self.result = IndexResult(root)
         self.state = IndexProgress("scanning")
@@ -176,7 +192,9 @@ class _Run:
         store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
-        gen = store.prepare(self.embedder.model_id, self.embedder.dim)
+        self.chunk_tokens = effective_chunk_tokens(
+            self.requested_chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
+        gen = store.prepare(self.embedder.model_id, self.embedder.dim, self.chunk_tokens)
         previous = store.file_records(gen)
         discovery = rules.walk() if only is None else rules.discover(only)
         self.result.skipped = [(s.rel, s.reason) for s in discovery.skipped]
@@ -227,7 +245,7 @@ class _Run:
             self.state.phase = "finishing"
             self.report(self.state)
             store.finish(gen, self.embedder.model_id, self.embedder.dim,
-                         self.embedder.info.path)
+                         self.embedder.info.path, self.chunk_tokens)
         self.cache.prune()
         self.result.seconds = time.monotonic() - self.started
         self.state.phase = "cancelled" if self.result.cancelled else "done"
@@ -265,7 +283,7 @@ class _Run:
             record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
                                 old.chunks, now)  # fmt: skip
             return _FileWork(record, None)
-        pieces = chunk_file(entry.rel, text, self.embedder.max_tokens,
+        pieces = chunk_file(entry.rel, text, self.chunk_tokens or self.embedder.max_tokens,
                             self.embedder.count_tokens)  # fmt: skip
         hashes = [content_key(p) for p in pieces]
         record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",

@@ -104,8 +104,11 @@ def project_dir(root: Path) -> Path:
     return paths.data_dir() / "projects" / project_key(root)
 
 
-def generation(model_id: str) -> str:
-    return hashlib.sha256(model_id.encode()).hexdigest()[:12]
+def generation(model_id: str, chunk_tokens: int | None = None) -> str:
+    """Tables are per model and chunk limit: changing either re-chunks or re-embeds every
+    file. ``None`` is the model's own limit (the name indexes had before it was a choice)."""
+    key = model_id if chunk_tokens is None else f"{model_id}|chunk_tokens={chunk_tokens}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def sql_in(column: str, values: list[str]) -> str:
@@ -223,6 +226,11 @@ class ProjectStore:
     def dims(self) -> int | None:
         return int(self.meta["dims"]) if "dims" in self.meta else None
 
+    @property
+    def chunk_tokens(self) -> int | None:
+        """The chunk limit the index was built with; None: the model's own."""
+        return int(self.meta["chunk_tokens"]) if "chunk_tokens" in self.meta else None
+
     def chunks_table(self, gen: str | None = None):
         return self.db.open_table(f"chunks_{gen or self.meta['generation']}")
 
@@ -243,9 +251,10 @@ class ProjectStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def prepare(self, model_id: str, dims: int) -> str:
-        """Tables for ``model_id``: the active ones, or a fresh (or resumed) pair."""
-        gen = generation(model_id)
+    def prepare(self, model_id: str, dims: int, chunk_tokens: int | None = None) -> str:
+        """Tables for ``model_id`` and the chunk limit: the active ones, or a fresh (or
+        resumed) pair."""
+        gen = generation(model_id, chunk_tokens)
         names = self.table_names()
         if f"chunks_{gen}" not in names:
             self.db.create_table(f"chunks_{gen}", schema=chunks_schema(dims))
@@ -268,7 +277,8 @@ class ProjectStore:
             (files_table.merge_insert("path").when_matched_update_all()
              .when_not_matched_insert_all().execute(data))  # fmt: skip
 
-    def finish(self, gen: str, model_id: str, dims: int, model_path: Path) -> None:
+    def finish(self, gen: str, model_id: str, dims: int, model_path: Path,
+               chunk_tokens: int | None = None) -> None:  # fmt: skip
         """After a complete run: make ``gen`` active, drop older generations, keep the
         full-text and vector indexes current, and compact."""
         from lancedb.index import FTS
@@ -277,6 +287,9 @@ class ProjectStore:
         rows = chunks.count_rows()
         meta = dict(self.meta, model_id=model_id, dims=str(dims), generation=gen,
                     model_path=str(model_path), last_indexed=str(time.time()))  # fmt: skip
+        meta.pop("chunk_tokens", None)
+        if chunk_tokens is not None:
+            meta["chunk_tokens"] = str(chunk_tokens)
         if meta.get("generation") != self.meta.get("generation"):
             meta.pop("fts", None)
             meta.pop("ann_rows", None)
@@ -338,7 +351,7 @@ def project_status(root: Path) -> dict:
         "files": sum(r.status == "indexed" for r in records.values()),
         "chunks": store.chunks_table().count_rows() if records else 0,
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
-        "model": store.model_id, "dims": store.dims,
+        "model": store.model_id, "dims": store.dims, "chunk_tokens": store.chunk_tokens,
         "index_bytes": store.size_on_disk(),
         "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
         else None,

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.errors import CodeLampError
 from app.gui.widgets import editor_command
 
@@ -78,6 +79,16 @@ class SettingsDialog(QDialog):
         self.max_file_kb.setRange(1, 1 << 20)
         self.max_file_kb.setSuffix(" KiB")
         self.max_file_kb.setValue(settings.max_file_kb)
+        self.chunk_tokens = QSpinBox()
+        self.chunk_tokens.setRange(0, 8192)
+        self.chunk_tokens.setSingleStep(MIN_CHUNK_TOKENS)
+        self.chunk_tokens.setSpecialValueText("the model's limit")
+        self.chunk_tokens.setSuffix(" tokens")
+        self.chunk_tokens.setToolTip(
+            f"Largest chunk embedded, at least {MIN_CHUNK_TOKENS} tokens and never more than "
+            "the model allows. Smaller chunks point at smaller pieces of code but see less "
+            "context. A change applies when a project is next re-indexed (F5).")
+        self.chunk_tokens.setValue(settings.max_chunk_tokens)
         self.ignores = QPlainTextEdit("\n".join(settings.ignore_patterns))
         self.ignores.setPlaceholderText("one .gitignore pattern per line, e.g. *.generated.ts")
         self.ignores.setMaximumHeight(90)
@@ -96,6 +107,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.model_info)
         form.addRow("Threads", self.threads)
         form.addRow("Largest file indexed", self.max_file_kb)
+        form.addRow("Largest chunk", self.chunk_tokens)
         form.addRow("Also ignore", self.ignores)
         form.addRow("Editor command", self.editor)
         form.addRow("Memory warning at", self.high)
@@ -157,6 +169,8 @@ class SettingsDialog(QDialog):
         s.model_path = self.model_file.text() if self.use_file.isChecked() else ""
         s.threads = self.threads.value()
         s.max_file_kb = self.max_file_kb.value()
+        chunk = self.chunk_tokens.value()
+        s.max_chunk_tokens = max(chunk, MIN_CHUNK_TOKENS) if chunk else 0
         s.ignore_patterns = [x.strip() for x in self.ignores.toPlainText().splitlines()
                              if x.strip()]  # fmt: skip
         s.editor_command = self.editor.text().strip()

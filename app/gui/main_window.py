@@ -568,6 +568,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         before = (self.settings.model_path, self.settings.threads)
+        chunks_before = self.settings.max_chunk_tokens
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
@@ -575,6 +576,9 @@ class MainWindow(QMainWindow):
         self.memory.refresh()
         if (self.settings.model_path, self.settings.threads) != before:
             self._switch_model()
+        elif self.settings.max_chunk_tokens != chunks_before:
+            self.message.setText("The new chunk limit applies when a project is next "
+                                 "re-indexed (F5).")  # fmt: skip
 
     def _switch_model(self) -> None:
         """Use the new model from the next search or index on; the old one is freed."""

@@ -226,6 +226,7 @@ class IndexWorker(QObject):
                 progress=lambda p: self.progress.emit(root, p),
                 max_file_bytes=self.settings.max_file_bytes,
                 extra_ignores=self.settings.ignore_patterns,
+                chunk_tokens=self.settings.max_chunk_tokens,
             )  # fmt: skip
             self.finished.emit(root, result, "")
         except LoadCancelled:

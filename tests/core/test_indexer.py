@@ -10,9 +10,10 @@ import pytest
 from sample_project import INDEXED, make_project
 
 from app.core.cache import EmbeddingCache
+from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
-from app.core.indexer import IndexControl, index_project
+from app.core.indexer import IndexControl, effective_chunk_tokens, index_project
 from app.core.search import Searcher
 from app.core.store import ProjectStore
 
@@ -173,6 +174,38 @@ def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8):
         assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
     with pytest.raises(CodeLampError, match="Re-index"):
         Searcher(ProjectStore.open(project), embedder)
+
+
+def test_chunk_limit_is_kept_until_changed(project, embedder):
+    index_project(project, embedder)
+    default_chunks = stored_chunks(project)
+    result = index_project(project, embedder, chunk_tokens=64)
+    assert result.files_indexed == len(INDEXED), "a new limit chunks every file anew"
+    store = ProjectStore.open(project)
+    assert store.chunk_tokens == 64
+    texts = store.chunks_table().search().limit(None).select(["text"]).to_arrow()
+    texts = texts.column("text").to_pylist()
+    assert max(embedder.count_tokens(t) for t in texts) <= 64
+    assert len(texts) > len(default_chunks)
+    assert top_path(project, embedder, "hash a user's password with bcrypt") == "src/auth.go"
+
+    again = index_project(project, embedder)  # no limit given (the watcher, the CLI)
+    assert again.files_unchanged == len(INDEXED)
+    assert ProjectStore.open(project).chunk_tokens == 64
+
+    back = index_project(project, embedder, chunk_tokens=0)
+    assert back.chunks_embedded == 0, "the same pieces as before: vectors from the cache"
+    assert ProjectStore.open(project).chunk_tokens is None
+    assert stored_chunks(project) == default_chunks
+
+
+def test_effective_chunk_limit():
+    assert effective_chunk_tokens(None, None, 256) is None
+    assert effective_chunk_tokens(None, 100, 256) == 100
+    assert effective_chunk_tokens(0, 100, 256) is None
+    assert effective_chunk_tokens(5, None, 256) == MIN_CHUNK_TOKENS
+    assert effective_chunk_tokens(1000, None, 256) is None  # never past the model's limit
+    assert effective_chunk_tokens(None, 300, 256) is None  # recorded for a bigger model
 
 
 def test_causal_model_with_other_dims(project, gemma_model):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 from sample_project import make_project
 from tiny_gguf import write_tiny_gguf
 
+from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.memory import MemoryReading
 from app.core.models import human_size
 from app.core.store import ProjectStore
@@ -267,6 +268,18 @@ def test_settings_refuse_a_gguf_that_is_not_an_embedding_model(qtbot, window, tm
     assert dialog.result() != SettingsDialog.DialogCode.Accepted
     assert window.settings.model_path == ""  # the previous model stays
     assert any("current model stays" in w for w in warnings_shown)
+
+
+def test_chunk_limit_from_settings_reaches_the_index(qtbot, window, project):
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    assert dialog.chunk_tokens.text() == "the model's limit"
+    dialog.chunk_tokens.setValue(20)  # below the minimum: raised to it
+    dialog.accept()
+    assert window.settings.max_chunk_tokens == MIN_CHUNK_TOKENS
+    assert window.add_project(str(project))
+    wait_indexed(qtbot, window, project)
+    assert window.statuses[str(project)]["chunk_tokens"] == MIN_CHUNK_TOKENS
 
 
 def test_without_a_usable_model_exact_words_still_work(qtbot, installed_default_model,
