@@ -30,7 +30,7 @@ fi
 stamp="$PKG_VENV/.codelamp-installed"
 want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1) $LLAMA_CMAKE"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  say "Installing CodeLamp, with llama.cpp built for a portable CPU baseline (~6 min)"
+  say "Installing the dependencies, with llama.cpp built for a portable CPU baseline (~6 min)"
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   # --no-cache-dir: pip's wheel cache does not know CMAKE_ARGS and would hand back the
   # dev venv's CPU-specific build.
