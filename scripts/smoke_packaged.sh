@@ -3,8 +3,9 @@
 # installed into throwaway roots and run with a temporary HOME, no network (a private
 # network namespace when the system allows one) and no Python on PATH:
 #   codelamp --version; codelamp index of CodeLamp's own source; codelamp search --json
-#   (the expected file first); codelamp --selftest (the window, offscreen); a damaged
-#   bundled model; a read-only home; and no library in the bundle needs glibc > 2.35.
+#   (the expected file first); codelamp --selftest (the window, offscreen, and on X11 when
+#   xvfb-run is installed); Qt's xcb plugin finds its libraries; a damaged bundled model;
+#   a read-only home; and no library in the bundle needs glibc > 2.35.
 # Usage: scripts/smoke_packaged.sh [DEB] [TARBALL]   (default: the newest in dist/)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +47,11 @@ floor="$(find "$WORK/deb/opt/codelamp" -type f \( -name '*.so*' -o -name codelam
   -exec objdump -T {} + 2>/dev/null | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -1 || true)"
 [ -n "$floor" ] && [ "${floor#GLIBC_2.}" -le 35 ] || fail "the bundle needs ${floor:-no glibc?}"
 
+say "Qt's X11 platform finds every library it needs in the bundle or the base system"
+xcb="$WORK/deb/opt/codelamp/_internal/PySide6/Qt/plugins/platforms/libqxcb.so"
+missing="$(LD_LIBRARY_PATH="$WORK/deb/opt/codelamp/_internal" ldd "$xcb" | grep 'not found' || true)"
+[ -z "$missing" ] || fail "the xcb platform plugin cannot load: $missing"
+
 for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; do
   say "checking $BIN"
   rm -rf "$WORK/home/.local/share/codelamp" "$WORK/home/.cache/codelamp"
@@ -56,6 +62,16 @@ for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; d
   report="$(run "$WORK/home" "$BIN" --selftest 2>/dev/null | tail -1)"
   case "$report" in *'"ok": true'*) say "selftest: $report" ;; *) fail "selftest: $report" ;; esac
 done
+
+if command -v xvfb-run >/dev/null; then
+  say "the window on a real X server (Xvfb)"
+  mkdir -p "$WORK/home-x11"
+  report="$(env -i HOME="$WORK/home-x11" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=xcb \
+    "${NET[@]}" xvfb-run -a "$WORK/deb/opt/codelamp/codelamp" --selftest 2>/dev/null | tail -1)"
+  case "$report" in *'"ok": true'*) say "selftest on X11: $report" ;; *) fail "X11: $report" ;; esac
+else
+  say "no xvfb-run here: the window was checked offscreen only"
+fi
 
 say "a damaged bundled model gives a clear message, not a crash"
 cp -a "$WORK/deb/opt/codelamp" "$WORK/broken"
