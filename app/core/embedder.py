@@ -72,8 +72,8 @@ def _check_cpu() -> None:
     if missing:
         raise ModelError(
             f"This CodeLamp package needs a CPU with {', '.join(f.upper() for f in missing)} "
-            "(Intel Core since 2013, AMD since 2015), and this one lacks it. Install CodeLamp "
-            "from source instead (README: ./scripts/run.sh), which builds llama.cpp for "
+            "(Intel Core since 2013, AMD since 2015), which this one does not have. Install "
+            "CodeLamp from source instead (README: ./scripts/run.sh), which builds llama.cpp for "
             "this CPU."
         )
 
