@@ -66,8 +66,8 @@ done
 if command -v xvfb-run >/dev/null; then
   say "the window on a real X server (Xvfb)"
   mkdir -p "$WORK/home-x11"
-  report="$(env -i HOME="$WORK/home-x11" PATH=/usr/bin:/bin LANG=C.UTF-8 QT_QPA_PLATFORM=xcb \
-    "${NET[@]}" xvfb-run -a "$WORK/deb/opt/codelamp/codelamp" --selftest 2>/dev/null | tail -1)"
+  report="$(run "$WORK/home-x11" env QT_QPA_PLATFORM=xcb xvfb-run -a \
+    "$WORK/deb/opt/codelamp/codelamp" --selftest 2>/dev/null | tail -1)"
   case "$report" in *'"ok": true'*) say "selftest on X11: $report" ;; *) fail "X11: $report" ;; esac
 else
   say "no xvfb-run here: the window was checked offscreen only"
@@ -92,8 +92,7 @@ code=$?
 set -e
 [ "$code" = 1 ] || fail "read-only home: exit $code: $msg"
 case "$msg" in *"needs to write to"*CODELAMP_HOME*) ;; *) fail "read-only home said: $msg" ;; esac
-env -i HOME="$WORK/file-not-folder" CODELAMP_HOME="$WORK/elsewhere" PATH=/usr/bin:/bin \
-  "${NET[@]}" "$WORK/deb/opt/codelamp/codelamp" index "$WORK/project" >&2 \
-  || fail "CODELAMP_HOME not honoured"
+run "$WORK/file-not-folder" env CODELAMP_HOME="$WORK/elsewhere" \
+  "$WORK/deb/opt/codelamp/codelamp" index "$WORK/project" >&2 || fail "CODELAMP_HOME not honoured"
 
 say "all checks passed"

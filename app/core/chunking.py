@@ -51,6 +51,12 @@ MAX_WINDOW_LINES = 40
 MIN_CHUNK_TOKENS = 64
 
 
+def chunk_limit(tokens: int) -> int:
+    """A chunk limit as a user may set it: 0 (or less) is the model's own limit, anything
+    else is at least :data:`MIN_CHUNK_TOKENS`."""
+    return 0 if tokens <= 0 else max(tokens, MIN_CHUNK_TOKENS)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A span of a file: what the store keeps and search shows."""

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from app.core.cache import EmbeddingCache
-from app.core.chunking import MIN_CHUNK_TOKENS, Piece, chunk_file, definition_spans
+from app.core.chunking import Piece, chunk_file, chunk_limit, definition_spans
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
@@ -151,30 +151,27 @@ def index_project(
     """
     root = check_root(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl(), chunk_tokens)  # fmt: skip
+               control or IndexControl())  # fmt: skip
     rules = FileRules(root, max_file_bytes, extra_ignores)
     with writer_lock(root, cancelled=lambda: run.control.cancelled,
                      on_wait=run.waiting) as locked:  # fmt: skip
         if not locked:
             run.result.cancelled = True
             return run.result
-        return run.execute(rules, only)
+        return run.execute(rules, only, chunk_tokens)
 
 
 def effective_chunk_tokens(requested: int | None, recorded: int | None,
                            model_max: int) -> int | None:  # fmt: skip
     """The chunk limit to index with (see :func:`index_project`); None: the model's own."""
-    wanted = recorded if requested is None else requested
-    if not wanted or wanted >= model_max:
-        return None
-    return max(MIN_CHUNK_TOKENS, wanted)
+    wanted = chunk_limit((recorded if requested is None else requested) or 0)
+    return wanted if 0 < wanted < model_max else None
 
 
 class _Run:
-    def __init__(self, root, embedder, cache, progress, control, chunk_tokens) -> None:
+    def __init__(self, root, embedder, cache, progress, control) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
-        self.requested_chunk_tokens = chunk_tokens
-        self.chunk_tokens: int | None = None
+        self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
         self.state = IndexProgress("scanning")
@@ -185,7 +182,8 @@ class _Run:
         self.state = IndexProgress("waiting", current=message)
         self.report(self.state)
 
-    def execute(self, rules: FileRules, only: Sequence[str] | None) -> IndexResult:
+    def execute(self, rules: FileRules, only: Sequence[str] | None,
+                chunk_tokens: int | None) -> IndexResult:  # fmt: skip
         self.started = time.monotonic()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self.report(self.state)
@@ -193,7 +191,7 @@ class _Run:
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
         self.chunk_tokens = effective_chunk_tokens(
-            self.requested_chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
+            chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
         gen = store.prepare(self.embedder.model_id, self.embedder.dim, self.chunk_tokens)
         previous = store.file_records(gen)
         discovery = rules.walk() if only is None else rules.discover(only)

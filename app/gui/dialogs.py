@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core.chunking import MIN_CHUNK_TOKENS
+from app.core.chunking import MIN_CHUNK_TOKENS, chunk_limit
 from app.core.errors import CodeLampError
 from app.gui.widgets import editor_command
 
@@ -169,8 +169,7 @@ class SettingsDialog(QDialog):
         s.model_path = self.model_file.text() if self.use_file.isChecked() else ""
         s.threads = self.threads.value()
         s.max_file_kb = self.max_file_kb.value()
-        chunk = self.chunk_tokens.value()
-        s.max_chunk_tokens = max(chunk, MIN_CHUNK_TOKENS) if chunk else 0
+        s.max_chunk_tokens = chunk_limit(self.chunk_tokens.value())
         s.ignore_patterns = [x.strip() for x in self.ignores.toPlainText().splitlines()
                              if x.strip()]  # fmt: skip
         s.editor_command = self.editor.text().strip()
