@@ -83,6 +83,17 @@ def installed_default_model(default_model: Path, codelamp_home: Path) -> Path:
     return models / default_model.name
 
 
+@pytest.fixture
+def packaged_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run as a PyInstaller build would: returns its (empty) bundle folder, with the
+    ``models`` folder the bundled default model lives in."""
+    bundle = tmp_path / "_internal"
+    (bundle / "models").mkdir(parents=True)
+    monkeypatch.setattr("sys.frozen", True, raising=False)
+    monkeypatch.setattr("sys._MEIPASS", str(bundle), raising=False)
+    return bundle
+
+
 @pytest.fixture(scope="session")
 def embedder(default_model: Path) -> Iterator:
     from app.core.embedder import Embedder

@@ -90,14 +90,11 @@ def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
     assert dm.find_default_model() is None
 
 
-def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model, tmp_path,
-                                                                   monkeypatch):  # fmt: skip
-    bundle = tmp_path / "_internal"
-    (bundle / "models").mkdir(parents=True)
+def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model,
+                                                                   packaged_build):  # fmt: skip
+    bundle = packaged_build
     for src in (default_model, dm.sidecar_path(default_model)):
         (bundle / "models" / src.name).write_bytes(src.read_bytes())
-    monkeypatch.setattr("sys.frozen", True, raising=False)
-    monkeypatch.setattr("sys._MEIPASS", str(bundle), raising=False)
     bundled = bundle / "models" / default_model.name
     assert dm.find_default_model() == bundled
     assert dm.install_default_model().path == bundled  # nothing built, nothing downloaded
@@ -108,10 +105,7 @@ def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model
         dm.install_default_model()
 
 
-def test_packaged_build_without_its_model_never_claims_to_download(tmp_path, monkeypatch):
-    (tmp_path / "_internal" / "models").mkdir(parents=True)
-    monkeypatch.setattr("sys.frozen", True, raising=False)
-    monkeypatch.setattr("sys._MEIPASS", str(tmp_path / "_internal"), raising=False)
+def test_packaged_build_without_its_model_never_claims_to_download(packaged_build):
     said: list[str] = []
     with pytest.raises(ModelError, match="missing or damaged.*Reinstall"):
         dm.install_default_model(progress=said.append)

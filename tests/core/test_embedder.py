@@ -186,14 +186,12 @@ def test_missing_cpu_features_reads_proc_cpuinfo(tmp_path):
     assert missing_cpu_features({"avx2"}, tmp_path / "absent") == []  # unknown: no claim
 
 
-def test_packaged_build_refuses_a_cpu_below_its_baseline(default_model, tmp_path, monkeypatch):
+def test_packaged_build_refuses_a_cpu_below_its_baseline(default_model, packaged_build):
     """A packaged llama.cpp built for AVX2 would die of SIGILL on an older CPU: instead the
     first load says what the CPU lacks and what to do."""
-    monkeypatch.setattr("sys.frozen", True, raising=False)
-    monkeypatch.setattr("sys._MEIPASS", str(tmp_path), raising=False)
-    (tmp_path / "cpu-features").write_text("avx2 no_such_feature\n")
+    (packaged_build / "cpu-features").write_text("avx2 no_such_feature\n")
     with pytest.raises(ModelError, match=r"needs a CPU with NO_SUCH_FEATURE.*run\.sh"):
         Embedder(default_model).load()
-    (tmp_path / "cpu-features").write_text("sse2\n")  # this machine has it
+    (packaged_build / "cpu-features").write_text("sse2\n")  # this machine has it
     with Embedder(default_model) as emb:
         assert emb.embed_query("x").shape == (384,)
