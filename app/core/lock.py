@@ -1,34 +1,75 @@
-"""One writer per project, across processes: the GUI, `codelamp watch` and `codelamp index`
-can all point at the same folder without corrupting its index.
+"""One writer per project, across processes and within one: the GUI, `codelamp watch` and
+`codelamp index` can all point at the same folder without corrupting its index.
 
-The lock is an OS file lock (``flock`` / ``msvcrt.locking``) on a file outside the index
-folder, so rebuilding or forgetting the index never deletes a held lock. The OS releases it
-when the holder dies, so a killed process never leaves a project locked.
+Two layers:
+
+* within this process, a table of held projects (the app's indexer and its watcher are
+  two threads of one process, and an OS file lock would not tell them apart);
+* across processes, an OS file lock (``flock`` / ``msvcrt.locking``) on a file outside the
+  index folder, so rebuilding or forgetting the index never deletes a held lock. The OS
+  releases it when the holder dies, so a killed process never leaves a project locked.
+
+The lock file records who holds it (command, pid, since when), so a message can say
+"being indexed by `codelamp watch` (pid 4242) since 10:41" instead of "another process".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from app import paths
 from app.core.errors import CodeLampError
 
 POLL_S = 0.2
+_role = "CodeLamp"  # what this process is, in lock messages; set by the CLI and the app
 
 
 class IndexBusy(CodeLampError):
-    """Another process is writing this project's index."""
+    """Another process, or other work in this one, is writing this project's index."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    command: str  # "codelamp watch", "the CodeLamp app", ...
+    activity: str  # "indexing", "watching", "deleting"
+    pid: int
+    since: float
+    this_process: bool = False
+
+    def describe(self) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(self.since))
+        if self.this_process:
+            return f"{self.activity} in this {self.command} since {when}"
+        return f"{self.activity} by {self.command} (pid {self.pid}) since {when}"
+
+
+def set_role(command: str) -> None:
+    """Name this process in other processes' lock messages, e.g. "codelamp watch"."""
+    global _role
+    _role = command
 
 
 def lock_path(root: Path) -> Path:
     from app.core.store import project_key
 
     return paths.ensure(paths.data_dir() / "locks") / f"{project_key(root)}.lock"
+
+
+_held: dict[str, Holder] = {}  # lock file -> holder, for locks this process holds
+_held_changed = threading.Condition()
+
+
+def busy_message(root: Path, holder: Holder | None) -> str:
+    who = holder.describe() if holder else "being written by another CodeLamp process"
+    return f"{root} is {who}; try again when it has finished."
 
 
 @contextmanager
@@ -38,45 +79,102 @@ def writer_lock(
     wait: bool = True,
     cancelled: Callable[[], bool] = lambda: False,
     on_wait: Callable[[str], None] | None = None,
+    activity: str = "indexing",
 ) -> Iterator[bool]:
     """Hold the project's writer lock for the ``with`` block; yields False (and holds
     nothing) when ``cancelled()`` turned true while waiting. Without ``wait``, a held lock
     raises :class:`IndexBusy`. ``on_wait`` is told once, with who holds it."""
-    fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path(root)
+    key = str(path)
+    told = False
+
+    def blocked(holder: Holder | None) -> bool:
+        """Raise, tell, or report that the wait was cancelled (True)."""
+        nonlocal told
+        if not wait:
+            raise IndexBusy(busy_message(root, holder))
+        if on_wait and not told:
+            who = holder.describe() if holder else "another CodeLamp process"
+            on_wait(f"Waiting: {root} is {who}…")
+            told = True
+        return cancelled()
+
+    me = None
+    with _held_changed:
+        while key in _held:
+            if blocked(_held[key]):
+                break
+            _held_changed.wait(POLL_S)
+        else:
+            me = Holder(_role, activity, os.getpid(), time.time(), this_process=True)
+            _held[key] = me
+    if me is None:
+        yield False
+        return
     try:
-        told = False
-        while not _try_lock(fd):
-            holder = _holder(fd)
-            if not wait:
-                raise IndexBusy(f"{root} is being indexed by another CodeLamp process "
-                                f"({holder}); try again when it has finished.")  # fmt: skip
-            if on_wait and not told:
-                on_wait(f"Waiting for another CodeLamp process ({holder}) that is indexing "
-                        f"{root}…")  # fmt: skip
-                told = True
-            if cancelled():
-                yield False
-                return
-            time.sleep(POLL_S)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _record_holder(fd)
-            yield True
+            while not _try_lock(fd):
+                if blocked(_read_holder(fd)):
+                    yield False
+                    return
+                time.sleep(POLL_S)
+            try:
+                _record_holder(fd, me)
+                yield True
+            finally:
+                _unlock(fd)
         finally:
+            os.close(fd)
+    finally:
+        with _held_changed:
+            del _held[key]
+            _held_changed.notify_all()
+
+
+def holder_of(root: Path) -> Holder | None:
+    """Who holds the project's writer lock now, or None; never blocks."""
+    path = lock_path(root)
+    with _held_changed:
+        if (mine := _held.get(str(path))) is not None:
+            return mine
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if _try_lock(fd):
             _unlock(fd)
+            return None
+        return _read_holder(fd) or Holder("another CodeLamp process", "indexing", 0, time.time())
     finally:
         os.close(fd)
+
+
+def _read_holder(fd: int) -> Holder | None:
+    """What the holder wrote into the lock file; None when unreadable (it may be between
+    taking the lock and writing it)."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return Holder(str(data["command"]), str(data["activity"]), int(data["pid"]),
+                      float(data["since"]))  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_holder(fd: int, me: Holder) -> None:
+    data = json.dumps({"command": me.command, "activity": me.activity, "pid": me.pid,
+                       "since": me.since}).encode()  # fmt: skip
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    except OSError:  # a full disk: the lock still works, only the message is vaguer
+        pass
 
 
 if sys.platform == "win32":
     import msvcrt
 
-    def _holder(fd: int) -> str:
-        return "another process"  # the locked byte cannot be read from outside
-
-    def _record_holder(fd: int) -> None:
-        pass
-
     def _try_lock(fd: int) -> bool:
+        # The lock covers a byte far past the record, so the record stays readable.
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
@@ -84,21 +182,11 @@ if sys.platform == "win32":
             return False
 
     def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
+        os.lseek(fd, 1 << 20, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 else:
     import fcntl
-
-    def _holder(fd: int) -> str:
-        try:
-            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown pid"
-        except OSError:
-            return "unknown pid"
-
-    def _record_holder(fd: int) -> None:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
 
     def _try_lock(fd: int) -> bool:
         try:
