@@ -1,12 +1,15 @@
 """The headless command line: ``codelamp ...``. It drives the same core as the window.
 
-Exit codes: 0 success, 1 a problem the user can fix (one line on stderr), 2 bad usage.
+Exit codes: 0 success, 1 a problem the user can fix (one line on stderr), 2 bad usage,
+130 stopped by Ctrl+C (an index resumes where it stopped). No command ends in a
+traceback: an unexpected error is one line on stderr, with the details in the log.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -15,7 +18,8 @@ from pathlib import Path
 from app import __version__
 from app.core.errors import CodeLampError
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG_NAME = "codelamp-cli.log"
 
 
 def _print_json(data) -> None:
@@ -140,15 +144,10 @@ class _ProgressLine:
               file=sys.stderr, flush=True)
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from app.core.embedder import Embedder
-    from app.core.indexer import IndexControl, check_root, index_project
-
-    root = check_root(Path(args.path))
-    embedder = Embedder(resolve_model(args.model))
-    control = IndexControl()
-    previous = signal.signal(signal.SIGINT, lambda *_: control.cancel())
-    line = _ProgressLine() if sys.stderr.isatty() and not args.json else None
+def _index_progress(quiet: bool):
+    """Progress of an index (or a watcher's catch-up) for stderr: who holds the lock while
+    waiting for it, and a redrawn line on a terminal."""
+    line = _ProgressLine() if sys.stderr.isatty() and not quiet else None
 
     def progress(p) -> None:
         if p.phase == "waiting":  # another process holds the project's writer lock
@@ -156,12 +155,32 @@ def cmd_index(args: argparse.Namespace) -> int:
         elif line:
             line(p)
 
+    return progress
+
+
+def _index_until_interrupted(root: Path, embedder, **options):
+    """Run an index; Ctrl+C (or SIGTERM) stops it cleanly, keeping what is done."""
+    from app.core.indexer import IndexControl, index_project
+
+    control = IndexControl()
+    handlers = {sig: signal.signal(sig, lambda *_: control.cancel())
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
     try:
-        with embedder:
-            result = index_project(root, embedder, control=control, progress=progress,
-                                   chunk_tokens=args.chunk_tokens)  # fmt: skip
+        return index_project(root, embedder, control=control, **options)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from app.core.embedder import Embedder
+    from app.core.indexer import check_root
+
+    root = check_root(Path(args.path))
+    embedder = Embedder(resolve_model(args.model))
+    with embedder:
+        result = _index_until_interrupted(root, embedder, chunk_tokens=args.chunk_tokens,
+                                          progress=_index_progress(args.json))  # fmt: skip
     if result.rebuilt:
         print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
     summary = {
@@ -181,7 +200,7 @@ def cmd_index(args: argparse.Namespace) -> int:
               f"· {result.seconds:.1f} s")
         if result.cancelled:
             print("Run the same command again to finish; nothing done so far is lost.")
-    return 130 if result.cancelled else EXIT_OK
+    return EXIT_INTERRUPTED if result.cancelled else EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -233,7 +252,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from app.core.models import human_size
 
     limit = f"{info['chunk_tokens']} tokens" if info["chunk_tokens"] else "the model's limit"
-    print(f"{root}\n  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
+    if info["state"] == "unfinished":
+        print(f"{root}\n  NOT FINISHED: the first index was interrupted. Run `codelamp "
+              f"index {root}` to resume it (only what is missing gets embedded).")
+    elif info["building"]:
+        print(f"{root}\n  A new index (another model or chunk size) was started and not "
+              f"finished; this one answers meanwhile. `codelamp index {root}` finishes it.")
+    else:
+        print(root)
+    print(f"  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
           f"skipped: {len(skipped)}\n  model: {info['model']} ({info['dims']} dims)\n"
           f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
     for path, why in skipped:
@@ -253,7 +280,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """Index, then keep the index live until SIGINT or SIGTERM; one line per update."""
+    """Index (finishing or resuming what is there), then keep the index live until SIGINT
+    or SIGTERM; one line per update. The watchers only ever catch up a committed index."""
     import threading
 
     from app.core.embedder import Embedder
@@ -262,6 +290,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     roots = list(dict.fromkeys(check_root(Path(p)) for p in args.paths))
     embedder = Embedder(resolve_model(args.model))
+    progress = _index_progress(args.json)
+    for root in roots:
+        if _index_until_interrupted(root, embedder, progress=progress).cancelled:
+            embedder.close()
+            print(f"Stopped while indexing {root}; nothing done so far is lost.",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
@@ -274,7 +309,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         else:
             print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
 
-    watchers = [ProjectWatcher(root, embedder, report) for root in roots]
+    watchers = [ProjectWatcher(root, embedder, report, progress=progress) for root in roots]
     try:
         with embedder:
             for watcher in watchers:
@@ -365,6 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unexpected(exc: BaseException) -> str:
+    """Log a bug's traceback; return where it went (or why it could not be written)."""
+    import logging
+    import traceback
+
+    from app import paths
+
+    try:
+        log_file = paths.ensure(paths.logs_dir()) / LOG_NAME
+        with log_file.open("a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} codelamp {sys.argv[1:]}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+        return f"details in {log_file}"
+    except (OSError, CodeLampError):
+        logging.getLogger("codelamp").debug("could not write the log", exc_info=True)
+        return "the log could not be written"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -376,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.gui.app import run
 
         return run()
+    from app.core.lock import set_role
+    from app.core.store import storage_error
+
+    set_role(f"codelamp {args.command}")
     try:
         return args.func(args)
     except CodeLampError as exc:
@@ -383,7 +440,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("codelamp: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `codelamp ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback logged
+        if (problem := storage_error(exc)) is not None:
+            print(f"codelamp: {problem}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"codelamp: unexpected error ({exc.__class__.__name__}: {exc}); "
+              f"{_unexpected(exc)}. Please report it.", file=sys.stderr)  # fmt: skip
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from app.core import faults
 from app.core.cache import EmbeddingCache
 from app.core.chunking import Piece, chunk_file, chunk_limit, definition_spans
 from app.core.embedder import Embedder
@@ -31,7 +32,15 @@ from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFil
 from app.core.lexical import fts_text
 from app.core.lock import writer_lock
 from app.core.models import check_dims
-from app.core.store import FileRecord, ProjectStore, chunks_schema
+from app.core.store import (
+    FileRecord,
+    NotFinished,
+    ProjectStore,
+    chunks_schema,
+    generation,
+    not_finished,
+    storage_error,
+)
 
 # A batch is written when it holds this many chunks or files, or is this old.
 BATCH_CHUNKS = 2000
@@ -138,6 +147,7 @@ def index_project(
     extra_ignores: Sequence[str] = (),
     only: Sequence[str] | None = None,
     chunk_tokens: int | None = None,
+    catch_up_only: bool = False,
 ) -> IndexResult:
     """Bring the index of ``root`` up to date with its files.
 
@@ -148,17 +158,32 @@ def index_project(
     ``chunk_tokens`` caps the size of a chunk: 0 is the model's own limit, ``None`` keeps
     the limit the index was built with. A changed limit re-chunks every file; pieces that
     come out the same take their vectors from the cache.
+
+    ``catch_up_only`` (the file watcher) only brings a committed index of this model up to
+    date: it never starts or resumes a build the user did not ask for, and raises
+    NotFinished instead.
+
+    A full or read-only disk raises a CodeLampError that says so; what was committed
+    before stays as it was, searchable.
     """
     root = check_root(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
                control or IndexControl())  # fmt: skip
+    run.catch_up_only = catch_up_only
     rules = FileRules(root, max_file_bytes, extra_ignores)
-    with writer_lock(root, cancelled=lambda: run.control.cancelled,
-                     on_wait=run.waiting) as locked:  # fmt: skip
-        if not locked:
-            run.result.cancelled = True
-            return run.result
-        return run.execute(rules, only, chunk_tokens)
+    try:
+        with writer_lock(root, cancelled=lambda: run.control.cancelled,
+                         on_wait=run.waiting) as locked:  # fmt: skip
+            if not locked:
+                run.result.cancelled = True
+                return run.result
+            return run.execute(rules, only, chunk_tokens)
+    except CodeLampError:
+        raise
+    except Exception as exc:
+        if (problem := storage_error(exc)) is not None:
+            raise problem from exc
+        raise
 
 
 def effective_chunk_tokens(requested: int | None, recorded: int | None,
@@ -174,6 +199,8 @@ class _Run:
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
+        self.catch_up_only = False
+        self.abandoned = threading.Event()  # the embedding side has stopped
         self.state = IndexProgress("scanning")
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
@@ -192,6 +219,13 @@ class _Run:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
         self.chunk_tokens = effective_chunk_tokens(
             chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
+        if self.catch_up_only and store.meta.get("generation") != generation(
+            self.embedder.model_id, self.chunk_tokens
+        ):
+            raise not_finished(self.root, store) if not store.finished else NotFinished(
+                f"The index of {self.root} was built with another model or chunk size; "
+                f"re-index it (`codelamp index {self.root}`) to use {self.embedder.model_id}."
+            )
         gen = store.prepare(self.embedder.model_id, self.embedder.dim, self.chunk_tokens)
         previous = store.file_records(gen)
         discovery = rules.walk() if only is None else rules.discover(only)
@@ -222,15 +256,20 @@ class _Run:
 
         writer = _Writer(store, gen, self.embedder.model_id, self.embedder.dim, self.cache)
         writer.start(deleted, newly_skipped)
-        if changed:
-            self.embedder.load()  # chunking counts tokens with the model's tokenizer
-            work: queue.Queue = queue.Queue(maxsize=32)
-            reader = threading.Thread(target=self._read, args=(changed, previous, work),
-                                      name="codelamp-reader", daemon=True)  # fmt: skip
-            reader.start()
-            self._embed_all(work, writer)
-            reader.join()
-        writer.stop()
+        try:
+            if changed:
+                self.embedder.load()  # chunking counts tokens with the model's tokenizer
+                work: queue.Queue = queue.Queue(maxsize=32)
+                reader = threading.Thread(target=self._read, args=(changed, previous, work),
+                                          name="codelamp-reader", daemon=True)  # fmt: skip
+                reader.start()
+                try:
+                    self._embed_all(work, writer)
+                finally:
+                    self.abandoned.set()  # the reader stops too if embedding failed
+                    reader.join()
+        finally:
+            writer.stop()  # commits every file finished so far, even after an error
         if self.errors or writer.error:
             raise (self.errors + [writer.error])[0]
 
@@ -244,6 +283,7 @@ class _Run:
             self.report(self.state)
             store.finish(gen, self.embedder.model_id, self.embedder.dim,
                          self.embedder.info.path, self.chunk_tokens)
+        faults.point("prune")
         self.cache.prune()
         self.result.seconds = time.monotonic() - self.started
         self.state.phase = "cancelled" if self.result.cancelled else "done"
@@ -257,18 +297,25 @@ class _Run:
                 if self.control.cancelled:
                     break
                 item = self._prepare(entry, previous.get(entry.rel))
-                while not self.control.cancelled:
-                    try:
-                        out.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+                if not self._hand_over(out, item):
+                    break
         except BaseException as exc:  # noqa: BLE001 - surfaced by the caller's thread
             self.errors.append(exc)
         finally:
-            out.put(_DONE)
+            self._hand_over(out, _DONE)
+
+    def _hand_over(self, out: queue.Queue, item) -> bool:
+        """Queue ``item`` for the embedding side; False once that side has stopped."""
+        while not self.abandoned.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _prepare(self, entry: FileEntry, old: FileRecord | None) -> _FileWork:
+        faults.point("chunk")
         now = time.time()
         try:
             text = load_text(entry)
@@ -352,12 +399,24 @@ class _Writer:
         self.thread.start()
 
     def put(self, item: _FileWork) -> None:
-        if self.error is not None:
-            raise self.error
-        self.inbox.put(item)
+        """Hand over a finished file; raises the writer's error if it has failed."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.inbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def stop(self) -> None:
-        self.inbox.put(_DONE)
+        """Write what is left and wait; a failed writer has stopped already."""
+        while self.thread.is_alive():
+            try:
+                self.inbox.put(_DONE, timeout=0.2)
+                break
+            except queue.Full:
+                continue
         self.thread.join()
 
     def _run(self) -> None:
@@ -384,9 +443,7 @@ class _Writer:
                     batch, last = [], time.monotonic()
             self._flush(batch, [])
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            self.error = exc
-            while self.inbox.get() is not _DONE:  # unblock the producer
-                pass
+            self.error = exc  # put() and stop() see it and stop feeding this thread
 
     def _flush(self, batch: list[_FileWork], deleted: list[str]) -> None:
         if not batch and not deleted:

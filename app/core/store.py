@@ -7,9 +7,11 @@ Layout: ``<data>/projects/<hash of the absolute root>/index.lance/`` with tables
   and of the whole definition it belongs to), language, symbol, content hash;
 * ``files_<gen>``: path, size, mtime, sha256, status or skip reason, chunk count.
 
-``<gen>`` is derived from the model id. A new model writes a fresh pair of tables, so
-vectors of different models or dims never mix, and the old index keeps answering until
-the new one is complete.
+``<gen>`` is derived from the model id and chunk limit. A new model writes a fresh pair
+of tables, so vectors of different models or dims never mix, and the old index keeps
+answering until the new one is complete. ``meta`` names the committed generation
+(``generation``) and the one being built (``building``), so an interrupted build, even
+the very first, is a state of its own: "not finished", resumed by the next run.
 
 Crash safety without transactions: a batch first replaces the chunks of its files, then
 upserts their ``files`` rows. The ``files`` row is the commit record: if the process dies
@@ -22,6 +24,7 @@ compacts and prunes old versions, because per-file writes leave thousands of ver
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 import time
@@ -33,6 +36,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from app import paths
+from app.core import faults
 from app.core.errors import CodeLampError
 
 OPEN_ATTEMPTS = 3
@@ -59,6 +63,10 @@ class IndexDamaged(CodeLampError):
 
 class NotIndexed(CodeLampError):
     pass
+
+
+class NotFinished(NotIndexed):
+    """The first index of a project was interrupted before it committed."""
 
 
 @dataclass
@@ -138,8 +146,9 @@ class ProjectStore:
     # --- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path) -> ProjectStore:
-        """Open an existing index for reading; verifies it is intact.
+    def open(cls, root: Path, unfinished: bool = False) -> ProjectStore:
+        """Open an existing index for reading; verifies it is intact. A first index that
+        has not committed raises NotFinished, unless ``unfinished`` (status, resuming).
 
         A writer in another thread or process may compact away the files of the version
         being read, which looks like damage for a moment: only damage that persists over
@@ -147,11 +156,15 @@ class ProjectStore:
         """
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
-                return cls._open(root)
+                store = cls._open(root)
             except IndexDamaged:
                 if attempt == OPEN_ATTEMPTS:
                     raise
                 time.sleep(0.1 * attempt)
+                continue
+            if "generation" not in store.meta and not unfinished:
+                raise not_finished(root, store)
+            return store
         raise AssertionError("unreachable")
 
     @classmethod
@@ -182,7 +195,7 @@ class ProjectStore:
 
         rebuilt = None
         try:
-            store = cls.open(root)
+            store = cls.open(root, unfinished=True)
         except NotIndexed:
             pass
         except IndexDamaged as exc:
@@ -191,21 +204,25 @@ class ProjectStore:
         else:
             return store, None
         folder = paths.ensure(project_dir(root))
+        # A folder left by a process killed before its meta table existed holds nothing.
+        shutil.rmtree(folder / "index.lance", ignore_errors=True)
         db = lancedb.connect(folder / "index.lance")
         meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
                 "created": str(time.time())}  # fmt: skip
-        db.create_table("meta", pa.Table.from_pylist(
-            [{"key": k, "value": v} for k, v in meta.items()], schema=META_SCHEMA))  # fmt: skip
+        db.create_table("meta", _meta_rows(meta))
         return cls(root, db, meta), rebuilt
 
     def verify(self) -> None:
         """Read one small column of every table: that opens every data file, so a
         truncated or missing file shows up now rather than in the middle of a search."""
-        gen = self.meta.get("generation")
+        gen = self.meta.get("generation") or self.meta.get("building")
         if not gen:
             return
         try:
+            names = self.table_names()
             for name, column in ((f"chunks_{gen}", "start_line"), (f"files_{gen}", "size")):
+                if not self.finished and name not in names:
+                    continue  # a first build killed before it made its tables
                 table = self.db.open_table(name)
                 readable = table.search().select([column]).limit(None).to_arrow().num_rows
                 if readable != (total := table.count_rows()):
@@ -223,6 +240,11 @@ class ProjectStore:
         return self.meta.get("model_id")
 
     @property
+    def finished(self) -> bool:
+        """A complete index has been committed (it may be updating to a newer one)."""
+        return "generation" in self.meta
+
+    @property
     def dims(self) -> int | None:
         return int(self.meta["dims"]) if "dims" in self.meta else None
 
@@ -236,6 +258,12 @@ class ProjectStore:
 
     def files_table(self, gen: str | None = None):
         return self.db.open_table(f"files_{gen or self.meta['generation']}")
+
+    def files_done(self, gen: str) -> int:
+        """Files committed to generation ``gen`` so far."""
+        if f"files_{gen}" not in self.table_names():
+            return 0
+        return self.files_table(gen).count_rows("status = 'indexed'")
 
     def file_records(self, gen: str) -> dict[str, FileRecord]:
         if f"files_{gen}" not in self.table_names():
@@ -256,6 +284,10 @@ class ProjectStore:
         resumed) pair."""
         gen = generation(model_id, chunk_tokens)
         names = self.table_names()
+        if gen != self.meta.get("generation") and self.meta.get("building") != gen:
+            # Recorded first: a build interrupted from here on is "not finished".
+            self._write_meta(dict(self.meta, building=gen, building_model_id=model_id,
+                                  building_dims=str(dims)))  # fmt: skip
         if f"chunks_{gen}" not in names:
             self.db.create_table(f"chunks_{gen}", schema=chunks_schema(dims))
         if f"files_{gen}" not in names:
@@ -266,10 +298,12 @@ class ProjectStore:
               replaced: list[str], deleted: list[str]) -> None:
         """Apply one batch: chunks first, then the ``files`` rows that commit them."""
         chunks_table, files_table = self.chunks_table(gen), self.files_table(gen)
+        faults.point("write.chunks")
         if replaced or deleted:
             chunks_table.delete(sql_in("path", replaced + deleted))
         if chunks is not None and chunks.num_rows:
             chunks_table.add(chunks)
+        faults.point("write.files")
         if deleted:
             files_table.delete(sql_in("path", deleted))
         if records:
@@ -287,7 +321,8 @@ class ProjectStore:
         rows = chunks.count_rows()
         meta = dict(self.meta, model_id=model_id, dims=str(dims), generation=gen,
                     model_path=str(model_path), last_indexed=str(time.time()))  # fmt: skip
-        meta.pop("chunk_tokens", None)
+        for key in ("chunk_tokens", "building", "building_model_id", "building_dims"):
+            meta.pop(key, None)
         if chunk_tokens is not None:
             meta["chunk_tokens"] = str(chunk_tokens)
         if meta.get("generation") != self.meta.get("generation"):
@@ -307,14 +342,27 @@ class ProjectStore:
                 distance_type="cosine", num_partitions=partitions))  # fmt: skip
             meta["ann_rows"] = str(rows)
             meta["ann_nprobes"] = str(max(ANN_MIN_PROBES, partitions // ANN_PROBE_SHARE))
-        self._write_meta(meta)
-        for name in self.table_names() - {f"chunks_{gen}", f"files_{gen}", "meta"}:
-            self.db.drop_table(name)
+        faults.point("finish.meta")
+        self._write_meta(meta)  # the commit: from here on `gen` is the index
+        self.drop_unused()
         self.compact(force=True)
+
+    def drop_unused(self) -> None:
+        """Drop the tables of older generations. One a crash left half-deleted is removed
+        from disk directly: nothing reads it any more."""
+        keep = {"meta"} | {f"{kind}_{self.meta[key]}" for kind in ("chunks", "files")
+                           for key in ("generation", "building") if key in self.meta}
+        for name in self.table_names() - keep:
+            faults.point("finish.drop")
+            try:
+                self.db.drop_table(name)
+            except Exception:  # noqa: BLE001 - damaged beyond LanceDB's own drop
+                shutil.rmtree(self.dir / "index.lance" / f"{name}.lance", ignore_errors=True)
 
     def compact(self, force: bool = False) -> None:
         """Merge small fragments, fold new rows into the indexes, drop old versions."""
         for name in self.table_names():
+            faults.point("compact")
             table = self.db.open_table(name)
             crowded = (table.stats()["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
                        or len(table.list_versions()) > MAX_VERSIONS)  # fmt: skip
@@ -328,10 +376,55 @@ class ProjectStore:
                     table.optimize(cleanup_older_than=timedelta(0))
 
     def _write_meta(self, meta: dict[str, str]) -> None:
-        data = pa.Table.from_pylist([{"key": k, "value": v} for k, v in meta.items()],
-                                    schema=META_SCHEMA)  # fmt: skip
-        self.db.create_table("meta", data, mode="overwrite")
+        """Replace the meta rows in one commit (one new version of the table, never a
+        moment without it)."""
+        self.db.open_table("meta").add(_meta_rows(meta), mode="overwrite")
         self.meta = meta
+
+
+def _meta_rows(meta: dict[str, str]) -> pa.Table:
+    return pa.Table.from_pylist([{"key": k, "value": v} for k, v in meta.items()],
+                                schema=META_SCHEMA)  # fmt: skip
+
+
+def not_finished(root: Path, store: ProjectStore) -> NotFinished:
+    done = store.files_done(store.meta["building"]) if "building" in store.meta else 0
+    return NotFinished(
+        f"Indexing {root} has not finished ({done} files done so far). Run "
+        f"`codelamp index {root}` to finish it; only what is missing gets embedded."
+    )
+
+
+_STORAGE_PROBLEMS = {  # errno -> (words LanceDB and SQLite use for it, what to say)
+    errno.ENOSPC: (("no space left", "disk is full", "database or disk is full"),
+                   "the disk is full"),
+    errno.EDQUOT: (("quota exceeded",), "the disk quota is used up"),
+    errno.EROFS: (("read-only file system",), "the disk is read-only"),
+    errno.EACCES: (("permission denied",), "CodeLamp may not write there"),
+}  # fmt: skip
+
+
+def storage_error(exc: BaseException) -> CodeLampError | None:
+    """A full, read-only or forbidden data folder, however LanceDB, SQLite or Python
+    reports it, as one message that says what to do; None for anything else."""
+    for err in _causes(exc):
+        text = str(err).lower()
+        for code, (words, what) in _STORAGE_PROBLEMS.items():
+            if getattr(err, "errno", None) == code or any(w in text for w in words):
+                where = paths.data_dir()
+                return CodeLampError(
+                    f"Cannot write the index: {what} ({where}). Free some space or fix "
+                    f"the folder, or set {paths.HOME_ENV} to another folder, then index "
+                    "again; the index as it was before this run is kept and searchable."
+                )
+    return None
+
+
+def _causes(exc: BaseException | None):
+    seen = 0
+    while exc is not None and seen < 8:
+        yield exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
 
 
 def _read_meta(db) -> dict[str, str]:
@@ -341,17 +434,28 @@ def _read_meta(db) -> dict[str, str]:
 
 def project_status(root: Path) -> dict:
     """What `codelamp status` and the app's project list show. Raises NotIndexed or
-    IndexDamaged."""
-    store = ProjectStore.open(root)
-    records = store.file_records(store.meta["generation"]) if "generation" in store.meta else {}
+    IndexDamaged.
+
+    ``state`` is "ready" (a committed index), or "unfinished" (the first index was
+    interrupted; the counts are what it committed so far). ``building`` is true while a
+    newer index (another model or chunk limit) is being built or was interrupted."""
+    store = ProjectStore.open(root, unfinished=True)
+    gen = store.meta.get("generation") or store.meta.get("building")
+    records = store.file_records(gen) if gen else {}
     skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
     last = float(store.meta.get("last_indexed", 0))
+    model, dims = store.model_id, store.dims
+    if not store.finished:
+        model = store.meta.get("building_model_id")
+        dims = int(store.meta["building_dims"]) if "building_dims" in store.meta else None
     return {
         "root": str(root),
+        "state": "ready" if store.finished else "unfinished",
+        "building": "building" in store.meta,
         "files": sum(r.status == "indexed" for r in records.values()),
-        "chunks": store.chunks_table().count_rows() if records else 0,
+        "chunks": store.chunks_table(gen).count_rows() if records else 0,
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
-        "model": store.model_id, "dims": store.dims, "chunk_tokens": store.chunk_tokens,
+        "model": model, "dims": dims, "chunk_tokens": store.chunk_tokens,
         "index_bytes": store.size_on_disk(),
         "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
         else None,
@@ -366,6 +470,6 @@ def forget(root: Path) -> bool:
     folder = project_dir(root)
     if not folder.exists():
         return False
-    with writer_lock(root, wait=False):
+    with writer_lock(root, wait=False, activity="deleting"):
         shutil.rmtree(folder)
     return True

@@ -9,7 +9,11 @@ the burst is over. The pending set never grows beyond ``burst`` entries, and no 
 lost: a re-scan covers everything.
 
 All index writes go through :func:`index_project`, which takes the project's writer lock,
-so the GUI and ``codelamp watch`` can watch the same project.
+so the GUI and ``codelamp watch`` can watch the same project. A watcher only catches up a
+committed index: a first index that was cancelled or interrupted, or a rebuild for another
+model, is never started or resumed behind the user's back ("unfinished" until the user
+finishes it). Each round reports progress like an index and can be paused or cancelled
+through :attr:`ProjectWatcher.control`.
 
 When the OS cannot watch the tree (the inotify watch limit, ENOSPC), the project is
 re-scanned every ``poll_s`` seconds instead; an unchanged 10k-file tree takes ~0.3 s.
@@ -32,7 +36,8 @@ from watchdog.observers import Observer
 
 from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
-from app.core.indexer import IndexResult, check_root, index_project
+from app.core.indexer import IndexControl, IndexProgress, IndexResult, check_root, index_project
+from app.core.store import NotIndexed
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ PRESENCE_S = 2.0  # how often the folder is checked for being there
 @dataclass
 class WatchEvent:
     """What a watcher tells its owner; ``kind`` is one of "watching", "polling",
-    "updated", "unavailable", "error" or "stopped"."""
+    "updated", "unfinished", "unavailable", "error" or "stopped"."""
 
     root: Path
     kind: str
@@ -67,18 +72,23 @@ class ProjectWatcher:
         burst: int = BURST,
         poll_s: float = POLL_S,
         index_options: dict | None = None,
+        progress: Callable[[IndexProgress], None] | None = None,
     ) -> None:
         self.root = check_root(root)
         self.embedder = embedder
         self.on_event = on_event
+        self.progress = progress
+        self.control: IndexControl | None = None  # the running round's, while one runs
         self.quiet_s, self.burst, self.poll_s = quiet_s, burst, poll_s
         self.index_options = index_options or {}
         self.mode = "starting"  # "watching", "polling", "unavailable" or "stopped"
+        self.unfinished = False  # the index is not one this watcher may catch up
         self.last_update: float | None = None  # time.time() of the last finished round
         self.busy = False  # a round is running
         self.last_round_s = 0.0  # how long the last re-index took
         self._pending: dict[str, float] = {}
         self._rescan = True  # the first round brings the index up to date
+        self._held = False  # a cancelled round's re-scan waits for the next change
         self._last_event = 0.0
         self._wake = threading.Condition()
         self._stopping = False
@@ -99,6 +109,8 @@ class ProjectWatcher:
             if not flush:
                 self._pending.clear()
                 self._rescan = False
+                if self.control is not None:
+                    self.control.cancel()
             self._wake.notify_all()
         self._stop_observer()
         if self._thread.is_alive():
@@ -126,6 +138,7 @@ class ProjectWatcher:
         with self._wake:
             now = time.monotonic()
             self._last_event = now
+            self._held = False
             if whole_tree or len(self._pending) + len(rels) > self.burst:
                 self._rescan = True
                 self._pending.clear()
@@ -167,18 +180,32 @@ class ProjectWatcher:
         if not self.root.is_dir() or self._emptied():
             self._unavailable()
             return
+        self.control = IndexControl()
         try:
-            result = index_project(self.root, self.embedder,
-                                   only=None if rescan else batch, **self.index_options)
+            result = index_project(self.root, self.embedder, only=None if rescan else batch,
+                                   control=self.control, progress=self.progress,
+                                   catch_up_only=True, **self.index_options)  # fmt: skip
+        except NotIndexed as exc:
+            # Not ours to build: wait for the user's index, then catch up everything.
+            if not self.unfinished:
+                self.unfinished = True
+                self._emit("unfinished", str(exc))
+            self._retry_later()
+            return
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad round
             if not isinstance(exc, CodeLampError):
                 log.exception("re-indexing %s failed", self.root)
             self._emit("error", f"Re-indexing {self.root} failed: {exc}")
-            with self._wake:  # try again later, losing nothing
-                self._rescan = True
-                self._last_event = time.monotonic()
-            self._wait(self.poll_s)
+            self._retry_later()
             return
+        finally:
+            self.control = None
+        if result.cancelled and not self._stopping:
+            # The user cancelled this round: catch up again at the next change, not sooner.
+            with self._wake:
+                self._rescan, self._held = True, True
+            return
+        self.unfinished = False
         self.last_update, self.last_round_s = time.time(), result.seconds
         if result.files_indexed or result.files_deleted or not rescan:
             self._emit("updated", _summary(result, batch, rescan), batch, result)
@@ -190,12 +217,12 @@ class ProjectWatcher:
             while True:
                 now = time.monotonic()
                 if self._stopping:
-                    batch, rescan = list(self._pending), self._rescan
+                    batch, rescan = list(self._pending), self._rescan and not self._held
                     self._pending.clear()
                     self._rescan = False
                     self.busy = bool(batch or rescan)
                     return batch, rescan, True
-                if self._rescan and now - self._last_event >= self.quiet_s:
+                if self._rescan and not self._held and now - self._last_event >= self.quiet_s:
                     self._rescan = False
                     self._pending.clear()
                     self.busy = True
@@ -210,12 +237,19 @@ class ProjectWatcher:
                     self._wake.wait(self.poll_s)
                     self._rescan = not self._stopping
                     continue
-                if self._pending or self._rescan:
+                if self._pending or (self._rescan and not self._held):
                     self._wake.wait(self.quiet_s / 3)
                 elif not self._wake.wait(PRESENCE_S) and not self.root.is_dir():
                     # the root's own removal or unmount is not always an event
                     self.busy = True
                     return [], True, False
+
+    def _retry_later(self) -> None:
+        """A full re-scan after the poll interval (or the next change), losing nothing."""
+        with self._wake:
+            self._rescan = True
+            self._last_event = time.monotonic()
+        self._wait(self.poll_s)
 
     def _wait(self, seconds: float) -> None:
         with self._wake:

@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.watch_hub = WatchHub()
         self.statuses: dict[str, dict | None] = {}
         self.status_errors: dict[str, str] = {}
+        self.resume_at_start: set[str] = set()  # projects whose first status is pending
         self.index_queue: list[str] = []
         self.indexing: str | None = None
         self.paused_by_memory = False
@@ -69,6 +70,9 @@ class MainWindow(QMainWindow):
         self.warned_high = False
         self.closing = False
 
+        from app.core.lock import set_role
+
+        set_role("the CodeLamp app")
         self._build(memory_reader)
         self._connect_signals()
         self.engine_thread = start_thread(self.engine, "codelamp-engine")
@@ -263,6 +267,7 @@ class MainWindow(QMainWindow):
         self.indexer.model_ready.connect(self._model_ready)
         self.indexer.finished.connect(self._index_finished)
         self.watch_hub.event.connect(self._watch_event)
+        self.watch_hub.progress.connect(self._watch_progress)
 
     # --- projects -------------------------------------------------------------------------
 
@@ -274,6 +279,7 @@ class MainWindow(QMainWindow):
                 self.settings.splitter_state.encode()))  # fmt: skip
         for root in self.settings.projects:
             self._add_item(root)
+            self.resume_at_start.add(root)
             self.request_status.emit(root)
         if self.projects.count():
             self.projects.setCurrentRow(0)
@@ -377,8 +383,10 @@ class MainWindow(QMainWindow):
         self._refresh_watch_label()
 
     def _start_watching(self, root: str) -> None:
-        embedder = self.gate.loaded
-        if root in self.settings.unwatched or embedder is None or self.statuses.get(root) is None:
+        """Watch a project whose index is complete; never one whose first index the user
+        cancelled (the watcher would finish it behind their back)."""
+        embedder, status = self.gate.loaded, self.statuses.get(root)
+        if root in self.settings.unwatched or embedder is None or not _ready(status):
             return
         if error := self.watch_hub.start(root, embedder, self.settings):
             self.status_errors[root] = error
@@ -406,6 +414,8 @@ class MainWindow(QMainWindow):
             line = "indexing…"
         elif root in self.index_queue:
             line = "waiting to index"
+        elif status and status["state"] == "unfinished":
+            line = f"not finished ({status['files']} files) · F5 resumes"
         elif status:
             line = f"{status['files']} files · {status['chunks']} chunks"
         else:
@@ -420,6 +430,11 @@ class MainWindow(QMainWindow):
         status = self.statuses.get(root) if root else None
         if not root:
             self.project_info.setText("")
+        elif status and status["state"] == "unfinished":
+            self.project_info.setText(
+                f"{root}\nIndexing was interrupted after {status['files']} files. Press F5 "
+                "to resume; only what is missing gets embedded."
+            )
         elif status:
             from app.core.models import human_size
 
@@ -436,10 +451,14 @@ class MainWindow(QMainWindow):
         self.statuses[root] = status
         if error:
             self.status_errors[root] = error
+        at_start = root in self.resume_at_start
+        self.resume_at_start.discard(root)
         self._render_project(self._item(root))
         self._update_empty_state()
-        if status:
+        if _ready(status):
             self._start_watching(root)
+        elif status and at_start and not self.closing:
+            self.start_index(root)  # an index interrupted by the last quit resumes
 
     # --- indexing -------------------------------------------------------------------------
 
@@ -660,10 +679,13 @@ class MainWindow(QMainWindow):
             return
         if not self.projects.count():
             text = "Add a folder to start.\n\nFile ▸ Add folder… (Ctrl+O), or drop a folder here."
+        elif root and not _ready(self.statuses.get(root)) and self.indexing == root:
+            text = "Indexing this project…"
         elif root and self.statuses.get(root) is None:
-            text = ("Indexing this project…" if self.indexing == root else
-                    f"This project is not indexed yet.\n\nPress F5 to index it."
+            text = (f"This project is not indexed yet.\n\nPress F5 to index it."
                     f"\n{self.status_errors.get(root, '')}")  # fmt: skip
+        elif root and not _ready(self.statuses.get(root)):
+            text = "Indexing this project was interrupted.\n\nPress F5 to resume it."
         elif error:
             text = error
         elif self.query.text().strip():
@@ -676,6 +698,13 @@ class MainWindow(QMainWindow):
 
     # --- watching and memory ----------------------------------------------------------
 
+    @Slot(str, object)
+    def _watch_progress(self, root: str, p) -> None:
+        """A watcher catching up (after a branch switch, or changes made while closed)."""
+        if p.phase == "indexing" and p.files_total and self.indexing is None:
+            self.message.setText(f"Updating {Path(root).name}: {p.files_done}/"
+                                 f"{p.files_total} changed files")  # fmt: skip
+
     @Slot(object)
     def _watch_event(self, event) -> None:
         root = str(event.root)
@@ -684,7 +713,7 @@ class MainWindow(QMainWindow):
             self.request_status.emit(root)
             if root == self.current_root():
                 self.search_now()  # results (and the preview) follow the files
-        elif event.kind in ("polling", "unavailable", "error"):
+        elif event.kind in ("polling", "unavailable", "error", "unfinished"):
             self.message.setText(event.message)
         self._refresh_watch_label()
 
@@ -754,6 +783,11 @@ class MainWindow(QMainWindow):
             thread.wait()
         self.gate.close()
         event.accept()
+
+
+def _ready(status: dict | None) -> bool:
+    """The project has a complete index (searchable, and safe to watch)."""
+    return bool(status) and status["state"] == "ready"
 
 
 def _duration(seconds: float) -> str:

@@ -241,6 +241,7 @@ class WatchHub(QObject):
     """File watchers' events as a signal on the GUI thread."""
 
     event = Signal(object)  # WatchEvent
+    progress = Signal(str, object)  # root, IndexProgress of a watcher's catch-up
 
     def __init__(self) -> None:
         super().__init__()
@@ -256,7 +257,7 @@ class WatchHub(QObject):
             watcher = ProjectWatcher(Path(root), embedder, self.event.emit, index_options={
                 "max_file_bytes": settings.max_file_bytes,
                 "extra_ignores": settings.ignore_patterns,
-            })  # fmt: skip
+            }, progress=lambda p: self.progress.emit(root, p))  # fmt: skip
             watcher.start()
         except Exception as exc:  # noqa: BLE001 - shown next to the project
             return _message(exc)

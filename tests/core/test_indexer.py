@@ -15,7 +15,7 @@ from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.indexer import IndexControl, effective_chunk_tokens, index_project
 from app.core.search import Searcher
-from app.core.store import ProjectStore
+from app.core.store import NotFinished, ProjectStore, project_status
 
 
 @pytest.fixture
@@ -116,23 +116,25 @@ def test_cancel_keeps_a_consistent_index_and_resumes(tmp_path, embedder):
 
     result = index_project(root, embedder, control=control, progress=stop_early)
     assert result.cancelled and 5 <= result.files_indexed < 40
-    store = ProjectStore.open(root)
-    records = store.file_records(store.meta.get("generation") or _only_gen(store))
+    with pytest.raises(NotFinished, match="codelamp index"):
+        ProjectStore.open(root)  # what search opens: "not finished", never a KeyError
+    status = project_status(root)
+    assert status["state"] == "unfinished" and status["files"] >= 5
+    store = ProjectStore.open(root, unfinished=True)
+    records = store.file_records(store.meta["building"])
     done = {p for p, r in records.items() if r.status == "indexed"}
     assert {p for p, _, _ in stored_chunks_any(store)} == done, "chunks only for committed files"
     final = index_project(root, embedder)
     assert not final.cancelled and final.files_indexed == 40 - len(done)
+    assert final.files_unchanged == len(done), "resumed: the committed files are not redone"
+    assert final.chunks_embedded == 2 * (40 - len(done))
+    assert project_status(root)["state"] == "ready"
     chunks = stored_chunks(root)
     assert len(chunks) == len(set(chunks)) == 80
 
 
-def _only_gen(store: ProjectStore) -> str:
-    (name,) = [n for n in store.table_names() if n.startswith("files_")]
-    return name.removeprefix("files_")
-
-
 def stored_chunks_any(store: ProjectStore):
-    table = store.db.open_table("chunks_" + (store.meta.get("generation") or _only_gen(store)))
+    table = store.chunks_table(store.meta["building"])
     rows = table.search().limit(None).select(["path", "start_line", "end_line"]).to_arrow()
     return [(r["path"], r["start_line"], r["end_line"]) for r in rows.to_pylist()]
 
