@@ -168,3 +168,45 @@ def test_sigkill_mid_index_then_rerun_is_consistent(tmp_path, installed_default_
     codelamp("forget", str(root))
     index_json(root)
     assert chunk_keys(root) == keys
+
+
+def test_an_interrupted_first_index_is_not_finished_and_resumes(project, monkeypatch):
+    """Killed during its first index: every command answers in one line, and the next
+    index embeds only what is missing."""
+    monkeypatch.setenv("CODELAMP_FAULT", "write.files:2:kill")  # after the first batch
+    killed = codelamp("index", str(project))
+    monkeypatch.delenv("CODELAMP_FAULT")
+    assert killed.returncode == -signal.SIGKILL
+
+    for mode in ("hybrid", "lexical"):
+        proc = codelamp("search", str(project), "retry upload", "--mode", mode)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"codelamp index {project}" in proc.stderr and "not finished" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    status = codelamp("status", str(project))
+    assert status.returncode == 0 and "NOT FINISHED" in status.stdout
+    info = json.loads(codelamp("status", str(project), "--json").stdout)
+    assert info["state"] == "unfinished"
+
+    resumed = index_json(project)
+    assert resumed["files_unchanged"] == info["files"]  # committed before the kill
+    assert resumed["files_indexed"] == len(INDEXED) - info["files"]
+    # Killed after its vectors were cached: nothing is embedded twice.
+    assert resumed["chunks_embedded"] == 0 and resumed["chunks_cached"] > 0
+    done = json.loads(codelamp("status", str(project), "--json").stdout)
+    assert done["state"] == "ready" and done["chunks"] == resumed["chunks_cached"]
+    proc = codelamp("search", str(project), "where do we retry failed uploads?", "--json")
+    assert json.loads(proc.stdout)["results"][0]["path"] == "src/upload.py"
+
+
+def test_no_command_ends_in_a_traceback(tmp_path, installed_default_model):
+    """A bug surfaces as one line that points at the log, never a traceback."""
+    bad = tmp_path / "damaged"
+    bad.mkdir()
+    folder = project_dir(bad.resolve()) / "index.lance"
+    folder.mkdir(parents=True)
+    (folder / "meta.lance").write_text("not a table")
+    for args in (["status", str(bad)], ["search", str(bad), "x"], ["index", str(bad)]):
+        proc = codelamp(*args)
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.returncode in (0, 1), (args, proc.returncode)

@@ -12,6 +12,7 @@ and every other file as it was, so the next run picks up where this one stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import queue
 import threading
@@ -205,15 +206,20 @@ class _Run:
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
 
+    def _report(self) -> None:
+        """Tell the listener, with a copy: the GUI reads it on another thread, and a
+        listener may keep it."""
+        self.report(dataclasses.replace(self.state))
+
     def waiting(self, message: str) -> None:
         self.state = IndexProgress("waiting", current=message)
-        self.report(self.state)
+        self._report()
 
     def execute(self, rules: FileRules, only: Sequence[str] | None,
                 chunk_tokens: int | None) -> IndexResult:  # fmt: skip
         self.started = time.monotonic()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
-        self.report(self.state)
+        self._report()
         store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
@@ -252,7 +258,7 @@ class _Run:
         ]
         self.result.files_deleted = len(deleted)
         self.state = IndexProgress("indexing", files_total=len(changed))
-        self.report(self.state)
+        self._report()
 
         writer = _Writer(store, gen, self.embedder.model_id, self.embedder.dim, self.cache)
         writer.start(deleted, newly_skipped)
@@ -280,14 +286,14 @@ class _Run:
             store.compact()
         elif not unchanged:  # nothing to commit: no new versions, no compaction
             self.state.phase = "finishing"
-            self.report(self.state)
+            self._report()
             store.finish(gen, self.embedder.model_id, self.embedder.dim,
                          self.embedder.info.path, self.chunk_tokens)
         faults.point("prune")
         self.cache.prune()
         self.result.seconds = time.monotonic() - self.started
         self.state.phase = "cancelled" if self.result.cancelled else "done"
-        self.report(self.state)
+        self._report()
         return self.result
 
     def _read(self, entries: list[FileEntry], previous, out: queue.Queue) -> None:
@@ -380,7 +386,7 @@ class _Run:
         if s.files_done and s.chunks_per_s > 0:
             per_file = s.chunks_embedded / s.files_done
             s.eta_s = remaining * per_file / s.chunks_per_s
-        self.report(s)
+        self._report()
 
 
 class _Writer:

@@ -297,3 +297,54 @@ def test_searching_while_the_watcher_writes_never_sees_damage(project, watch, em
     thread.join(30)
     assert errors == [] and searches[0] > 10
     assert "src/ledger_7.py" in indexed_paths(project)
+
+
+def test_a_cancelled_first_index_is_never_finished_by_the_watcher(tmp_path, embedder):
+    """Cancel means cancel: the watcher says the index is unfinished and leaves it."""
+    from app.core.indexer import IndexControl
+    from app.core.store import project_status
+
+    root = tmp_path / "big"
+    for i in range(30):
+        (root / f"m{i:02d}").mkdir(parents=True)
+        (root / f"m{i:02d}" / "mod.py").write_text(f"def f_{i}(x):\n    return x + {i}\n")
+    control = IndexControl()
+    result = index_project(root, embedder, control=control,
+                           progress=lambda p: p.files_done >= 3 and control.cancel())  # fmt: skip
+    assert result.cancelled
+    before = project_status(root)
+    assert before["state"] == "unfinished"
+
+    recorder = Recorder()
+    watcher = ProjectWatcher(root, embedder, recorder, quiet_s=0.1, poll_s=0.5)
+    watcher.start()
+    try:
+        recorder.wait_for(lambda ev: any(e.kind == "unfinished" for e in ev))
+        (root / "m00" / "mod.py").write_text("def changed(x):\n    return x\n")
+        time.sleep(2.0)  # several poll intervals and a change
+        after = project_status(root)
+        assert after["state"] == "unfinished" and after["files"] == before["files"]
+        assert recorder.kinds().count("unfinished") == 1, "said once, not every retry"
+        # Once the user finishes the index, the same watcher catches up by itself.
+        index_project(root, embedder)
+        (root / "m01" / "mod.py").write_text(NEW_FUNCTION)
+        recorder.wait_for(lambda ev: any(e.kind == "updated" for e in ev))
+    finally:
+        watcher.stop(flush=False, timeout=30)
+    assert top_paths(root, embedder, "reconcile the ledger balances")[0] == "m01/mod.py"
+
+
+def test_catch_up_reports_progress_like_an_index(project, embedder):
+    """Changes made while nobody watched are caught up with visible progress."""
+    (project / "src" / "ledger.py").write_text(NEW_FUNCTION)
+    seen = []
+    recorder = Recorder()
+    watcher = ProjectWatcher(project, embedder, recorder, progress=seen.append)
+    watcher.start()
+    try:
+        recorder.wait_for(lambda ev: any(e.kind == "updated" for e in ev))
+    finally:
+        watcher.stop(flush=False, timeout=30)
+    phases = {p.phase for p in seen}
+    assert {"scanning", "indexing", "done"} <= phases
+    assert any(p.phase == "indexing" and p.files_total == 1 for p in seen)
