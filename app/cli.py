@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from app import __version__
-from app.core.errors import CodeLampError
+from app.core.errors import CodeLampError, UsageError
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_NAME = "codelamp-cli.log"
@@ -221,9 +221,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.query == "-":  # one query per line; one JSON line per query
         for line in sys.stdin:
             if query := line.strip():
-                hits = [r.as_dict() for r in run(query)]
-                print(json.dumps({"query": query, "results": hits}, ensure_ascii=False),
-                      flush=True)  # fmt: skip
+                try:
+                    answer = {"query": query, "results": [r.as_dict() for r in run(query)]}
+                except UsageError as exc:  # this line is refused; the next may be fine
+                    answer = {"query": query, "error": str(exc)}
+                print(json.dumps(answer, ensure_ascii=False), flush=True)
         return EXIT_OK
     results = run(args.query)
     if args.json:
@@ -433,8 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     from app.core.store import storage_error
 
     set_role(f"codelamp {args.command}")
+    # Bytes that are not UTF-8 (a query on stdin, a file name) read and print as U+FFFD.
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"codelamp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CodeLampError as exc:
         print(f"codelamp: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

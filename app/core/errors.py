@@ -11,3 +11,8 @@ class CodeLampError(Exception):
 
 class ModelError(CodeLampError):
     """A model file that cannot be used (missing, damaged, wrong kind, does not fit)."""
+
+
+class UsageError(CodeLampError):
+    """Bad input from the user (a query, filter or option that cannot work). The CLI exits
+    with 2 for it, as for a bad flag, so scripts can tell a typo from a failed search."""

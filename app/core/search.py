@@ -7,17 +7,27 @@ identifiers that a small embedding model blurs. Lexical mode needs no model at a
 Vector search is exact whenever the vectors fit a memory budget (100k chunks of the default
 model take 154 MB): one matrix product in RAM beats LanceDB's flat scan by 25x and any
 approximate index in recall. Larger indexes use the IVF index that the store builds.
+
+Nothing the user types reaches LanceDB as SQL or as full-text syntax. Languages are checked
+against the ones indexed and paths matched against the indexed paths, so a filter is a
+list of values taken from the index (quoted by :func:`sql_in`, or looked up in Arrow for
+the in-RAM matrix); a query goes to the full-text index as plain words only
+(:func:`fts_query`).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.core.embedder import Embedder
-from app.core.errors import CodeLampError
-from app.core.lexical import split_identifiers, text_words
+from app.core.errors import CodeLampError, UsageError
+from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
 from app.core.store import ProjectStore, damaged, sql_in
 
@@ -28,6 +38,14 @@ MODES = ("hybrid", "vector", "lexical")
 # scripts/eval_quality.py gives hybrid MRR@10 0.536 at 60, 0.560 at 2, 0.564 at 1.
 RRF_K = 1
 READ_ATTEMPTS = 3
+# Longer queries are refused rather than cut: the model reads only a query's first 510
+# tokens (about 2,000 characters) and full-text search its first 256 words, so anything
+# past this limit would be ignored without the user knowing.
+MAX_QUERY_CHARS = 10_000
+# Control characters (NUL, terminal escapes; tab and newlines stay) and lone surrogates
+# (undecodable bytes from a terminal): neither means anything to a search, and a lone
+# surrogate cannot even be encoded for the model or LanceDB.
+_UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # Results name the whole definition: a hit on one part of a split function is that function.
 _META = ["path", "def_start", "def_end", "language", "symbol"]
 
@@ -59,11 +77,16 @@ class SearchResult:
 
 @dataclass
 class _Filter:
-    """Language and path restrictions, as SQL for LanceDB and as a row mask for numpy."""
+    """Language and path restrictions, as SQL for LanceDB and as a row mask for numpy.
+    Every value comes from the index, never from what the user typed."""
 
-    languages: list[str] | None = None
+    languages: list[str] | None = None  # None: every language
     paths: list[str] | None = None  # None: every path
-    empty: bool = False  # nothing can match
+
+    @property
+    def empty(self) -> bool:
+        """Nothing can match."""
+        return self.paths == []
 
     def sql(self) -> str | None:
         clauses = []
@@ -85,13 +108,13 @@ class _Matrix:
         self.vectors = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dims)
         self.meta = {name: data.column(name).to_numpy(zero_copy_only=False) for name in _META}
         self.row_ids = data.column("_rowid").to_numpy()
+        self._columns = {name: data.column(name) for name in ("language", "path")}
 
     def search(self, query: np.ndarray, n: int, flt: _Filter) -> list[SearchResult]:
         scores = self.vectors @ query
-        if flt.languages:
-            scores[~np.isin(self.meta["language"], flt.languages)] = -np.inf
-        if flt.paths is not None:
-            scores[~np.isin(self.meta["path"], flt.paths)] = -np.inf
+        for name, allowed in (("language", flt.languages), ("path", flt.paths)):
+            if allowed is not None:
+                scores[~self._rows_in(name, allowed)] = -np.inf
         n = min(n, int(np.isfinite(scores).sum()))
         if n == 0:
             return []
@@ -101,6 +124,14 @@ class _Matrix:
         return [SearchResult(m["path"][i], int(m["def_start"][i]), int(m["def_end"][i]),
                              m["symbol"][i], m["language"][i], float(scores[i]),
                              row_id=int(self.row_ids[i])) for i in top]  # fmt: skip
+
+    def _rows_in(self, column: str, values: list[str]) -> np.ndarray:
+        """A row mask, by one hash lookup per row in Arrow. ``np.isin`` on object arrays
+        compares every row with every value: 20 queries on a synthetic 50k-chunk index,
+        filtered to half of its 2,500 files, took 11.7 s that way and take 0.22 s this way
+        (0.19 s unfiltered)."""
+        mask = pc.is_in(self._columns[column], value_set=pa.array(values, pa.string()))
+        return mask.to_numpy(zero_copy_only=False)
 
 
 class Searcher:
@@ -123,8 +154,11 @@ class Searcher:
         """See the latest committed index (after a re-index or a watched change)."""
         self.table = self.store.chunks_table()
         self.has_ann = "ann_rows" in self.store.meta
+        self.rows = self.table.count_rows()
         self._matrix: _Matrix | None = None
         self._paths: list[str] | None = None
+        self._languages: list[str] | None = None
+        self._last_filter: tuple[tuple, _Filter] | None = None
 
     def search(
         self,
@@ -134,11 +168,22 @@ class Searcher:
         language: str | None = None,
         path_glob: str | None = None,
     ) -> list[SearchResult]:
+        """The ``k`` best definitions for ``query``. Raises :class:`UsageError` for input
+        that cannot work (an unknown mode or language, a bad glob, k < 1, an overlong
+        query); a blank query finds nothing."""
         if mode not in MODES:
-            raise CodeLampError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}.")
+            raise UsageError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}.")
+        if k < 1:
+            raise UsageError(f"The number of results must be at least 1, not {k}.")
         if mode != "lexical" and self.embedder is None:
             raise CodeLampError("Semantic search needs a model; lexical search works without.")
-        query = query.strip()
+        query = _UNREADABLE.sub(" ", query).strip()
+        if len(query) > MAX_QUERY_CHARS:
+            raise UsageError(
+                f"The query is {len(query):,} characters long; the limit is "
+                f"{MAX_QUERY_CHARS:,}. Search with a shorter piece of it: only the start of "
+                "a long query counts anyway."
+            )
         if not query:
             return []
         for attempt in range(1, READ_ATTEMPTS + 1):
@@ -157,9 +202,9 @@ class Searcher:
 
     def _search(self, query, k, mode, language, path_glob) -> list[SearchResult]:
         flt = self._filter(language, path_glob)
-        if flt.empty:
+        if flt.empty or not self.rows:
             return []
-        pool = max(50, k * 5)
+        pool = min(max(50, k * 5), self.rows)  # a huge k would overflow LanceDB's limit
         ranked = []
         if mode != "lexical":
             ranked.append(self._vector(query, pool, flt))
@@ -182,9 +227,10 @@ class Searcher:
         return self._rows(q.select([*_META, "_distance"]), lambda r: 1.0 - r["_distance"])
 
     def _lexical(self, query: str, n: int, flt: _Filter) -> list[SearchResult]:
-        if self.store.meta.get("fts") != "1":
+        terms = fts_query(query)
+        if self.store.meta.get("fts") != "1" or not terms:
             return []
-        q = self.table.search(split_identifiers(query), query_type="fts", fts_columns="fts")
+        q = self.table.search(terms, query_type="fts", fts_columns="fts")
         q = q.limit(n)
         if where := flt.sql():
             q = q.where(where, prefilter=True)
@@ -208,21 +254,56 @@ class Searcher:
             r.text = text.get(r.row_id, "")
 
     def _filter(self, language: str | None, path_glob: str | None) -> _Filter:
-        """Globs use .gitignore syntax (``*.py``, ``src/``, ``tests/**/test_*.py``) and are
-        matched exactly against the indexed paths."""
-        flt = _Filter()
-        if language:
-            flt.languages = [x.strip().lower() for x in language.split(",") if x.strip()]
-        if path_glob:
-            import pathspec
+        """The last filter is kept: matching a glob against 50k paths takes 35 ms, and a
+        session (the window, ``codelamp search -``) asks many queries with the same one."""
+        key = (language, path_glob)
+        if self._last_filter is None or self._last_filter[0] != key:
+            flt = _Filter(self._matching_languages(language), self._matching_paths(path_glob))
+            self._last_filter = (key, flt)
+        return self._last_filter[1]
 
+    def _matching_languages(self, language: str | None) -> list[str] | None:
+        """``"python, Go"`` -> ``["python", "go"]``, each one the index has; None: every
+        language. A name the index lacks is a typo or a wrong project, not an empty
+        answer: the error lists what there is."""
+        asked = [x.strip().lower() for x in (language or "").split(",") if x.strip()]
+        if not asked:
+            return None
+        indexed = self._indexed_languages()
+        for name in asked:
+            if name not in indexed:
+                close = difflib.get_close_matches(name, indexed, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise UsageError(
+                    f"No {name!r} files are indexed in {self.store.root}.{hint} Languages "
+                    f"there: {', '.join(indexed) or 'none yet'}."
+                )
+        return asked
+
+    def _matching_paths(self, path_glob: str | None) -> list[str] | None:
+        """The indexed paths that a .gitignore-style glob (``*.py``, ``src/``,
+        ``tests/**/test_*.py``) matches; None: no glob, or one that matches every path."""
+        if not path_glob:
+            return None
+        import pathspec
+
+        try:
             spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
-            everything = self._indexed_paths()
-            matching = [p for p in everything if spec.match_file(p)]
-            flt.empty = not matching
-            if len(matching) < len(everything):
-                flt.paths = matching
-        return flt
+        except (ValueError, re.error) as exc:  # pathspec's own check, then the regex's
+            why = f" ({exc.msg})" if isinstance(exc, re.error) else ""
+            raise UsageError(
+                f"{path_glob!r} is not a valid path pattern{why}. Use .gitignore syntax, "
+                "e.g. '*.py', 'src/' or 'tests/**/test_*.py'."
+            ) from exc
+        everything = self._indexed_paths()
+        matching = list(spec.match_files(everything))
+        return None if len(matching) == len(everything) else matching
+
+    def _indexed_languages(self) -> list[str]:
+        if self._languages is None:
+            column = self.table.search().select(["language"]).limit(None).to_arrow()
+            self._languages = sorted(pc.unique(column.column("language")).to_pylist())
+        return self._languages
 
     def _indexed_paths(self) -> list[str]:
         if self._paths is None:

@@ -9,9 +9,16 @@ import pytest
 from homes import codelamp_home_at
 from sample_project import make_project
 
-from app.core.errors import CodeLampError
+from app.core.errors import CodeLampError, UsageError
 from app.core.indexer import index_project
-from app.core.lexical import SYMBOL_WEIGHT, fts_text, identifier_words, split_identifiers
+from app.core.lexical import (
+    MAX_QUERY_TERMS,
+    SYMBOL_WEIGHT,
+    fts_query,
+    fts_text,
+    identifier_words,
+    split_identifiers,
+)
 from app.core.search import RRF_K, Searcher, SearchResult, _dedupe, _fuse
 from app.core.store import ProjectStore
 
@@ -91,22 +98,36 @@ def test_path_filter(searcher, glob, allowed):
     assert results and {r.path for r in results} <= allowed
 
 
-def test_filters_that_match_nothing(searcher):
+def test_a_glob_that_matches_no_file_finds_nothing(searcher):
     assert searcher.search("anything", path_glob="nowhere/") == []
-    assert searcher.search("anything", language="cobol") == []
+
+
+def test_a_language_the_index_lacks_is_refused_with_the_ones_it_has(searcher):
+    """A typo must not look like "no results"."""
+    with pytest.raises(UsageError, match="No 'cobol' files.*go, markdown, python, rust"):
+        searcher.search("anything", language="cobol")
+    with pytest.raises(UsageError, match="Did you mean 'python'"):
+        searcher.search("anything", language="go,Pyhton")
+    assert {r.language for r in searcher.search("password", language=" GO , ")} == {"go"}
 
 
 def test_blank_query_and_unknown_mode(searcher):
     assert searcher.search("   ") == []
-    with pytest.raises(CodeLampError, match="Unknown search mode"):
+    with pytest.raises(UsageError, match="Unknown search mode"):
         searcher.search("x", mode="fuzzy")
 
 
-@pytest.mark.parametrize("query", ['"unbalanced', "a:b (c) [d] {e} *f? ~g ^h", "AND OR NOT",
-                                   "' OR 1=1 --", "\\", "🚀"])
-def test_odd_queries_do_not_break(searcher, query):
-    for mode in ("lexical", "hybrid"):
-        searcher.search(query, mode=mode)
+@pytest.mark.parametrize("k", [0, -1])
+def test_k_below_one_is_refused(searcher, k):
+    """-k 0 used to return every pooled result."""
+    with pytest.raises(UsageError, match="at least 1"):
+        searcher.search("upload", k=k)
+
+
+def test_a_huge_k_returns_every_definition(searcher):
+    """LanceDB cannot take a limit of 5 x 10**12; the pool stops at the table's size."""
+    everything = searcher.search("upload", k=10**12)
+    assert len(everything) == len(searcher.search("upload", k=1000)) > 10
 
 
 def test_results_never_overlap(searcher):
@@ -150,6 +171,16 @@ def test_full_text_counts_a_definition_name_more_than_its_body():
     assert words.count("upload") == 1
     assert words.count("http") == 1 + SYMBOL_WEIGHT  # "HttpClient" split once, then the weight
     assert fts_text("notes.txt", "", "plain words") == "notes.txt \nplain words"
+
+
+def test_full_text_queries_are_plain_words():
+    """Nothing in a query can reach LanceDB's full-text search as syntax."""
+    assert fts_query('"parseConfig" path:src -NOT +x* y~2 z^2 AND (a OR b)') == (
+        "parseconfig path src not x y 2 z 2 and a or b parse config")
+    assert fts_query(".*[( \\ ^$|+?{} ' OR 1=1 --") == "or 1 1"
+    assert fts_query("héllo wörld 🚀 404") == "héllo wörld 404"
+    assert fts_query(" ".join(f"w{i}" for i in range(1000))).split() == [
+        f"w{i}" for i in range(MAX_QUERY_TERMS)]  # fmt: skip
 
 
 def test_identifier_splitting():
