@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sysconfig
 import time
@@ -367,3 +368,40 @@ def test_model_loading_can_be_cancelled_and_retried(installed_default_model):
     assert gate.loaded is None and 0.2 < max(seen) < 1.0
     assert gate.ensure(lambda f, m: None).loaded  # a later need loads it after all
     gate.close()
+
+
+def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
+    qtbot, installed_default_model, warnings_shown, memory, stdlib_copy
+):
+    """Cancel the first index: the project says so, search says so (no KeyError), no
+    watcher finishes it behind the user's back; the next start resumes it."""
+    root = str(stdlib_copy)
+    win = MainWindow(Settings.load(), memory_reader=memory)
+    qtbot.addWidget(win)
+    win.show()
+    win.add_project(root)
+    files_done = re.compile(r"Indexing stdlib: [1-9]\d*/")
+    qtbot.waitUntil(lambda: files_done.match(win.message.text()) is not None, timeout=60_000)
+    win.cancel_work()
+    qtbot.waitUntil(lambda: win.indexing is None and win.statuses.get(root) is not None,
+                    timeout=60_000)  # fmt: skip
+    assert win.statuses[root]["state"] == "unfinished"
+    assert "not finished" in win.projects.currentItem().text()
+    assert "interrupted" in win.project_info.text()
+    win.query.setText("parse a json document")
+    win.search_now()
+    qtbot.wait(1500)
+    assert not any("KeyError" in w or "Unexpected" in w for w in warnings_shown)
+    assert "not finished" in win.empty.text() or "interrupted" in win.empty.text()
+    qtbot.wait(1500)  # the watcher would have started by now
+    assert root not in win.watch_hub.watchers
+    assert win.statuses[root]["state"] == "unfinished"
+    win.close()
+
+    again = MainWindow(Settings.load(), memory_reader=memory)
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitUntil(lambda: (again.statuses.get(root) or {}).get("state") == "ready",
+                    timeout=180_000)  # fmt: skip
+    qtbot.waitUntil(lambda: root in again.watch_hub.watchers, timeout=30_000)
+    again.close()
