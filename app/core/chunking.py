@@ -49,6 +49,10 @@ MAX_WINDOW_LINES = 40
 # The smallest chunk limit a user may set: below it a chunk holds a few lines and search
 # loses the context that makes a match recognisable.
 MIN_CHUNK_TOKENS = 64
+# Definitions nested deeper than this are chunked as the plain code around them. Real code
+# stays far below it; a generated or hostile file may nest thousands deep, and following
+# that by recursion overflows the stack (a RecursionError; in a thread, a segfault).
+MAX_NESTING = 100
 
 
 def chunk_limit(tokens: int) -> int:
@@ -105,14 +109,18 @@ class _Kind(NamedTuple):
     prefix: str = ""  # members' symbol prefix, when it is not `name` (Rust impl blocks)
 
 
-def _classify(node: Node, grammar: Grammar) -> _Kind | None:
-    """What ``node`` is for chunking; None for any other statement."""
+def _classify(node: Node, grammar: Grammar, depth: int) -> _Kind | None:
+    """What ``node``, nested ``depth`` levels deep, is for chunking; None for any other
+    statement, and for everything below :data:`MAX_NESTING`."""
+    if depth > MAX_NESTING:
+        return None
     kind = node.type
     if kind in grammar.wrappers:
-        return _unwrap(node, grammar)
+        return _unwrap(node, grammar, depth)
     if kind == "ERROR" or kind in grammar.containers:
         return _Kind("container", "", node, node.child_by_field_name("body"))
-    if (kind in grammar.conditionals or kind in grammar.blocks) and _defines(node, grammar):
+    conditional = kind in grammar.conditionals or kind in grammar.blocks
+    if conditional and _defines(node, grammar, depth):
         return _Kind("container", "", node, None)
     if kind in grammar.defs or kind in grammar.scopes:
         body = node.child_by_field_name("body")
@@ -128,21 +136,26 @@ def _classify(node: Node, grammar: Grammar) -> _Kind | None:
     return _js_function(node) if grammar.js else None
 
 
-def _defines(node: Node, grammar: Grammar) -> bool:
-    return any(
-        child.type in grammar.defs or child.type in grammar.scopes
-        or child.type in grammar.wrappers
-        or ((child.type in grammar.conditionals or child.type in grammar.blocks)
-            and _defines(child, grammar))
-        for child in node.named_children
-    )  # fmt: skip
+def _defines(node: Node, grammar: Grammar, depth: int) -> bool:
+    """Whether a conditional holds a definition, within :data:`MAX_NESTING`. A loop, not
+    recursion: conditionals nest as deep as a file likes."""
+    stack = [(node, depth)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.named_children:
+            kind = child.type
+            if kind in grammar.defs or kind in grammar.scopes or kind in grammar.wrappers:
+                return True
+            if (kind in grammar.conditionals or kind in grammar.blocks) and depth < MAX_NESTING:
+                stack.append((child, depth + 1))
+    return False
 
 
-def _unwrap(node: Node, grammar: Grammar) -> _Kind | None:
+def _unwrap(node: Node, grammar: Grammar, depth: int) -> _Kind | None:
     for name in grammar.wrappers[node.type]:
         inner = node.child_by_field_name(name) if name else _last_named(node)
         if inner is not None:
-            found = _classify(inner, grammar)
+            found = _classify(inner, grammar, depth + 1)
             if found and not found.name and node.type == "export_statement":
                 found = found._replace(name="default")
             return found
@@ -298,12 +311,15 @@ class _Outline:
 
     def __init__(self, grammar: Grammar) -> None:
         self.grammar = grammar
+        self.depth = 0  # how many scopes and containers the nodes being added are in
 
     def units(self, nodes: Sequence[Node], scope: _Scope, out: list[_Unit],
               leading: bool = False) -> list[_Unit]:  # fmt: skip
         """Units for ``nodes``, added to ``out``; ``leading`` for a conditional's own lines."""
+        self.depth += 1
         for node in nodes:
             self._add(out, node, scope, leading and node.type not in self.grammar.blocks)
+        self.depth -= 1
         return out
 
     def _add(self, out: list[_Unit], node: Node, scope: _Scope, leading: bool) -> None:
@@ -311,7 +327,7 @@ class _Outline:
             out[-1].end = max(out[-1].end, _last_row(node))
             out[-1].nodes.append(node)
             return
-        found = _classify(node, self.grammar) if node.is_named else None
+        found = _classify(node, self.grammar, self.depth) if node.is_named else None
         if found is None:
             unit = self._plain(node, scope)
             unit.comment = unit.comment or leading
@@ -584,12 +600,29 @@ class _Packer:
         while level:
             spans = _with_gaps(_row_groups(level), unit.start, unit.end, self.lines)
             if len(spans) >= 2:
-                return [_Unit(s, e, n, unit.symbol) for s, e, n in spans]
+                return self._share_out(unit, [_Unit(s, e, n, unit.symbol) for s, e, n in spans])
             if not any(node.child_count for node in level):
                 break
             level = [c for node in level for c in (node.children or (node,))]
         blocks = _text_blocks(self.lines, unit.start, unit.end)
-        return [_Unit(s, e, [], unit.symbol) for s, e in blocks]
+        return self._share_out(unit, [_Unit(s, e, [], unit.symbol) for s, e in blocks])
+
+    def _share_out(self, unit: _Unit, parts: list[_Unit]) -> list[_Unit]:
+        """``parts``, the largest one counted as what the others leave of ``unit``'s count
+        when that is far more than fits.
+
+        Deeply nested code splits into a line or two plus a part holding all the rest, level
+        after level: counting that rest every time takes time quadratic in the depth (minutes
+        for a generated 1 MB file). The estimate is only trusted where it is far from the
+        limit, since counts add up only closely; a part estimated that large is split again.
+        """
+        if unit.tokens is None or len(parts) < 2:
+            return parts
+        largest = max(parts, key=lambda part: part.end - part.start)
+        rest = sum(self._tokens(part) + self.newline for part in parts if part is not largest)
+        if unit.tokens - rest > 2 * self.max_tokens:
+            largest.tokens = unit.tokens - rest
+        return parts
 
     def _cut_line(self, row: int, run: _Run, fixed: int) -> list[Piece]:
         """The last resort for one line too long for the model: cut it by characters."""

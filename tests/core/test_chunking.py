@@ -6,6 +6,8 @@ like WordPiece, so expected boundaries are exact. One test uses the real model's
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import sysconfig
 import threading
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from app.core.chunking import Chunk, Piece, chunk_file, embed_text, language_for
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+REPO = Path(__file__).resolve().parents[2]
 
 
 def words(text: str) -> int:
@@ -816,6 +819,87 @@ def test_chunking_on_many_threads_gives_the_same_result():
     for thread in threads:
         thread.join()
     assert results == [expected] * 6
+
+
+# --- Hostile nesting -------------------------------------------------------------------------
+
+# Far deeper than any real code: each once ended in a RecursionError (and, on the indexer's
+# reader thread, a segfault) or took minutes.
+DEEP = {
+    "ifs.py": "".join(" " * i + f"if x{i}:\n" for i in range(400))
+              + " " * 400 + "def f():\n" + " " * 401 + "return 1\n",
+    "classes.py": "".join(" " * i + f"class C{i}:\n" for i in range(400))
+                  + " " * 400 + "def f(self):\n" + " " * 401 + "return 1\n",
+    "ifdefs.c": "".join(f"#ifdef A{i}\n" for i in range(500))
+                + "int f(void) { return 1; }\n" + "#endif\n" * 500,
+    "namespaces.cpp": "".join(f"namespace n{i} {{\n" for i in range(500))
+                      + "int f() { return 1; }\n" + "}\n" * 500,
+    "templates.cpp": "".join(f"template <class T{i}>\n" for i in range(1000)) + "void f() {}\n",
+    "mods.rs": "".join(f"mod m{i} {{\n" for i in range(450)) + "fn f() -> i32 { 1 }\n"
+               + "}\n" * 450,
+    "brackets.py": "x = " + "[" * 10000 + "]" * 10000 + "\n",
+    "brackets.js": "const x = " + "[" * 10000 + "]" * 10000 + ";\n",
+    "brackets.c": "int x = " + "(" * 10000 + "1" + ")" * 10000 + ";\n",
+    "bracket_lines.py": "x = " + "[\n" * 10000 + "]\n" * 10000,
+    "objects.js": "const x = " + "{a:\n" * 10000 + "1" + "}\n" * 10000 + ";\n",
+    "blocks.c": "int f(void) {\n" + "{\n" * 10000 + "}\n" * 10000 + "}\n",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", DEEP)
+def test_deep_nesting_is_chunked_not_recursed_into(path):
+    assert_sound(path, DEEP[path], chunk_file(path, DEEP[path], 256, words), 256)
+
+
+@pytest.mark.parametrize(("path", "source", "symbol"), [
+    ("mods.rs", "".join(f"mod m{i} {{\n" for i in range(30)) + "fn f() -> i32 { 1 }\n"
+     + "}\n" * 30, ".".join(f"m{i}" for i in range(30)) + ".f"),
+    ("ifs.py", "".join(" " * i + f"if x{i}:\n" for i in range(30)) + " " * 30 + "def f():\n"
+     + " " * 31 + "return 1\n", "f"),
+])  # fmt: skip
+def test_definitions_nested_thirty_deep_keep_their_names(path, source, symbol):
+    assert symbol in {p.chunk.symbol for p in chunk_file(path, source, 256, words)}
+
+
+def test_deep_nesting_cannot_crash_a_worker_thread(tmp_path):
+    """The indexer chunks on a thread, where running out of stack is a segfault, not an
+    exception: run there, in a process of its own that pytest survives."""
+    for name, source in DEEP.items():
+        (tmp_path / name).write_text(source)
+    script = dedent("""\
+        import sys, threading
+        from pathlib import Path
+        from app.core.chunking import chunk_file
+        errors = []
+        def work():
+            try:
+                for path in sorted(Path(sys.argv[1]).iterdir()):
+                    chunk_file(path.name, path.read_text(), 256, lambda t: len(t.split()) + 2)
+            except BaseException as exc:
+                errors.append(repr(exc))
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        sys.exit(f"failed: {errors}" if errors else 0)
+        """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_deep_nesting_is_counted_in_time_linear_in_the_file():
+    """Splitting peels one level off the nesting at a time; recounting all that is left at
+    every level was quadratic (a 200 kB file of nested lists took 48 s)."""
+    text = DEEP["bracket_lines.py"]
+    counted = 0
+
+    def counting(piece: str) -> int:
+        nonlocal counted
+        counted += len(piece)
+        return words(piece)
+
+    assert_sound("deep.py", text, chunk_file("deep.py", text, 256, counting), 256)
+    assert counted < 20 * len(text)
 
 
 # --- Whole files ---------------------------------------------------------------------------

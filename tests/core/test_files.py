@@ -165,8 +165,14 @@ def test_unreadable_files_and_folders_are_recorded(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "scandir", scandir)
     assert skipped(root) == {"locked": "unreadable: Permission denied"}
-    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(
-        PermissionError(13, "Permission denied")))  # fmt: skip
+    real_open = os.open
+
+    def open_(path, *args, **kw):
+        if str(path).endswith("private.py"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", open_)
     with pytest.raises(SkipFile, match="unreadable: Permission denied"):
         load_text(entry(root / "private.py"))
 
@@ -204,3 +210,138 @@ def test_bad_roots(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(CodeLampError, match="not a folder"):
         FileRules(tmp_path / "f")
+
+
+# --- A tree that is hostile, or changes while it is indexed ---------------------------------
+
+
+def test_a_folder_that_cannot_be_checked_for_pyvenv_cfg_is_reported_not_fatal(tmp_path,
+                                                                               monkeypatch):
+    """As root, chmod 000 denies nothing, so the denial is simulated where it happens."""
+    root = tree(tmp_path, {"locked/a.py": "", "ok.py": ""})
+    real_stat, real_scandir = os.stat, os.scandir
+
+    def stat(path, *args, **kw):
+        if str(path).endswith("locked/pyvenv.cfg"):
+            raise PermissionError(13, "Permission denied")
+        return real_stat(path, *args, **kw)
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "scandir", scandir)
+    rules = FileRules(root)
+    discovery = rules.walk()
+    assert [f.rel for f in discovery.files] == ["ok.py"]
+    assert {s.rel: s.reason for s in discovery.skipped} == {
+        "locked": "unreadable: Permission denied"}
+    assert rules.check(root / "locked" / "a.py") is None
+
+
+def test_ignore_lines_git_accepts_but_pathspec_rejects_are_left_out(tmp_path, caplog):
+    root = tree(tmp_path, {
+        ".gitignore": "[z-a]\nfoo\\\n*.log\n", "sub/.gitignore": "!\n*.tmp\n",
+        "a.log": "", "a.py": "", "sub/b.tmp": "", "sub/b.py": "", "foo": "", "q.sql": "",
+    })  # fmt: skip
+    assert indexed(root) == {".gitignore", "a.py", "foo", "sub/.gitignore", "sub/b.py",
+                             "q.sql"}  # fmt: skip
+    assert indexed(root, extra_ignores=["[z-a]", "*.sql"]) == {
+        ".gitignore", "a.py", "foo", "sub/.gitignore", "sub/b.py"}
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for line in ("'[z-a]'", "'foo\\\\'", "'!'"):
+        assert line in warned
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_as_ignore_file_is_not_waited_on(tmp_path):
+    root = tree(tmp_path, {"sub/a.py": "", "sub/b.log": ""})
+    os.mkfifo(root / "sub" / ".gitignore")
+    assert indexed(root) == {"sub/a.py", "sub/b.log"}
+
+
+def make_raw(folder: Path, name: bytes, content: bytes = b"x = 1\n") -> None:
+    fd = os.open(os.fsencode(folder) + b"/" + name, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, content)
+    os.close(fd)
+
+
+def test_names_that_are_not_utf8_are_listed_escaped_and_not_indexed(tmp_path):
+    """The index stores paths as UTF-8 text (pyarrow strings): a name Python can only carry
+    with lone surrogates must never reach it."""
+    import pyarrow as pa
+
+    root = tree(tmp_path, {"ok.py": "x = 1\n"})
+    make_raw(root, b"img\xff.png")
+    make_raw(root, b"code\xfe.py")
+    os.mkdir(os.fsencode(root) + b"/dir\xfd")
+    make_raw(root / os.fsdecode(b"dir\xfd"), b"inner.py")
+    rules = FileRules(root)
+    discovery = rules.walk()
+    expected = {"img\\xff.png": "file name is not valid UTF-8",
+                "code\\xfe.py": "file name is not valid UTF-8",
+                "dir\\xfd": "folder name is not valid UTF-8"}  # fmt: skip
+    assert {s.rel: s.reason for s in discovery.skipped} == expected
+    assert [f.rel for f in discovery.files] == ["ok.py"]
+    pa.array([s.rel for s in discovery.skipped], pa.string())  # storable
+    # The file watcher reports such paths as Python decodes them; check() agrees with walk().
+    assert rules.check(root / os.fsdecode(b"code\xfe.py")) == Skipped(
+        "code\\xfe.py", "file name is not valid UTF-8")
+    assert rules.check(root / os.fsdecode(b"dir\xfd")) == Skipped(
+        "dir\\xfd", "folder name is not valid UTF-8")
+    assert rules.check(root / os.fsdecode(b"dir\xfd") / "inner.py") is None
+    assert {s.rel for s in rules.discover([os.fsdecode(b"img\xff.png")]).skipped} == {
+        "img\\xff.png"}
+
+
+def scanned(root: Path, name: str, **kw) -> FileEntry:
+    return next(f for f in FileRules(root, **kw).walk().files if f.rel == name)
+
+
+@pytest.mark.timeout(10)
+def test_a_file_replaced_by_a_fifo_after_the_scan_is_skipped_not_waited_on(tmp_path):
+    root = tree(tmp_path, {"a.py": "x = 1\n"})
+    found = scanned(root, "a.py")
+    (root / "a.py").unlink()
+    os.mkfifo(root / "a.py")
+    with pytest.raises(SkipFile, match="not a regular file"):
+        load_text(found)
+
+
+def test_a_file_grown_past_the_limit_after_the_scan_is_skipped_as_too_large(tmp_path,
+                                                                            monkeypatch):
+    root = tree(tmp_path, {"a.py": "x = 1\n"})
+    found = scanned(root, "a.py", max_file_bytes=1000)
+    (root / "a.py").write_text("x = 1\n" * 1000)
+    with pytest.raises(SkipFile, match=r"too large \(0.0 MB > 0.0 MB\)"):
+        load_text(found)
+    # Still growing while it is read: fstat said it fit, the read finds out it does not.
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result(
+        (*real_fstat(fd)[:6], 10, *real_fstat(fd)[7:])))  # fmt: skip
+    with pytest.raises(SkipFile, match="too large"):
+        load_text(found)
+
+
+def test_files_that_vanish_or_turn_into_symlinks_after_the_scan(tmp_path):
+    outside = tree(tmp_path / "outside", {"secret.py": "TOP_SECRET = 1\n"})
+    root = tree(tmp_path / "proj", {"gone.py": "", "swapped.py": "", "dir.py": "",
+                                    "target.py": "y = 2\n"})  # fmt: skip
+    (root / "alias.py").symlink_to(root / "target.py")
+    entries = {f.rel: f for f in FileRules(root).walk().files}
+    (root / "gone.py").unlink()
+    (root / "swapped.py").unlink()
+    (root / "swapped.py").symlink_to(outside / "secret.py")
+    (root / "dir.py").unlink()
+    (root / "dir.py").mkdir()
+    reasons = {}
+    for rel in ("gone.py", "swapped.py", "dir.py"):
+        with pytest.raises(SkipFile) as err:
+            load_text(entries[rel])
+        reasons[rel] = err.value.reason
+    assert reasons == {"gone.py": "deleted before it could be read",
+                       "swapped.py": "replaced by a symlink",
+                       "dir.py": "not a regular file"}  # fmt: skip
+    assert load_text(entries["alias.py"]) == "y = 2\n"  # a symlink found by the scan is fine
