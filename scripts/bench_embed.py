@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from app.core import default_model as dm
-from app.core.embedder import Embedder, physical_cores
+from app.core.cpu import physical_cores
+from app.core.embedder import Embedder
 
 WINDOW_LINES = 24
 

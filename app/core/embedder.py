@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from app import paths
+from app.core import faults
+from app.core.cpu import FairShare, physical_cores
 from app.core.errors import CodeLampError, ModelError
 from app.core.models import POOLING_IDS, ModelInfo, inspect_model
 
@@ -40,12 +42,6 @@ _READ_SHARE = 0.9  # of the progress bar: reading the file; the rest is llama.cp
 
 class LoadCancelled(CodeLampError):
     """The user cancelled loading the model."""
-
-
-def physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def missing_cpu_features(required: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
@@ -78,9 +74,18 @@ def _check_cpu() -> None:
         )
 
 
+# llama.cpp's CPU backend is built with OpenMP here. OpenMP's default lets idle threads
+# spin for a while before they sleep, at every barrier and between two embeddings: on a
+# busy laptop they burn the cores other programs (and other indexers) need. Passive
+# threads sleep at once; set before the library loads, unless the user chose otherwise.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def _llama():
     """Import the bindings on first use: loading the native library costs start-up time."""
     _check_cpu()
+    for name, value in OPENMP_ENV.items():
+        os.environ.setdefault(name, value)
     import llama_cpp
 
     _install_log_handler(llama_cpp)
@@ -120,12 +125,20 @@ class Embedder:
     """A GGUF embedding model. Thread-safe; the model loads on first use.
 
     Vectors are float32 and L2-normalised, so a dot product is the cosine similarity.
+
+    Queries go first: documents are embedded one text at a time, and a document waits
+    while a query is waiting, so a search never queues behind an indexing batch. Queries
+    use ``threads`` cores; documents only the cores other processes leave free
+    (:class:`app.core.cpu.FairShare`).
     """
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         self.info: ModelInfo = inspect_model(model_path)  # raises ModelError, never aborts
         self.threads = threads or physical_cores()
-        self._lock = threading.RLock()
+        self.fair_share = FairShare(self.threads)
+        self._lock = threading.RLock()  # the native handles: one text at a time
+        self._queries = 0  # queries waiting for or holding the model
+        self._queries_done = threading.Condition()
         self._handles: _Handles | None = None
 
     # What callers can know without loading the model.
@@ -189,34 +202,49 @@ class Embedder:
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         prefix = self.info.preset.document_prefix
-        return self._embed([prefix + t for t in texts])
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            faults.point("embed")
+            with self._queries_done:
+                while self._queries:
+                    self._queries_done.wait()
+            with self._lock:
+                out[i] = self._embed_one(prefix + text, i, self.fair_share.threads())
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._embed([self.info.preset.query_prefix + text])[0]
+        with self._queries_done:
+            self._queries += 1
+        try:
+            with self._lock:
+                return self._embed_one(self.info.preset.query_prefix + text, 0, self.threads)
+        finally:
+            with self._queries_done:
+                self._queries -= 1
+                self._queries_done.notify_all()
 
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with self._lock:
-            self.load()
-            for i, text in enumerate(texts):
-                vec = self._handles.embed(self._handles.tokens_for(text, self.max_tokens))
-                norm = float(np.linalg.norm(vec))
-                if not np.isfinite(vec).all() or not np.isfinite(norm) or norm == 0.0:
-                    raise ModelError(
-                        f"{self.info.path.name} produced an invalid vector (NaN, inf or zero) "
-                        f"for input {i + 1} ({text[:60]!r}). The model file may be damaged "
-                        "or not an embedding model; try the default model."
-                    )
-                out[i] = vec / norm
-        return out
+    def _embed_one(self, text: str, i: int, threads: int) -> np.ndarray:
+        """One text; the caller holds ``_lock``."""
+        self.load()
+        self._handles.set_threads(threads)
+        vec = self._handles.embed(self._handles.tokens_for(text, self.max_tokens))
+        norm = float(np.linalg.norm(vec))
+        if not np.isfinite(vec).all() or not np.isfinite(norm) or norm == 0.0:
+            raise ModelError(
+                f"{self.info.path.name} produced an invalid vector (NaN, inf or zero) "
+                f"for input {i + 1} ({text[:60]!r}). The model file may be damaged "
+                "or not an embedding model; try the default model."
+            )
+        return vec / norm
 
 
 class _Handles:
     """The native model, context and batch; every native call is made through here."""
 
-    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int) -> None:
+    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int,
+                 threads: int) -> None:  # fmt: skip
         self.lib, self.info, self.model, self.ctx, self.batch = lib, info, model, ctx, batch
-        self.n_ctx = n_ctx
+        self.n_ctx, self.threads = n_ctx, threads
         self.vocab = lib.llama_model_get_vocab(model)
         self.memory = lib.llama_get_memory(ctx)
         self.n_embd = lib.llama_model_n_embd(model)
@@ -266,7 +294,12 @@ class _Handles:
             raise ModelError(f"llama.cpp could not create a context for {info.path}.")
         batch = lib.llama_batch_init(n_ctx, 0, 1)
         progress(1.0, "Model ready")
-        return cls(lib, info, model, ctx, batch, n_ctx)
+        return cls(lib, info, model, ctx, batch, n_ctx, threads)
+
+    def set_threads(self, threads: int) -> None:
+        if threads != self.threads:
+            self.lib.llama_set_n_threads(self.ctx, threads, threads)
+            self.threads = threads
 
     def free(self) -> None:
         self.lib.llama_batch_free(self.batch)

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import pathspec
 
+from app.core import faults
 from app.core.errors import CodeLampError
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class FileRules:
                 visited.add((st.st_dev, st.st_ino))
                 stack.append((rel, chain + self._dir_specs(rel)))
             rel_dir, chain = stack.pop()
+            faults.point("walk")
             folder = self.root / rel_dir if rel_dir else self.root
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)

@@ -173,8 +173,8 @@ def index_project(
     run.catch_up_only = catch_up_only
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
-        with writer_lock(root, cancelled=lambda: run.control.cancelled,
-                         on_wait=run.waiting) as locked:  # fmt: skip
+        with writer_lock(root, cancelled=lambda: run.control.cancelled, on_wait=run.waiting,
+                         activity="updating" if catch_up_only else "indexing") as locked:
             if not locked:
                 run.result.cancelled = True
                 return run.result

@@ -9,8 +9,9 @@ Two layers:
   index folder, so rebuilding or forgetting the index never deletes a held lock. The OS
   releases it when the holder dies, so a killed process never leaves a project locked.
 
-The lock file records who holds it (command, pid, since when), so a message can say
-"being indexed by `codelamp watch` (pid 4242) since 10:41" instead of "another process".
+The lock file records who holds it (command, activity, pid, since when), so a message
+can say "codelamp watch (pid 4242) has been updating /src/app since 10:41:07" instead of
+"another process".
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ class Holder:
     since: float
     this_process: bool = False
 
-    def describe(self) -> str:
+    def describe(self, root: Path) -> str:
+        """E.g. "codelamp watch (pid 4242) has been watching /src/app since 10:41:07"."""
         when = time.strftime("%H:%M:%S", time.localtime(self.since))
-        if self.this_process:
-            return f"{self.activity} in this {self.command} since {when}"
-        return f"{self.activity} by {self.command} (pid {self.pid}) since {when}"
+        who = f"this process ({self.command})" if self.this_process else \
+            f"{self.command} (pid {self.pid})"  # fmt: skip
+        return f"{who} has been {self.activity} {root} since {when}"
 
 
 def set_role(command: str) -> None:
@@ -68,8 +70,8 @@ _held_changed = threading.Condition()
 
 
 def busy_message(root: Path, holder: Holder | None) -> str:
-    who = holder.describe() if holder else "being written by another CodeLamp process"
-    return f"{root} is {who}; try again when it has finished."
+    who = holder.describe(root) if holder else f"another CodeLamp process is writing {root}"
+    return f"Busy: {who}. Try again when it has finished."
 
 
 @contextmanager
@@ -94,8 +96,8 @@ def writer_lock(
         if not wait:
             raise IndexBusy(busy_message(root, holder))
         if on_wait and not told:
-            who = holder.describe() if holder else "another CodeLamp process"
-            on_wait(f"Waiting: {root} is {who}…")
+            who = holder.describe(root) if holder else f"another CodeLamp process ({root})"
+            on_wait(f"Waiting for its turn: {who}…")
             told = True
         return cancelled()
 

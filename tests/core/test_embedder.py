@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -195,3 +196,43 @@ def test_packaged_build_refuses_a_cpu_below_its_baseline(default_model, packaged
     (packaged_build / "cpu-features").write_text("sse2\n")  # this machine has it
     with Embedder(default_model) as emb:
         assert emb.embed_query("x").shape == (384,)
+
+
+def test_a_query_goes_ahead_of_an_indexing_batch(embedder):
+    """A search typed while a project indexes must not queue behind the whole batch."""
+    batch_done = threading.Event()
+    started = threading.Event()
+    texts = [f"def function_{i}(value):\n    return value * {i} + {i}\n" for i in range(300)]
+
+    def index_batch():
+        started.set()
+        embedder.embed_documents(texts)
+        batch_done.set()
+
+    thread = threading.Thread(target=index_batch)
+    thread.start()
+    assert started.wait(10)
+    embedder.embed_query("warm")  # the batch is now under way
+    vec = embedder.embed_query("retry a failed upload")
+    finished_first = not batch_done.is_set()
+    thread.join()
+    assert finished_first, "the query waited for all 300 documents"
+    assert vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1.0) < 1e-4
+
+
+def test_documents_leave_busy_cores_to_other_processes(default_model):
+    """Beside two CPU-bound processes on this machine's cores, indexing runs one thread
+    (no spinning barriers), while a query still gets every core."""
+    from app.core.cpu import FairShare, usable_cores
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(usable_cores())]  # fmt: skip
+    try:
+        share = FairShare(limit=usable_cores(), sample_s=0.5)
+        share.threads()  # the first sample
+        time.sleep(1.0)
+        assert share.threads() == 1
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

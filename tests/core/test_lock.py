@@ -53,7 +53,7 @@ def test_a_lock_held_by_this_process_is_not_called_another_process(tmp_path):
         with pytest.raises(IndexBusy) as busy, writer_lock(tmp_path, wait=False):
             pass
         message = str(busy.value)
-        assert "in this" in message and "watching" in message
+        assert "this process" in message and "watching" in message
         assert "another" not in message and f"pid {os.getpid()}" not in message
     finally:
         release.set()
@@ -78,7 +78,7 @@ def test_a_second_writer_in_this_process_waits_its_turn(tmp_path):
         order.append("second in")
     thread.join()
     assert order == ["first done", "second in"]
-    assert told and "in this" in told[0]
+    assert told and "this process" in told[0]
 
 
 def test_cancel_while_waiting_for_the_lock_holds_nothing(tmp_path):
