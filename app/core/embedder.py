@@ -74,11 +74,14 @@ def _check_cpu() -> None:
         )
 
 
-# llama.cpp's CPU backend is built with OpenMP here. OpenMP's default lets idle threads
-# spin for a while before they sleep, at every barrier and between two embeddings: on a
-# busy laptop they burn the cores other programs (and other indexers) need. Passive
-# threads sleep at once; set before the library loads, unless the user chose otherwise.
-OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# llama.cpp's CPU backend is built with OpenMP here. By default an idle OpenMP thread
+# spins 300,000 times before it sleeps, at every barrier and between two embeddings: on a
+# busy laptop that burns cores other programs (and other indexers) need. 3,000 spins (a
+# few microseconds) still cover the short waits inside one embedding, so the unloaded rate
+# is kept (43-49 chunks/s against 39-49 at the default, scripts/bench_contention.py),
+# where never spinning (OMP_WAIT_POLICY=PASSIVE) cost 16%. Set before the library loads,
+# unless the user chose otherwise.
+OPENMP_ENV = {"GOMP_SPINCOUNT": "3000"}
 
 
 def _llama():
