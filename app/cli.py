@@ -20,6 +20,7 @@ from app.core.errors import CodeLampError, UsageError
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_NAME = "codelamp-cli.log"
+STOP_S = 1.5  # codelamp watch stops this soon after SIGINT or SIGTERM
 
 
 def _print_json(data) -> None:
@@ -172,6 +173,21 @@ def _index_until_interrupted(root: Path, embedder, **options):
             signal.signal(sig, previous)
 
 
+def _chunk_tokens(value: str) -> int:
+    """--chunk-tokens: 0 (the model's limit) or at least MIN_CHUNK_TOKENS, said plainly."""
+    from app.core.chunking import MIN_CHUNK_TOKENS
+
+    try:
+        tokens = int(value)
+    except ValueError:
+        tokens = -1
+    if tokens != 0 and tokens < MIN_CHUNK_TOKENS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use 0 (the model's limit) or a size of at least {MIN_CHUNK_TOKENS}"
+        )
+    return tokens
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from app.core.embedder import Embedder
     from app.core.indexer import check_root
@@ -318,8 +334,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 watcher.start()
             while not stop.wait(0.5):
                 pass
-            for watcher in watchers:  # finish what is pending, then stop
-                watcher.stop(flush=True)
+            # Finish what is pending, but stop within STOP_S of the signal: a round still
+            # running then is cancelled, and the next index or watch catches up the rest.
+            for watcher in watchers:
+                watcher.request_stop(flush=True, hurry_s=STOP_S)
+            for watcher in watchers:
+                watcher.join()
     finally:
         for sig, previous in handlers.items():
             signal.signal(sig, previous)
@@ -366,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index (or update the index of) a project folder")
     p.add_argument("path")
     p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
-    p.add_argument("--chunk-tokens", type=int, metavar="N",
+    p.add_argument("--chunk-tokens", type=_chunk_tokens, metavar="N",
                    help="largest chunk in tokens, at least 64; 0 = the model's limit "
                    "(default: what the index was built with)")  # fmt: skip
     p.set_defaults(func=cmd_index)

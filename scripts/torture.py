@@ -54,6 +54,7 @@ KNOWN_QUERIES = {
     "evict the least recently used cache entry": "lib/cache.rs",
 }
 RUN_TIMEOUT_S = 300
+QUIET_WATCH_S = 4.0  # a watcher silent this long has caught up with the storm
 
 
 # --- the project ---------------------------------------------------------------------------
@@ -418,11 +419,21 @@ def storm(work: Path, model: Path, operations: int, seconds: float, seed: int = 
     proc = cli(home, "index", str(root), "--model", str(model))
     if proc.returncode != 0:
         raise AssertionError(proc.stderr)
-    watch = subprocess.Popen([sys.executable, "-m", "app", "watch", str(root), "--model",
-                              str(model), "--json"], env=env, cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    watch_log = work / "storm-watch.stderr"
+    with watch_log.open("w") as log_file:
+        watch = subprocess.Popen([sys.executable, "-m", "app", "watch", str(root), "--model",
+                                  str(model), "--json"], env=env, cwd=REPO, text=True,
+                                 stdout=subprocess.PIPE, stderr=log_file)  # fmt: skip
     stop = threading.Event()
     errors: list[str] = []
+    last_output = [time.monotonic()]
+
+    def read_watch() -> None:  # keep the pipe drained, and note when it last spoke
+        for _line in watch.stdout:
+            last_output[0] = time.monotonic()
+
+    reader = threading.Thread(target=read_watch, daemon=True)
+    reader.start()
 
     def search_loop() -> None:
         while not stop.is_set():
@@ -462,18 +473,23 @@ def storm(work: Path, model: Path, operations: int, seconds: float, seed: int = 
                 if p.returncode != 0 or "Traceback" in p.stderr:
                     errors.append(f"index during watch: {p.returncode} {p.stderr[-1000:]}")
             time.sleep(interval)
+        # SIGTERM gives a watcher only a moment to finish: let it catch up first.
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() - last_output[0] < QUIET_WATCH_S < deadline - time.monotonic():
+            time.sleep(0.2)
     finally:
         stop.set()
-        time.sleep(1.0)
         watch.send_signal(signal.SIGTERM)
         try:
-            watch.communicate(timeout=RUN_TIMEOUT_S)
+            watch.wait(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             watch.kill()
             errors.append("codelamp watch did not stop after SIGTERM")
+        reader.join(timeout=10)  # ends at the pipe's end
+        watch.stdout.close()
         searcher.join(timeout=60)
-    if watch.returncode not in (0, -signal.SIGTERM):
-        errors.append(f"watch exited {watch.returncode}")
+    if watch.returncode != 0 or "Traceback" in watch_log.read_text():
+        errors.append(f"watch exited {watch.returncode}: {watch_log.read_text()[-1000:]}")
     if errors:
         raise AssertionError("; ".join(errors[:3]))
     snap = snapshot(root, home)

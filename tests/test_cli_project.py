@@ -98,6 +98,63 @@ def test_bad_paths_are_one_line_errors(tmp_path, args):
 def test_usage_errors_exit_2(project):
     assert codelamp("search", str(project)).returncode == 2
     assert codelamp("search", str(project), "q", "--mode", "psychic").returncode == 2
+    for size in ("5", "-1", "63", "lots"):  # were silently raised to 64 or read as 0
+        proc = codelamp("index", str(project), "--chunk-tokens", size)
+        assert proc.returncode == 2 and "at least 64" in proc.stderr, proc.stderr
+
+
+def start_watch(root: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "app", "watch", str(root), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "watching":
+            return proc
+    raise AssertionError(f"watch did not start: {proc.stderr.read()}")
+
+
+def stop_watch(proc: subprocess.Popen) -> float:
+    """SIGTERM; returns how long it took to exit."""
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    return time.monotonic() - started
+
+
+def test_forget_refuses_while_the_project_is_watched(project):
+    """forget used to delete the index under a running watch, whose next save then built
+    an index of that one file."""
+    index_json(project)
+    watch = start_watch(project)
+    try:
+        proc = codelamp("forget", str(project))
+        assert proc.returncode == 1 and "codelamp watch" in proc.stderr
+        assert f"pid {watch.pid}" in proc.stderr and "stop it" in proc.stderr
+        assert json.loads(codelamp("status", str(project), "--json").stdout)["files"] > 1
+    finally:
+        stop_watch(watch)
+    assert codelamp("forget", str(project)).returncode == 0  # no watcher: allowed
+
+
+def test_a_killed_watchers_mark_does_not_block_forget(project):
+    index_json(project)
+    watch = start_watch(project)
+    watch.kill()
+    watch.communicate()
+    assert codelamp("forget", str(project)).returncode == 0
+
+
+def test_watch_stops_within_seconds_of_sigterm_even_mid_round(project):
+    """A big catch-up round is cancelled (keeping what it committed), not waited for."""
+    index_json(project)
+    watch = start_watch(project)
+    for i in range(300):
+        (project / "many" / f"m{i}").mkdir(parents=True)
+        (project / "many" / f"m{i}" / "mod.py").write_text(
+            f"def f_{i}(x):\n    return x + {i}\n" * 20)
+    time.sleep(2.0)  # the burst becomes one re-scan round, which is now running
+    assert stop_watch(watch) < 10  # the round alone takes ~30 s here
+    assert json.loads(codelamp("status", str(project), "--json").stdout)["state"] == "ready"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete_data", "delete_versions"])

@@ -220,7 +220,10 @@ class _Run:
         self.started = time.monotonic()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self._report()
-        store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
+        if self.catch_up_only:  # a deleted or damaged index is not the watcher's to make
+            store = ProjectStore.open(self.root, unfinished=True)
+        else:
+            store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
         self.chunk_tokens = effective_chunk_tokens(

@@ -16,6 +16,8 @@ can say "codelamp watch (pid 4242) has been updating /src/app since 10:41:07" in
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import sys
@@ -65,6 +67,7 @@ def lock_path(root: Path) -> Path:
     return paths.ensure(paths.data_dir() / "locks") / f"{project_key(root)}.lock"
 
 
+_marks = itertools.count()  # tells apart the watchers of one process
 _held: dict[str, Holder] = {}  # lock file -> holder, for locks this process holds
 _held_changed = threading.Condition()
 
@@ -148,6 +151,55 @@ def holder_of(root: Path) -> Holder | None:
         return _read_holder(fd) or Holder("another CodeLamp process", "indexing", 0, time.time())
     finally:
         os.close(fd)
+
+
+def register_watcher(root: Path) -> Path:
+    """Mark the project as watched, between the watcher's rounds too (it holds the writer
+    lock only during a round): deleting its index meanwhile would leave the watcher
+    rebuilding a one-file index. One small file per watcher, named by pid and process
+    start time, so a killed watcher's mark is recognised as stale. Returns the mark, for
+    :func:`unregister_watcher`."""
+    folder = paths.ensure(paths.data_dir() / "locks" / f"{lock_path(root).stem}.watchers")
+    me = Holder(_role, "watching", os.getpid(), time.time())
+    mark = folder / f"{me.pid}-{_started(me.pid)}-{next(_marks)}.json"
+    with contextlib.suppress(OSError):  # a full disk: watching works, forget cannot see it
+        mark.write_text(json.dumps({"command": me.command, "activity": me.activity,
+                                    "pid": me.pid, "since": me.since}), encoding="utf-8")
+    return mark
+
+
+def unregister_watcher(mark: Path) -> None:
+    with contextlib.suppress(OSError):
+        mark.unlink(missing_ok=True)
+
+
+def watchers_of(root: Path) -> list[Holder]:
+    """The live watchers of a project (stale marks of dead processes are removed)."""
+    folder = paths.data_dir() / "locks" / f"{lock_path(root).stem}.watchers"
+    found = []
+    for mark in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        pid, started = (int(x) for x in mark.stem.split("-")[:2])
+        if _started(pid) != started:
+            mark.unlink(missing_ok=True)
+            continue
+        try:
+            data = json.loads(mark.read_text(encoding="utf-8"))
+            found.append(Holder(data["command"], data["activity"], pid, data["since"],
+                                this_process=pid == os.getpid()))  # fmt: skip
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
+def _started(pid: int) -> int:
+    """When process ``pid`` started (to tell it from a later process with its pid), 0 when
+    there is none."""
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).create_time() * 1000)
+    except (psutil.Error, OSError):
+        return 0
 
 
 def _read_holder(fd: int) -> Holder | None:

@@ -464,12 +464,14 @@ def project_status(root: Path) -> dict:
 
 def forget(root: Path) -> bool:
     """Delete a project's index. Returns False when there was none; raises IndexBusy
-    while another process is writing it."""
-    from app.core.lock import writer_lock
+    while it is being written or watched (stop the watcher first)."""
+    from app.core.lock import IndexBusy, watchers_of, writer_lock
 
     folder = project_dir(root)
     if not folder.exists():
         return False
+    if watchers := watchers_of(root):
+        raise IndexBusy(f"{watchers[0].describe(root)}; stop it before deleting the index.")
     with writer_lock(root, wait=False, activity="deleting"):
         shutil.rmtree(folder)
     return True

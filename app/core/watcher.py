@@ -37,6 +37,7 @@ from watchdog.observers import Observer
 from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
 from app.core.indexer import IndexControl, IndexProgress, IndexResult, check_root, index_project
+from app.core.lock import register_watcher, unregister_watcher
 from app.core.store import NotIndexed
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ QUIET_S = 0.3
 BURST = 256
 POLL_S = 10.0
 PRESENCE_S = 2.0  # how often the folder is checked for being there
+MAX_BACKOFF_S = 300.0  # the longest wait between two retries of a failing round
 
 
 @dataclass
@@ -89,6 +91,9 @@ class ProjectWatcher:
         self._pending: dict[str, float] = {}
         self._rescan = True  # the first round brings the index up to date
         self._held = False  # a cancelled round's re-scan waits for the next change
+        self._hurry = threading.Event()  # stop: cancel the running round now
+        self._failures, self._last_error = 0, ""  # consecutive failed rounds, and why
+        self._mark: Path | None = None
         self._last_event = 0.0
         self._wake = threading.Condition()
         self._stopping = False
@@ -100,19 +105,41 @@ class ProjectWatcher:
 
     def start(self) -> None:
         self._start_observer()
+        self._mark = register_watcher(self.root)  # forget refuses while it is there
         self._thread.start()
 
     def stop(self, flush: bool = True, timeout: float | None = None) -> None:
         """Stop watching; with ``flush``, pending changes are indexed first."""
+        self.request_stop(flush)
+        self.join(timeout)
+
+    def request_stop(self, flush: bool = True, hurry_s: float | None = None) -> None:
+        """Ask the watcher to stop without waiting. With ``flush``, pending changes are
+        indexed first, but with ``hurry_s`` only for that long: then the round is
+        cancelled, keeping what it committed (the next index catches up the rest)."""
         with self._wake:
             self._stopping = True
             if not flush:
                 self._pending.clear()
                 self._rescan = False
-                if self.control is not None:
-                    self.control.cancel()
+                self._hurry.set()
             self._wake.notify_all()
+        if hurry_s is not None:
+            timer = threading.Timer(hurry_s, self._hurry_up)
+            timer.daemon = True
+            timer.start()
+        if self._hurry.is_set():
+            self._hurry_up()
         self._stop_observer()
+
+    def _hurry_up(self) -> None:
+        """Cancel the running round (and any later one: _round checks the flag after it
+        has published its control, so one of the two always sees the other)."""
+        self._hurry.set()
+        if (control := self.control) is not None:
+            control.cancel()
+
+    def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -165,14 +192,17 @@ class ProjectWatcher:
     # --- the watcher's thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            batch, rescan, stopping = self._next_batch()
-            if stopping and not (batch or rescan):
-                break
-            try:
-                self._round(batch, rescan)
-            finally:
-                self.busy = False
+        try:
+            while True:
+                batch, rescan, stopping = self._next_batch()
+                if stopping and not (batch or rescan):
+                    break
+                try:
+                    self._round(batch, rescan)
+                finally:
+                    self.busy = False
+        finally:
+            unregister_watcher(self._mark)
         self.mode = "stopped"
         self._emit("stopped", f"Stopped watching {self.root}")
 
@@ -181,12 +211,15 @@ class ProjectWatcher:
             self._unavailable()
             return
         self.control = IndexControl()
+        if self._hurry.is_set():  # stopping in a hurry: no new work
+            self.control.cancel()
         try:
             result = index_project(self.root, self.embedder, only=None if rescan else batch,
                                    control=self.control, progress=self.progress,
                                    catch_up_only=True, **self.index_options)  # fmt: skip
         except NotIndexed as exc:
-            # Not ours to build: wait for the user's index, then catch up everything.
+            # Not ours to build (deleted, or never finished): wait for the user's index,
+            # then catch up everything.
             if not self.unfinished:
                 self.unfinished = True
                 self._emit("unfinished", str(exc))
@@ -195,11 +228,11 @@ class ProjectWatcher:
         except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad round
             if not isinstance(exc, CodeLampError):
                 log.exception("re-indexing %s failed", self.root)
-            self._emit("error", f"Re-indexing {self.root} failed: {exc}")
-            self._retry_later()
+            self._failed(f"Re-indexing {self.root} failed: {exc}")
             return
         finally:
             self.control = None
+        self._failures, self._last_error = 0, ""
         if result.cancelled and not self._stopping:
             # The user cancelled this round: catch up again at the next change, not sooner.
             with self._wake:
@@ -244,12 +277,20 @@ class ProjectWatcher:
                     self.busy = True
                     return [], True, False
 
-    def _retry_later(self) -> None:
+    def _failed(self, message: str) -> None:
+        """Say it once (the same error again only counts), and wait longer each time."""
+        self._failures += 1
+        if message != self._last_error:
+            self._last_error = message
+            self._emit("error", message)
+        self._retry_later(min(MAX_BACKOFF_S, self.poll_s * 2 ** (self._failures - 1)))
+
+    def _retry_later(self, seconds: float | None = None) -> None:
         """A full re-scan after the poll interval (or the next change), losing nothing."""
         with self._wake:
             self._rescan = True
             self._last_event = time.monotonic()
-        self._wait(self.poll_s)
+        self._wait(self.poll_s if seconds is None else seconds)
 
     def _wait(self, seconds: float) -> None:
         with self._wake:

@@ -348,3 +348,49 @@ def test_catch_up_reports_progress_like_an_index(project, embedder):
     phases = {p.phase for p in seen}
     assert {"scanning", "indexing", "done"} <= phases
     assert any(p.phase == "indexing" and p.files_total == 1 for p in seen)
+
+
+def test_an_index_deleted_under_the_watcher_is_not_rebuilt_from_one_file(project, embedder):
+    """Something deleted the index: the watcher says so and writes nothing, instead of
+    starting a new index that holds only the next saved file."""
+    from app.core.store import project_dir
+
+    recorder = Recorder()
+    watcher = ProjectWatcher(project, embedder, recorder, quiet_s=0.1, poll_s=0.5)
+    watcher.start()
+    try:
+        recorder.wait_for(lambda ev: any(e.kind == "watching" for e in ev))
+        settle(watcher)
+        shutil.rmtree(project_dir(project))
+        (project / "src" / "ledger.py").write_text(NEW_FUNCTION)
+        recorder.wait_for(lambda ev: any(e.kind == "unfinished" for e in ev))
+        time.sleep(1.0)
+        assert not project_dir(project).exists()
+    finally:
+        watcher.stop(flush=False, timeout=30)
+
+
+def test_a_failing_round_is_reported_once_and_retried_ever_more_slowly(project, embedder,
+                                                                       monkeypatch):  # fmt: skip
+    """A home that cannot be written used to print an error line per retry, forever."""
+    from app.core import watcher as watcher_module
+    from app.core.errors import CodeLampError
+
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(time.monotonic())
+        raise CodeLampError("CodeLamp needs to write to /read-only")
+
+    monkeypatch.setattr(watcher_module, "index_project", failing)
+    recorder = Recorder()
+    watcher = ProjectWatcher(project, embedder, recorder, quiet_s=0.05, poll_s=0.1)
+    watcher.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        watcher.stop(flush=False, timeout=30)
+    assert recorder.kinds().count("error") == 1
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert 2 <= len(calls) <= 6 and all(later > earlier for earlier, later in
+                                        zip(gaps, gaps[1:], strict=False))  # fmt: skip
