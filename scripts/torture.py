@@ -54,7 +54,7 @@ KNOWN_QUERIES = {
     "evict the least recently used cache entry": "lib/cache.rs",
 }
 RUN_TIMEOUT_S = 300
-QUIET_WATCH_S = 4.0  # a watcher silent this long has caught up with the storm
+QUIET_WATCH_S = 3.0  # a watcher idle this long has caught up with the storm
 
 
 # --- the project ---------------------------------------------------------------------------
@@ -401,6 +401,25 @@ def data_deleted_mid_run(work: Path, model: Path) -> None:
     check_recovers(root, home, model, fresh_index(root, work, model))
 
 
+def wait_until_idle(root: Path, home: Path, last_output: list[float]) -> None:
+    """Until the watcher has neither held the project's writer lock nor printed anything
+    for QUIET_WATCH_S (a round holds the lock from start to end)."""
+    from app.core.lock import holder_of
+
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    idle_since = time.monotonic()
+    while time.monotonic() < deadline:
+        with using_home(home):
+            busy = holder_of(root) is not None
+        now = time.monotonic()
+        if busy:
+            idle_since = now
+        if now - max(idle_since, last_output[0]) >= QUIET_WATCH_S:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the watcher did not go idle after the storm")
+
+
 @dataclass
 class StormReport:
     operations: int = 0
@@ -474,9 +493,7 @@ def storm(work: Path, model: Path, operations: int, seconds: float, seed: int = 
                     errors.append(f"index during watch: {p.returncode} {p.stderr[-1000:]}")
             time.sleep(interval)
         # SIGTERM gives a watcher only a moment to finish: let it catch up first.
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while time.monotonic() - last_output[0] < QUIET_WATCH_S < deadline - time.monotonic():
-            time.sleep(0.2)
+        wait_until_idle(root, home, last_output)
     finally:
         stop.set()
         watch.send_signal(signal.SIGTERM)
