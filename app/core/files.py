@@ -136,6 +136,17 @@ def _ignore_spec(lines: Sequence[str], source: str) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(good)
 
 
+def _linked_file(link: FileEntry, target: FileEntry | Skipped | None) -> FileEntry | Skipped:
+    """A symlinked file, given how its target's own path is treated: a target indexed there
+    is not indexed twice, one skipped there is skipped here too (``settings.py`` linked to
+    ``.env``), and one ignored there is reachable only through the link."""
+    if isinstance(target, FileEntry):
+        return Skipped(link.rel, "symlink to a file indexed under another path")
+    if isinstance(target, Skipped):
+        return Skipped(link.rel, target.reason)
+    return link
+
+
 class FileRules:
     """The indexing rules of one project: ``walk()`` the tree, or ``check()`` one path."""
 
@@ -214,13 +225,14 @@ class FileRules:
     # --- the walk ------------------------------------------------------------------------------
 
     def walk(self) -> Discovery:
-        """Real folders first, then symlinked ones, so a folder reachable both ways is
-        indexed under its real path."""
+        """Real folders first, then symlinked ones, then symlinked files, so a folder or a
+        file reachable both ways is indexed under its real path."""
         found = Discovery()
         root_stat = self.root.stat()
         visited = {(root_stat.st_dev, root_stat.st_ino)}
         stack: list[tuple[str, list]] = [("", self._dir_specs(""))]
         linked: list[tuple[str, list, os.stat_result]] = []
+        linked_files: list[FileEntry] = []
         while stack or linked:
             if not stack:
                 rel, chain, st = linked.pop(0)
@@ -251,10 +263,17 @@ class FileRules:
                         subdirs.append(rel)
                 elif isinstance(outcome, Skipped):
                     found.skipped.append(outcome)
+                elif entry.is_symlink():
+                    linked_files.append(outcome)
                 else:
                     found.files.append(outcome)
             for rel in reversed(subdirs):
                 stack.append((rel, chain + self._dir_specs(rel)))
+        by_rel = {f.rel: f for f in found.files} | {s.rel: s for s in found.skipped}
+        for link in linked_files:  # link.path is the target, resolved
+            target_rel = _shown(link.path.relative_to(self.root).as_posix())
+            outcome = _linked_file(link, by_rel.get(target_rel))
+            (found.files if isinstance(outcome, FileEntry) else found.skipped).append(outcome)
         found.files.sort(key=lambda f: f.rel)
         found.skipped.sort(key=lambda s: s.rel)
         return found
@@ -335,6 +354,8 @@ class FileRules:
         except (OSError, StopIteration):
             return None
         outcome = self._entry(entry, rel, chain)
+        if isinstance(outcome, FileEntry) and entry.is_symlink():
+            return _linked_file(outcome, self.check(outcome.path))
         return outcome if isinstance(outcome, FileEntry | Skipped) else None
 
 

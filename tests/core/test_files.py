@@ -146,12 +146,52 @@ def test_symlinks_inside_followed_outside_and_loops_not(tmp_path):
     (root / "dangling.py").symlink_to(root / "gone.py")
     discovery = FileRules(root).walk()
     rels = {f.rel for f in discovery.files}
-    assert {"src/real.py", "src/deep/x.py", "alias.py"} <= rels
+    assert {"src/real.py", "src/deep/x.py"} <= rels
     assert not any("secret_plan" in r for r in rels)
     reasons = {s.rel: s.reason for s in discovery.skipped}
+    assert reasons["alias.py"] == "symlink to a file indexed under another path"
     assert reasons["escape"] == "symlink outside the project"
     assert reasons["dangling.py"] == "broken symlink"
     assert reasons["src/deep/loop"] == "symlink loop"
+
+
+LINKED_FILE = "symlink to a file indexed under another path"
+
+
+@pytest.mark.parametrize("link", ["alias.py", "lib/a.py", "zz/a.py"])
+def test_a_symlinked_file_is_indexed_once_under_its_real_path(tmp_path, link):
+    """Links sorted before and after their target: the real path wins either way."""
+    root = tree(tmp_path, {"src/a.py": "def a():\n    return 1\n", "lib/other.py": ""})
+    (root / link).parent.mkdir(exist_ok=True)
+    (root / link).symlink_to(root / "src/a.py")
+    rules = FileRules(root)
+    discovery = rules.walk()
+    assert [f.rel for f in discovery.files if f.path.name == "a.py"] == ["src/a.py"]
+    assert {s.rel: s.reason for s in discovery.skipped} == {link: LINKED_FILE}
+    # The watcher's view agrees, whichever path it reports.
+    assert rules.check(root / link) == Skipped(link, LINKED_FILE)
+    assert rules.discover([link, "src/a.py"]).skipped == [Skipped(link, LINKED_FILE)]
+    assert [f.rel for f in rules.discover([link, "src/a.py"]).files] == ["src/a.py"]
+
+
+def test_a_symlink_to_a_file_not_indexed_under_its_own_path(tmp_path):
+    """A link to an ignored file is the only way to it, so it is indexed; a link to a
+    skipped file is skipped for the same reason, whatever its own name."""
+    root = tree(tmp_path, {".gitignore": "stash/\n", "stash/kept.py": "x = 1\n",
+                           ".env": "TOKEN=1\n", "logo.png": "x"})  # fmt: skip
+    (root / "kept.py").symlink_to(root / "stash/kept.py")
+    (root / "settings.py").symlink_to(root / ".env")
+    (root / "logo.py").symlink_to(root / "logo.png")
+    rules = FileRules(root)
+    discovery = rules.walk()
+    assert [f.rel for f in discovery.files] == [".gitignore", "kept.py"]
+    reasons = {s.rel: s.reason for s in discovery.skipped}
+    assert reasons == {".env": "likely secret", "settings.py": "likely secret",
+                       "logo.png": "binary", "logo.py": "binary"}  # fmt: skip
+    for rel in ("kept.py", "settings.py", "logo.py"):
+        outcome = rules.check(root / rel)
+        assert outcome == next(o for o in discovery.files + discovery.skipped
+                               if o.rel == rel), rel  # fmt: skip
 
 
 def test_unreadable_files_and_folders_are_recorded(tmp_path, monkeypatch):
@@ -328,8 +368,8 @@ def test_a_file_grown_past_the_limit_after_the_scan_is_skipped_as_too_large(tmp_
 def test_files_that_vanish_or_turn_into_symlinks_after_the_scan(tmp_path):
     outside = tree(tmp_path / "outside", {"secret.py": "TOP_SECRET = 1\n"})
     root = tree(tmp_path / "proj", {"gone.py": "", "swapped.py": "", "dir.py": "",
-                                    "target.py": "y = 2\n"})  # fmt: skip
-    (root / "alias.py").symlink_to(root / "target.py")
+                                    ".gitignore": "stash/\n", "stash/target.py": "y = 2\n"})
+    (root / "alias.py").symlink_to(root / "stash/target.py")
     entries = {f.rel: f for f in FileRules(root).walk().files}
     (root / "gone.py").unlink()
     (root / "swapped.py").unlink()
