@@ -25,6 +25,7 @@ import pathspec
 
 from app.core import faults
 from app.core.errors import CodeLampError
+from app.core.likely_secrets import SECRET, is_secret_path
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,6 @@ IGNORE_FILES = (".gitignore", ".codelampignore")  # the later one wins within a 
 _ROOT_IGNORE_FILES = (".git/info/exclude", *IGNORE_FILES)
 
 # Skipped with a reason (and shown in `codelamp status`).
-_SECRETS = pathspec.GitIgnoreSpec.from_lines([
-    ".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
-    "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx", "*.gpg", "credentials",
-    "credentials.json", ".netrc", ".pypirc", ".npmrc", ".git-credentials",
-])  # fmt: skip
 _BINARY_SUFFIXES = frozenset({
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".icns", ".webp", ".tif", ".tiff",
     ".psd", ".svgz", ".mp3", ".wav", ".ogg", ".flac", ".aac", ".m4a", ".mp4", ".mov",
@@ -201,10 +197,10 @@ class FileRules:
 
     # --- decisions ---------------------------------------------------------------------------
 
-    def _skip_reason(self, name: str, size: int) -> str | None:
+    def _skip_reason(self, rel: str, name: str, size: int) -> str | None:
         lower = name.lower()
-        if _SECRETS.match_file(name):
-            return "likely secret"
+        if is_secret_path(rel):
+            return SECRET
         if PurePosixPath(lower).suffix in _BINARY_SUFFIXES:
             return "binary"
         if name in _LOCK_FILES or lower.endswith(_GENERATED):
@@ -311,7 +307,7 @@ class FileRules:
         if is_editor_temp(entry.name) or self._ignored(rel, False, chain):
             return None
         reason = ("file name is not valid UTF-8" if bad_name
-                  else self._skip_reason(entry.name, st.st_size))  # fmt: skip
+                  else self._skip_reason(rel, entry.name, st.st_size))  # fmt: skip
         if reason:
             return Skipped(_shown(rel), reason)
         return FileEntry(rel, target, st.st_size, st.st_mtime_ns, self.max_file_bytes)

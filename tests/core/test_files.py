@@ -76,12 +76,26 @@ def test_always_ignored_folders_and_virtualenvs(tmp_path):
     assert discovery.ignored >= 7 and discovery.skipped == []
 
 
-@pytest.mark.parametrize("name", [".env", ".env.production", "server.pem", "tls.key",
-                                  "id_rsa", "id_ed25519.pub", "cert.p12", "credentials.json",
-                                  ".npmrc", ".netrc", "vault.kdbx"])
+@pytest.mark.parametrize("name", [
+    ".env", ".env.production", "server.pem", "tls.key", "id_rsa", "id_ed25519.pub",
+    "cert.p12", "credentials.json", ".npmrc", ".netrc", "vault.kdbx",
+    # Reported indexed (and found by a search for their contents) before the rules widened:
+    ".envrc", ".env_local", "server.crt", "cert.cer", "ca.der", "key.ppk", ".pgpass",
+    ".htpasswd", "secrets.yaml", "service-account.json", "terraform.tfvars", ".ssh/config",
+    "home/.aws/config", "home/.docker/config.json", ".kube/config", "kubeconfig-prod.yaml",
+    "infra/terraform.tfstate", "deploy/prod.env", "SERVER.CRT",
+])  # fmt: skip
 def test_likely_secrets_are_skipped(tmp_path, name):
     root = tree(tmp_path, {name: "secret", "ok.py": ""})
     assert skipped(root) == {name: "likely secret"}
+    assert FileRules(root).check(root / name) == Skipped(name, "likely secret")
+
+
+@pytest.mark.parametrize("name", ["env.py", "environment.yml", "secrets.py", "keys.js",
+                                  "credentials_form.tsx", "private_key.py", "ssh/config.py",
+                                  "docker/config.json", "certs/README.md", "main.tf"])
+def test_names_that_only_resemble_secrets_are_indexed(tmp_path, name):
+    assert indexed(tree(tmp_path, {name: "x = 1\n"})) == {name}
 
 
 @pytest.mark.parametrize(("name", "reason"), [("logo.png", "binary"), ("lib.so", "binary"),
