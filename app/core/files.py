@@ -2,9 +2,9 @@
 
 The walk decides by name, size and ignore rules only, without opening files, because it
 runs on every re-index (10,000 files must take well under a second). Content checks
-(binary, minified, generated) happen in :func:`load_text`, for the files that are read
-anyway. Nothing below the root raises: unreadable paths, symlinks that leave the project,
-symlink loops and undecodable bytes become a skip reason, never a crash or a hang.
+(binary, secrets, minified, generated) happen in :func:`load_text`, for the files that are
+read anyway. Nothing below the root raises: unreadable paths, symlinks that leave the
+project, symlink loops and undecodable bytes become a skip reason, never a crash or a hang.
 
 The tree may change while it is indexed: a file read later than it was scanned is checked
 again when it is opened (still a regular file, still within the size limit).
@@ -25,7 +25,7 @@ import pathspec
 
 from app.core import faults
 from app.core.errors import CodeLampError
-from app.core.likely_secrets import SECRET, is_secret_path
+from app.core.likely_secrets import SECRET, holds_secret, is_secret_path
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +420,8 @@ def load_text(entry: FileEntry) -> str:
     if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SkipFile("binary")
     text = decode(data)
+    if holds_secret(text, entry.rel):
+        raise SkipFile(SECRET)
     head = text[:65536]
     lines = head.split("\n")
     if any(len(line) > 5000 for line in lines) or (
