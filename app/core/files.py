@@ -30,6 +30,10 @@ from app.core.likely_secrets import SECRET, holds_secret, is_secret_path
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 1 << 20
+# Raise when the rules can skip a file they indexed before without the file changing
+# (e.g. a secret recognised by its content): the next index reads every file once more.
+# 2: likely secrets by content.
+FILE_RULES_VERSION = "2"
 # Ignore files are read whole: a larger one is not used (and a warning says so).
 _MAX_IGNORE_FILE_BYTES = 1 << 20
 

@@ -29,7 +29,14 @@ from app.core.cache import EmbeddingCache
 from app.core.chunking import Piece, chunk_file, chunk_limit, definition_spans
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
-from app.core.files import DEFAULT_MAX_FILE_BYTES, FileEntry, FileRules, SkipFile, load_text
+from app.core.files import (
+    DEFAULT_MAX_FILE_BYTES,
+    FILE_RULES_VERSION,
+    FileEntry,
+    FileRules,
+    SkipFile,
+    load_text,
+)
 from app.core.lexical import fts_text
 from app.core.lock import writer_lock
 from app.core.models import check_dims
@@ -242,10 +249,13 @@ class _Run:
         self.result.files_skipped = len(discovery.skipped)
 
         now = time.time()
+        # Rules that now skip some unchanged files (a secret found by its content): read
+        # every file once more. Unchanged content keeps its chunks; nothing is re-embedded.
+        reread = store.finished and store.meta.get("file_rules") != FILE_RULES_VERSION
         changed: list[FileEntry] = []
         for entry in discovery.files:
             old = previous.get(entry.rel)
-            if old and old.status == "indexed" and (old.size, old.mtime_ns) == (
+            if not reread and old and old.status == "indexed" and (old.size, old.mtime_ns) == (
                 entry.size, entry.mtime_ns,
             ):  # fmt: skip
                 self.result.files_unchanged += 1
@@ -291,7 +301,8 @@ class _Run:
             self.state.phase = "finishing"
             self._report()
             store.finish(gen, self.embedder.model_id, self.embedder.dim,
-                         self.embedder.info.path, self.chunk_tokens)
+                         self.embedder.info.path, self.chunk_tokens,
+                         file_rules=FILE_RULES_VERSION if only is None else None)  # fmt: skip
         faults.point("prune")
         self.cache.prune()
         self.result.seconds = time.monotonic() - self.started

@@ -312,9 +312,10 @@ class ProjectStore:
              .when_not_matched_insert_all().execute(data))  # fmt: skip
 
     def finish(self, gen: str, model_id: str, dims: int, model_path: Path,
-               chunk_tokens: int | None = None) -> None:  # fmt: skip
+               chunk_tokens: int | None = None, file_rules: str | None = None) -> None:  # fmt: skip
         """After a complete run: make ``gen`` active, drop older generations, keep the
-        full-text and vector indexes current, and compact."""
+        full-text and vector indexes current, and compact. ``file_rules``: the version of
+        the rules every file was last judged by (None: unchanged, a partial run)."""
         from lancedb.index import FTS
 
         chunks = self.chunks_table(gen)
@@ -323,6 +324,8 @@ class ProjectStore:
                     model_path=str(model_path), last_indexed=str(time.time()))  # fmt: skip
         for key in ("chunk_tokens", "building", "building_model_id", "building_dims"):
             meta.pop(key, None)
+        if file_rules is not None:
+            meta["file_rules"] = file_rules
         if chunk_tokens is not None:
             meta["chunk_tokens"] = str(chunk_tokens)
         if meta.get("generation") != self.meta.get("generation"):

@@ -241,3 +241,27 @@ def test_missing_or_wrong_root(tmp_path, embedder):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(CodeLampError, match="not a folder"):
         index_project(tmp_path / "file.txt", embedder)
+
+
+def test_new_file_rules_reach_files_that_did_not_change(tmp_path, embedder, monkeypatch):
+    """An index made before secrets were recognised by their content: the next index
+    reads every file once more and drops the secret, without re-embedding the rest."""
+    from app.core import files, indexer
+
+    root = make_project(tmp_path / "demo")
+    token = "ghp_" + "Zq8xW3vK9mN2pL5rT7yB4cD6fH1jG0aE8sU3"
+    (root / "notes.md").write_text(f"# Deploy notes\n\nThe bot uses {token} to push.\n")
+    with monkeypatch.context() as old_rules:
+        old_rules.setattr(files, "holds_secret", lambda text, rel: False)
+        old_rules.setattr(indexer, "FILE_RULES_VERSION", "1")
+        index_project(root, embedder)
+    assert "notes.md" in {p for p, _, _ in stored_chunks(root)}
+
+    again = index_project(root, embedder)
+    assert dict(again.skipped)["notes.md"] == "likely secret"
+    assert again.chunks_embedded == 0  # the other files were only read, not re-embedded
+    assert "notes.md" not in {p for p, _, _ in stored_chunks(root)}
+    found = Searcher(ProjectStore.open(root), None).search(token, mode="lexical")
+    assert "notes.md" not in {r.path for r in found}
+    third = index_project(root, embedder)
+    assert third.files_indexed == 0 and third.files_unchanged > 0  # once, not every time
