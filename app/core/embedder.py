@@ -11,8 +11,9 @@ bindings instead, and guards every input that could abort the process:
 * models are inspected (:mod:`app.core.models`) before llama.cpp opens them.
 
 The model loads on first use, not at import or start-up. Loading reports real progress:
-reading the file (which is what takes time for a multi-GB model) and then llama.cpp's own
-load callback, and either phase can be cancelled.
+hashing the file when its digest is not known yet (:mod:`app.core.identity`; the model id
+names the exact bytes) and then llama.cpp's own load callback, and either phase can be
+cancelled.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from app import paths
-from app.core import faults
+from app.core import faults, identity
 from app.core.cpu import FairShare, physical_cores
 from app.core.errors import CodeLampError, ModelError
 from app.core.models import POOLING_IDS, ModelInfo, inspect_model
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 
 # progress(fraction 0..1, message)
 LoadProgress = Callable[[float, str], None]
-_READ_BLOCK = 1 << 20
-_READ_SHARE = 0.9  # of the progress bar: reading the file; the rest is llama.cpp's load
+_READ_SHARE = 0.5  # of the progress bar: hashing the file, when needed; the rest is llama.cpp's
+_REPORT_EVERY = 64 * identity.BLOCK  # bytes hashed between two progress reports
 
 
 class LoadCancelled(CodeLampError):
@@ -143,6 +144,9 @@ class Embedder:
         self._queries = 0  # queries waiting for or holding the model
         self._queries_done = threading.Condition()
         self._handles: _Handles | None = None
+        self._file_lock = threading.Lock()
+        self._version = identity.FileVersion.of(self.info.path)  # as inspected, then as loaded
+        self._digest: str | None = None  # SHA-256 of the bytes in use, once known
 
     # What callers can know without loading the model.
     @property
@@ -155,7 +159,10 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        return self.info.model_id
+        """Names the exact bytes this embedder embeds with: caches and indexes are keyed by
+        it. The first call hashes the file, unless its digest is remembered or loading
+        has already hashed it."""
+        return self.info.model_id_for(self._digest or self._check_file())
 
     @property
     def loaded(self) -> bool:
@@ -167,12 +174,65 @@ class Embedder:
         cancelled: Callable[[], bool] | None = None,
     ) -> None:
         """Load now (otherwise the first embed does). Idempotent."""
+        progress = progress or (lambda f, m: None)
+        cancelled = cancelled or (lambda: False)
         with self._lock:
-            if self._handles is None:
-                self._handles = _Handles.open(
-                    self.info, self.threads, progress or (lambda f, m: None),
-                    cancelled or (lambda: False),
-                )  # fmt: skip
+            if self._handles is not None:
+                return
+            start = self._hash_for_load(progress, cancelled)
+            handles = _Handles.open(self.info, self.threads, progress, cancelled, start)
+            try:
+                self._check_file()  # llama.cpp read the bytes the id names
+            except BaseException:
+                handles.free()
+                raise
+            self._handles = handles
+
+    def _hash_for_load(self, progress: LoadProgress, cancelled) -> float:
+        """Know the file's digest before loading: hash it (cancellable, with progress)
+        unless it is known. Returns the share of the progress bar that took."""
+        name, size = self.info.path.name, max(self.info.file_size, 1)
+        hashed = False
+
+        def on_block(done: int) -> None:
+            nonlocal hashed
+            if cancelled():
+                raise LoadCancelled("Loading the model was cancelled.")
+            if not hashed or done % _REPORT_EVERY < identity.BLOCK or done >= size:
+                progress(_READ_SHARE * min(done / size, 1.0), f"Reading {name}…")
+            hashed = True
+
+        self._check_file(on_block)
+        return _READ_SHARE if hashed else 0.0
+
+    def _check_file(self, on_block: identity.OnBlock | None = None) -> str:
+        """The digest of the model file, as long as it holds the bytes this embedder was
+        opened with (or has loaded); a ModelError once it does not."""
+        path = self.info.path
+        with self._file_lock:
+            try:
+                now = identity.FileVersion.of(path)
+            except OSError as exc:
+                raise self._changed(f"it cannot be read any more: {exc.strerror or exc}") from exc
+            if now == self._version and self._digest is not None:
+                return self._digest
+            version, digest = identity.identify(path, on_block)
+            if self._digest is None and version != self._version:
+                raise self._changed("it was modified after CodeLamp read its header")
+            if self._digest is not None and digest != self._digest:
+                was = self._version.size
+                raise self._changed(f"it now has {version.size:,} bytes instead of {was:,}"
+                                    if version.size != was else "its bytes differ")  # fmt: skip
+            self._version, self._digest = version, digest
+            return digest
+
+    def _changed(self, how: str) -> ModelError:
+        return ModelError(
+            f"The model file {self.info.path} changed while CodeLamp was using it ({how}). "
+            "Embedding stopped so that vectors of two different models never mix. Put the "
+            "original file back, or restart CodeLamp to use the new one (indexes are then "
+            "rebuilt with it)."
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -263,13 +323,15 @@ class _Handles:
         self._prefix, self._suffix = self._special_tokens()
 
     @classmethod
-    def open(cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled) -> _Handles:
-        _read_with_progress(info.path, info.file_size, progress, cancelled)
+    def open(cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled,
+             start: float) -> _Handles:  # fmt: skip
+        """Load the model and make a context; llama.cpp's progress fills the bar from
+        ``start`` to 1."""
         lib = _llama()
 
         @lib.llama_progress_callback
         def on_progress(fraction: float, _user) -> bool:
-            progress(_READ_SHARE + (1 - _READ_SHARE) * fraction, "Loading model…")
+            progress(start + (1 - start) * fraction, "Loading model…")
             return not cancelled()
 
         mparams = lib.llama_model_default_params()
@@ -349,23 +411,3 @@ class _Handles:
         if not ptr:
             raise ModelError(f"{self.info.path.name} returned no pooled embedding.")
         return np.ctypeslib.as_array(ptr, shape=(self.n_embd,)).copy()
-
-
-def _read_with_progress(path: Path, size: int, progress: LoadProgress, cancelled) -> None:
-    """Read the file once so the OS caches it: the honest, cancellable part of loading.
-
-    llama.cpp maps the file, and without this the first embedding would stall while
-    gigabytes are paged in, after the progress bar already said 100%.
-    """
-    done = 0
-    progress(0.0, f"Reading {path.name}…")
-    try:
-        with path.open("rb", buffering=0) as fh:
-            while block := fh.read(_READ_BLOCK):
-                done += len(block)
-                if cancelled():
-                    raise LoadCancelled("Loading the model was cancelled.")
-                if done % (64 * _READ_BLOCK) < _READ_BLOCK or done == size:
-                    progress(_READ_SHARE * done / max(size, 1), f"Reading {path.name}…")
-    except OSError as exc:
-        raise ModelError(f"Cannot read {path}: {exc.strerror or exc}.") from exc

@@ -12,7 +12,6 @@ take the type tables (value types, quantization block sizes) from the ``gguf`` p
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -98,7 +97,6 @@ class ModelInfo:
     causal: bool
     pooling: str
     preset: Preset
-    fingerprint: str
 
     @property
     def max_tokens(self) -> int:
@@ -110,15 +108,14 @@ class ModelInfo:
                 limit = min(limit, int(cap))
         return limit
 
-    @property
-    def model_id(self) -> str:
-        """Stable identity for caches and indexes: a different file gets a different id."""
-        return f"{self.name}-{self.quantization}-{self.fingerprint}"
+    def model_id_for(self, digest: str) -> str:
+        """The id caches and indexes are keyed by, given the SHA-256 of the whole file
+        (:mod:`app.core.identity`). The header alone cannot tell two files apart."""
+        return f"{self.name}-{self.quantization}-{digest[:12]}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
-            "model_id": self.model_id,
             "name": self.name,
             "architecture": self.architecture,
             "file_size": self.file_size,
@@ -259,10 +256,10 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> ModelInfo:
     data_start = -(-cur.pos // align) * align
     if data_start + data_end > size:
         raise _truncated(path, data_start + data_end, size)
-    return _describe(path, buf, size, version, meta, n_tensors, params, type_counts)
+    return _describe(path, size, version, meta, n_tensors, params, type_counts)
 
 
-def _describe(path, buf, size, version, meta, n_tensors, params, type_counts) -> ModelInfo:
+def _describe(path, size, version, meta, n_tensors, params, type_counts) -> ModelInfo:
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelError(f"{path} does not say which architecture it is; it is not a model.")
@@ -304,7 +301,6 @@ def _describe(path, buf, size, version, meta, n_tensors, params, type_counts) ->
         causal=causal,
         pooling=pooling,
         preset=preset,
-        fingerprint=_fingerprint(buf, size),
     )
 
 
@@ -317,14 +313,6 @@ def _quantization(meta: dict, type_counts: dict[str, int]) -> str:
             pass
     # No (known) file type: name it after the type holding most matrix weights.
     return max(type_counts, key=type_counts.get) if type_counts else "unknown"
-
-
-def _fingerprint(buf: mmap.mmap, size: int) -> str:
-    """Cheap identity of a file: its size and first and last MiB (no full read of 4 GB)."""
-    digest = hashlib.sha256(str(size).encode())
-    digest.update(buf[: 1 << 20])
-    digest.update(buf[max(0, size - (1 << 20)) :])
-    return digest.hexdigest()[:12]
 
 
 def check_dims(info: ModelInfo, expected_dims: int, index_model: str, where: str) -> None:
