@@ -8,7 +8,12 @@ bindings instead, and guards every input that could abort the process:
 * every token list is cut to ``max_tokens``, which never exceeds the trained context;
 * ``n_ctx = n_batch = n_ubatch``, one sequence per decode, so a BERT-type model never sees
   more tokens in one ubatch than it allows;
-* models are inspected (:mod:`app.core.models`) before llama.cpp opens them.
+* models are inspected (:mod:`app.core.models`) before llama.cpp opens them;
+* the weights are read into memory, not mapped from the file: a model file truncated
+  while mapped kills the process with SIGBUS at the next embedding. Before each batch of
+  documents and each query the file is checked to still hold the bytes the model id
+  names; if it does not, embedding stops with a ModelError, so vectors of another file
+  never go out under this one's id.
 
 The model loads on first use, not at import or start-up. Loading reports real progress:
 hashing the file when its digest is not known yet (:mod:`app.core.identity`; the model id
@@ -266,6 +271,8 @@ class Embedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         prefix = self.info.preset.document_prefix
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if texts:
+            self._check_file()
         for i, text in enumerate(texts):
             faults.point("embed")
             with self._queries_done:
@@ -276,6 +283,7 @@ class Embedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
+        self._check_file()
         with self._queries_done:
             self._queries += 1
         try:
@@ -336,6 +344,10 @@ class _Handles:
 
         mparams = lib.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        # Read, not mapped (llama.cpp maps by default on CPU): no change to the file can
+        # reach the loaded weights or crash the process. The same resident memory, +24 ms
+        # for the default model; what it costs a multi-GB model: docs/PERFORMANCE.md.
+        mparams.load_mode = lib.LLAMA_LOAD_MODE_NONE
         mparams.progress_callback = on_progress
         model = lib.llama_model_load_from_file(str(info.path).encode(), mparams)
         if not model:

@@ -1,8 +1,8 @@
 """Memory pressure, for the app's gauge, and whether a model will fit before it loads.
 
 Levels come from the share of system memory in use: "high" warns, "critical" pauses
-indexing until pressure drops. A model needs roughly its file (weights are mapped and
-touched), its context's KV cache and compute buffers; the estimate errs on the large side
+indexing until pressure drops. A model needs roughly its file (the weights are read into
+memory), its context's KV cache and compute buffers; the estimate errs on the large side
 so that "it fits" is believable.
 """
 
