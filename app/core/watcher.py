@@ -286,8 +286,12 @@ class ProjectWatcher:
         self._retry_later(min(MAX_BACKOFF_S, self.poll_s * 2 ** (self._failures - 1)))
 
     def _retry_later(self, seconds: float | None = None) -> None:
-        """A full re-scan after the poll interval (or the next change), losing nothing."""
+        """A full re-scan after the poll interval (or the next change), losing nothing.
+        Not once stopping: that round was the last try (retrying would never end while
+        the cause lasts), and the next start catches up."""
         with self._wake:
+            if self._stopping:
+                return
             self._rescan = True
             self._last_event = time.monotonic()
         self._wait(self.poll_s if seconds is None else seconds)

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_project import make_project
 
 from app.core.embedder import Embedder
 from app.core.errors import ModelError
+from app.core.indexer import index_project
 
 REPO = Path(__file__).resolve().parents[2]
 CHANGED = "changed while CodeLamp was using it"
@@ -72,3 +77,47 @@ def test_a_replaced_model_is_refused_until_the_original_is_back(
         shutil.copy(default_model, model)  # the same bytes again: newer, but the same model
         np.testing.assert_allclose(emb.embed_query("retry failed uploads"), expected, atol=1e-6)
         assert emb.model_id == model_id
+
+
+NEW_FUNCTION = '''
+def reconcile_ledger_balances(ledger):
+    """Sum the ledger's entries and compare them with the stored balance."""
+    return sum(entry.amount for entry in ledger.entries) == ledger.balance
+'''
+
+
+def test_codelamp_watch_survives_a_truncated_model(default_model, embedder, tmp_path):
+    """The reported crash: exit 135 (SIGBUS) at the first re-index after the truncation.
+    Now each round that needs the model says why it failed; watching goes on, and SIGTERM
+    still stops it cleanly."""
+    project = make_project(tmp_path / "demo")
+    index_project(project, embedder)
+    model = shutil.copy(default_model, tmp_path / default_model.name)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "watch", str(project), "--model", str(model)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while not any(text in line for line in lines):
+            assert proc.poll() is None, f"exit {proc.returncode}: {lines}"
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.1)
+
+    wait_for("Watching")
+    (project / "src" / "ledger.py").write_text(NEW_FUNCTION)
+    wait_for("src/ledger.py")  # re-indexed: the model is loaded and in use
+    os.truncate(model, os.path.getsize(model) // 2)
+    (project / "src" / "ledger2.py").write_text(NEW_FUNCTION.replace("ledger", "book"))
+    wait_for(CHANGED)
+    time.sleep(1.0)
+    assert proc.poll() is None, lines
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, lines
+    reader.join(5)
+    proc.stdout.close()
+    assert any("Stopped watching" in line for line in lines), lines
