@@ -335,7 +335,9 @@ def write_gguf(source: BertSource, out: Path, quant: str) -> None:
     # Our own record, so inspection can tell the default model from any other BERT.
     w.add_uint32("codelamp.max_tokens", source.max_seq_length)
 
-    for hf_name, data in source.tensors.items():
+    # In name order: safetensors hands them over in a different order on every read, and
+    # the same build must give the same bytes, hence the same model id and cached vectors.
+    for hf_name, data in sorted(source.tensors.items()):
         name = gguf_tensor_name(hf_name)
         if name is None:
             continue

@@ -127,6 +127,15 @@ def test_unknown_quant_is_refused():
         dm.install_default_model(quant="q4")
 
 
+def test_a_rebuild_gives_the_same_bytes(source_wheel, tmp_path):
+    """The model id is a hash of the file: two builds of one wheel must share it, or each
+    rebuild (another machine, --force) would re-embed every project from scratch."""
+    first, second = tmp_path / "first.gguf", tmp_path / "second.gguf"
+    dm.write_gguf(dm.read_wheel(source_wheel), first, "f16")
+    dm.write_gguf(dm.read_wheel(source_wheel), second, "f16")
+    assert dm.file_sha256(first) == dm.file_sha256(second)
+
+
 def test_written_file_reads_back_with_the_reference_gguf_reader(default_model):
     """The gguf package's own reader agrees with what llama.cpp needs to find."""
     reader = gguf.GGUFReader(default_model)
