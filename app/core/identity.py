@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
@@ -115,7 +116,7 @@ def _remember(path: Path, version: FileVersion, digest: str) -> None:
     entries = {p: e for p, e in _load().items() if os.path.exists(p)}
     entries[str(path)] = {"version": list(astuple(version)), "sha256": digest}
     target = _cache_path()
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(entries, indent=1), encoding="utf-8")
