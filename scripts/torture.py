@@ -363,9 +363,10 @@ def read_only_home(work: Path, model: Path) -> None:
         if mounted:
             subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
             answers_known_queries(root, home, model)
-            for args in (["index", str(root)], ["forget", str(root)]):
-                proc = cli(home, *args, "--model", str(model)) if args[0] == "index" else \
-                    cli(home, *args)  # fmt: skip
+            # watch used to print an error line per retry, forever (850 MB in 10 min)
+            for args in (["index", str(root), "--model", str(model)], ["forget", str(root)],
+                         ["watch", str(root), "--model", str(model)]):  # fmt: skip
+                proc = cli(home, *args, timeout=60)
                 no_traceback(proc, f"{args[0]} on a read-only home")
                 if proc.returncode != 1 or "codelamp:" not in proc.stderr:
                     raise AssertionError(f"{args[0]}: {proc.returncode} {proc.stderr}")
