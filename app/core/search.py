@@ -25,11 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from app.core import damage
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
-from app.core.store import ProjectStore, damaged, sql_in
+from app.core.store import IndexDamaged, ProjectStore, sql_in
 
 MODES = ("hybrid", "vector", "lexical")
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
@@ -186,36 +187,39 @@ class Searcher:
             )
         if not query:
             return []
+        vec = self.embedder.embed_query(query) if mode != "lexical" else None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                results = self._search(query, k, mode, language, path_glob)
+                with damage.native_stderr_held():
+                    results = self._search(query, vec, k, mode, language, path_glob)
                 break
-            except RuntimeError as exc:  # LanceDB reports missing or damaged files this way
+            except BaseException as exc:
+                if not damage.read_failure(exc):
+                    raise
                 # Most likely a writer (the watcher, another process) compacted away the
                 # version this searcher reads: catch up and ask again. Real damage fails
                 # every time.
                 if attempt == READ_ATTEMPTS:
-                    raise damaged(self.store.root, str(exc).split(", /")[0][:160]) from exc
+                    raise IndexDamaged(self.store.root, damage.lance_detail(exc)) from exc
                 self.store = ProjectStore.open(self.store.root)
                 self.refresh()
         return _snippets(results, query)
 
-    def _search(self, query, k, mode, language, path_glob) -> list[SearchResult]:
+    def _search(self, query, vec, k, mode, language, path_glob) -> list[SearchResult]:
         flt = self._filter(language, path_glob)
         if flt.empty or not self.rows:
             return []
         pool = min(max(50, k * 5), self.rows)  # a huge k would overflow LanceDB's limit
         ranked = []
         if mode != "lexical":
-            ranked.append(self._vector(query, pool, flt))
+            ranked.append(self._vector(vec, pool, flt))
         if mode != "vector":
             ranked.append(self._lexical(query, pool, flt))
         results = _dedupe(_fuse(ranked) if len(ranked) > 1 else ranked[0], k)
         self._fill_text(results)
         return results
 
-    def _vector(self, query: str, n: int, flt: _Filter) -> list[SearchResult]:
-        vec = self.embedder.embed_query(query)
+    def _vector(self, vec: np.ndarray, n: int, flt: _Filter) -> list[SearchResult]:
         if not self.has_ann:
             if self._matrix is None:
                 self._matrix = _Matrix(self.table)

@@ -20,6 +20,9 @@ in between, the file still looks changed on the next run and is simply done agai
 
 Every write is batched (a few versions per batch, not per file) and :meth:`finish`
 compacts and prunes old versions, because per-file writes leave thousands of versions.
+
+A damaged index (see app/core/damage.py) is reported as :class:`IndexDamaged`, and
+:meth:`ProjectStore.open_for_writing` rebuilds it: it only holds derived data.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import hashlib
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,8 +41,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from app import paths
-from app.core import faults
+from app.core import damage, faults
 from app.core.errors import CodeLampError
+from app.core.lexical import fts_query
 
 OPEN_ATTEMPTS = 3
 SCHEMA_VERSION = 3  # 2: def_start/def_end; 3: new chunk boundaries, symbol-weighted full text
@@ -58,7 +64,12 @@ MAX_VERSIONS = 24
 
 
 class IndexDamaged(CodeLampError):
-    pass
+    def __init__(self, root: Path, detail: str) -> None:
+        super().__init__(
+            f"The index for {root} is damaged ({detail}). Rebuild it with "
+            f"`codelamp index {root}`, or delete it with `codelamp forget {root}`."
+        )
+        self.detail = detail
 
 
 class NotIndexed(CodeLampError):
@@ -124,16 +135,15 @@ def sql_in(column: str, values: list[str]) -> str:
     return f"{column} IN ({quoted})"
 
 
-def damaged(root: Path, detail: str) -> IndexDamaged:
-    return IndexDamaged(
-        f"The index for {root} is damaged ({detail}). Rebuild it with "
-        f"`codelamp index {root}`, or delete it with `codelamp forget {root}`."
-    )
-
-
-def _lance_detail(exc: Exception) -> str:
-    text = str(exc).replace("lance error: ", "")
-    return text.split(", /")[0][:160]  # drop the Rust source locations
+@contextmanager
+def _unreadable_is_damage(root: Path) -> Iterator[None]:
+    """Any failure to read the index means damage, a Rust panic included."""
+    try:
+        yield
+    except BaseException as exc:
+        if not (isinstance(exc, Exception) or damage.is_panic(exc)):
+            raise  # Ctrl+C, exit
+        raise IndexDamaged(root, damage.lance_detail(exc)) from exc
 
 
 class ProjectStore:
@@ -156,7 +166,9 @@ class ProjectStore:
         """
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
-                store = cls._open(root)
+                with damage.native_stderr_held():
+                    store = cls._open(root)
+                    store.verify()
             except IndexDamaged:
                 if attempt == OPEN_ATTEMPTS:
                     raise
@@ -174,17 +186,13 @@ class ProjectStore:
         folder = project_dir(root)
         if not (folder / "index.lance").is_dir():
             raise NotIndexed(f"{root} is not indexed yet. Run `codelamp index {root}` first.")
-        try:
+        with _unreadable_is_damage(root):
             db = lancedb.connect(folder / "index.lance")
             meta = _read_meta(db)
-        except Exception as exc:  # noqa: BLE001 - any failure here means damage
-            raise damaged(root, _lance_detail(exc)) from exc
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version")
-            raise damaged(root, f"made by a different CodeLamp version (schema {found})")
-        store = cls(root, db, meta)
-        store.verify()
-        return store
+            raise IndexDamaged(root, f"made by a different CodeLamp version (schema {found})")
+        return cls(root, db, meta)
 
     @classmethod
     def open_for_writing(cls, root: Path) -> tuple[ProjectStore, str | None]:
@@ -199,7 +207,7 @@ class ProjectStore:
         except NotIndexed:
             pass
         except IndexDamaged as exc:
-            rebuilt = str(exc).split(" Rebuild it")[0]
+            rebuilt = f"The index for {root} was damaged ({exc.detail})"
             shutil.rmtree(project_dir(root), ignore_errors=True)
         else:
             return store, None
@@ -214,24 +222,26 @@ class ProjectStore:
 
     def verify(self) -> None:
         """Read one small column of every table: that opens every data file, so a
-        truncated or missing file shows up now rather than in the middle of a search."""
+        truncated or missing file shows up now rather than in the middle of a search.
+        Then look up the words of a stored path, which reads their posting lists in the
+        full-text index (a word it lacks would read nothing)."""
         gen = self.meta.get("generation") or self.meta.get("building")
         if not gen:
             return
-        try:
+        with _unreadable_is_damage(self.root):
             names = self.table_names()
-            for name, column in ((f"chunks_{gen}", "start_line"), (f"files_{gen}", "size")):
-                if not self.finished and name not in names:
+            for kind, column in (("chunks", "start_line"), ("files", "size")):
+                if not self.finished and f"{kind}_{gen}" not in names:
                     continue  # a first build killed before it made its tables
-                table = self.db.open_table(name)
+                table = self.db.open_table(f"{kind}_{gen}")
                 readable = table.search().select([column]).limit(None).to_arrow().num_rows
                 if readable != (total := table.count_rows()):
-                    raise RuntimeError(f"{name} has {readable} readable rows of {total}")
+                    raise RuntimeError(f"{kind}_{gen} has {readable} readable rows of {total}")
             if self.meta.get("fts") == "1":
-                self.db.open_table(f"chunks_{gen}").search(
-                    "verify", query_type="fts", fts_columns="fts").limit(1).to_arrow()
-        except Exception as exc:  # noqa: BLE001
-            raise damaged(self.root, _lance_detail(exc)) from exc
+                chunks = self.chunks_table(gen)
+                path = chunks.search().select(["path"]).limit(1).to_arrow().column("path")
+                if words := fts_query(" ".join(path.to_pylist())):
+                    chunks.search(words, query_type="fts", fts_columns="fts").limit(1).to_arrow()
 
     # --- reading -------------------------------------------------------------------------
 
