@@ -227,10 +227,14 @@ class _Run:
         self.started = time.monotonic()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self._report()
-        if self.catch_up_only:  # a deleted or damaged index is not the watcher's to make
+        if self.catch_up_only:
+            # A deleted or damaged index is not the watcher's to make. A catch-up follows a
+            # run that checked the whole index; checking every vector again for each saved
+            # file would cost more than embedding it.
             store = ProjectStore.open(self.root, unfinished=True)
         else:
-            store, self.result.rebuilt = ProjectStore.open_for_writing(self.root)
+            store, self.result.rebuilt = ProjectStore.open_for_writing(self.root,
+                                                                       thorough=True)
         if store.dims is not None and store.model_id == self.embedder.model_id:
             check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
         self.chunk_tokens = effective_chunk_tokens(

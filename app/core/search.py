@@ -30,7 +30,7 @@ from app.core.embedder import Embedder
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
-from app.core.store import IndexDamaged, ProjectStore, sql_in
+from app.core.store import ProjectStore, sql_in
 
 MODES = ("hybrid", "vector", "lexical")
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
@@ -99,7 +99,9 @@ class _Filter:
 
 
 class _Matrix:
-    """Every vector of a table in RAM, with what is needed to filter and rank."""
+    """Every vector of a table in RAM, with what is needed to filter and rank. Raises
+    ValueError for vectors that damage to the data file turned into garbage: they would
+    rank first for every query, or make the scores NaN."""
 
     def __init__(self, table) -> None:
         data = (table.search().select(["vector", *_META]).with_row_id(True).limit(None)
@@ -107,6 +109,8 @@ class _Matrix:
         vectors = data.column("vector").combine_chunks()
         dims = vectors.type.list_size
         self.vectors = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dims)
+        if bad := damage.corrupt_vectors(self.vectors):
+            raise ValueError(f"{bad} of {len(self.vectors)} stored vectors are corrupt")
         self.meta = {name: data.column(name).to_numpy(zero_copy_only=False) for name in _META}
         self.row_ids = data.column("_rowid").to_numpy()
         self._columns = {name: data.column(name) for name in ("language", "path")}
@@ -198,9 +202,9 @@ class Searcher:
                     raise
                 # Most likely a writer (the watcher, another process) compacted away the
                 # version this searcher reads: catch up and ask again. Real damage fails
-                # every time.
+                # every time, and is noted so that the next index rebuilds.
                 if attempt == READ_ATTEMPTS:
-                    raise IndexDamaged(self.store.root, damage.lance_detail(exc)) from exc
+                    raise self.store.damage_found(damage.lance_detail(exc)) from exc
                 self.store = ProjectStore.open(self.store.root)
                 self.refresh()
         return _snippets(results, query)

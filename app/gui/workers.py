@@ -154,7 +154,9 @@ class Engine(QObject):
         from app.core.store import NotIndexed, project_status
 
         try:
-            self.status.emit(root, project_status(Path(root)), "")
+            # Asked after every update: the thorough check (every vector) is for the
+            # index runs; a search still finds damaged vectors.
+            self.status.emit(root, project_status(Path(root), thorough=False), "")
         except NotIndexed:
             self.status.emit(root, None, "not indexed yet")
         except Exception as exc:  # noqa: BLE001 - shown next to the project
