@@ -451,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.gui.app import run
 
         return run()
+    from app.core.damage import is_panic
     from app.core.lock import set_role
     from app.core.store import storage_error
 
@@ -473,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `codelamp ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback logged
+    except BaseException as exc:  # noqa: BLE001 - a bug or a native panic: one line, logged
+        if not isinstance(exc, Exception) and not is_panic(exc):
+            raise  # SystemExit and the like
         if (problem := storage_error(exc)) is not None:
             print(f"codelamp: {problem}", file=sys.stderr)
             return EXIT_USER_ERROR
