@@ -435,7 +435,7 @@ def _meta_rows(meta: dict[str, str]) -> pa.Table:
 def not_finished(root: Path, store: ProjectStore) -> NotFinished:
     done = store.files_done(store.meta["building"]) if "building" in store.meta else 0
     return NotFinished(
-        f"Indexing {root} has not finished ({done} files done so far). Run "
+        f"Indexing {root} has not finished ({files_phrase(done)} done so far). Run "
         f"`codelamp index {root}` to finish it; only what is missing gets embedded."
     )
 
@@ -470,6 +470,11 @@ def _causes(exc: BaseException | None):
     while exc is not None and seen < 8:
         yield exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
+
+
+def files_phrase(n: int) -> str:
+    """ "1 file", "2 files" (for messages)."""
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def _read_meta(db) -> dict[str, str]:

@@ -415,7 +415,9 @@ class MainWindow(QMainWindow):
         elif root in self.index_queue:
             line = "waiting to index"
         elif status and status["state"] == "unfinished":
-            line = f"not finished ({status['files']} files) · F5 resumes"
+            from app.core.store import files_phrase  # loaded by then: status came from it
+
+            line = f"not finished ({files_phrase(status['files'])}) · F5 resumes"
         elif status:
             line = f"{status['files']} files · {status['chunks']} chunks"
         else:
@@ -431,8 +433,10 @@ class MainWindow(QMainWindow):
         if not root:
             self.project_info.setText("")
         elif status and status["state"] == "unfinished":
+            from app.core.store import files_phrase
+
             self.project_info.setText(
-                f"{root}\nIndexing was interrupted after {status['files']} files. Press F5 "
+                f"{root}\nIndexing was interrupted after {files_phrase(status['files'])}. Press F5 "
                 "to resume; only what is missing gets embedded."
             )
         elif status:

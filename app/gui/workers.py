@@ -173,6 +173,8 @@ class Engine(QObject):
 
     @Slot(object)
     def search(self, request: SearchRequest) -> None:
+        from app.core.store import NotFinished
+
         try:
             embedder = None
             if request.mode != "lexical":
@@ -185,6 +187,9 @@ class Engine(QObject):
             found = searcher.search(request.query, k=request.k, mode=request.mode,
                                     language=request.language, path_glob=request.path_glob)
             self.results.emit(request, found, "")
+        except NotFinished:  # the CLI's message names a command; here F5 does it
+            self.results.emit(request, [], "Indexing this project has not finished. Press F5 "
+                              "to resume it; only what is missing gets embedded.")  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - reported to the window
             self._searchers.pop(request.root, None)
             self.results.emit(request, [], _message(exc))
