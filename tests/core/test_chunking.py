@@ -14,6 +14,7 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from deep_sources import deep_sources
 
 from app.core.chunking import Chunk, Piece, chunk_file, embed_text, language_for
 
@@ -823,27 +824,7 @@ def test_chunking_on_many_threads_gives_the_same_result():
 
 # --- Hostile nesting -------------------------------------------------------------------------
 
-# Far deeper than any real code: each once ended in a RecursionError (and, on the indexer's
-# reader thread, a segfault) or took minutes.
-DEEP = {
-    "ifs.py": "".join(" " * i + f"if x{i}:\n" for i in range(400))
-              + " " * 400 + "def f():\n" + " " * 401 + "return 1\n",
-    "classes.py": "".join(" " * i + f"class C{i}:\n" for i in range(400))
-                  + " " * 400 + "def f(self):\n" + " " * 401 + "return 1\n",
-    "ifdefs.c": "".join(f"#ifdef A{i}\n" for i in range(500))
-                + "int f(void) { return 1; }\n" + "#endif\n" * 500,
-    "namespaces.cpp": "".join(f"namespace n{i} {{\n" for i in range(500))
-                      + "int f() { return 1; }\n" + "}\n" * 500,
-    "templates.cpp": "".join(f"template <class T{i}>\n" for i in range(1000)) + "void f() {}\n",
-    "mods.rs": "".join(f"mod m{i} {{\n" for i in range(450)) + "fn f() -> i32 { 1 }\n"
-               + "}\n" * 450,
-    "brackets.py": "x = " + "[" * 10000 + "]" * 10000 + "\n",
-    "brackets.js": "const x = " + "[" * 10000 + "]" * 10000 + ";\n",
-    "brackets.c": "int x = " + "(" * 10000 + "1" + ")" * 10000 + ";\n",
-    "bracket_lines.py": "x = " + "[\n" * 10000 + "]\n" * 10000,
-    "objects.js": "const x = " + "{a:\n" * 10000 + "1" + "}\n" * 10000 + ";\n",
-    "blocks.c": "int f(void) {\n" + "{\n" * 10000 + "}\n" * 10000 + "}\n",
-}  # fmt: skip
+DEEP = deep_sources()
 
 
 @pytest.mark.parametrize("path", DEEP)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from deep_sources import deep_sources
 
 from app.core.files import FileRules
 from app.core.indexer import index_project
@@ -32,24 +33,7 @@ WEIRD_NAMES = ["new\nline.py", " spaced name .py", "-rf.py", "--help.py", "it's.
                'say "hi".py', "back\\slash.py", "ünïcödé.py", "日本語.py", "rocket🚀.py",
                "tab\there.py", "semi;colon.py", "100%.py", "star*.py", "what?.py",
                "trailing.py "]  # fmt: skip
-DEEP = {
-    "ifs.py": "".join(" " * i + f"if x{i}:\n" for i in range(400))
-              + " " * 400 + "def f():\n" + " " * 401 + "return 1\n",
-    "classes.py": "".join(" " * i + f"class C{i}:\n" for i in range(400))
-                  + " " * 400 + "def f(self):\n" + " " * 401 + "return 1\n",
-    "ifdefs.c": "".join(f"#ifdef A{i}\n" for i in range(500))
-                + "int f(void) { return 1; }\n" + "#endif\n" * 500,
-    "namespaces.cpp": "".join(f"namespace n{i} {{\n" for i in range(500))
-                      + "int f() { return 1; }\n" + "}\n" * 500,
-    "mods.rs": "".join(f"mod m{i} {{\n" for i in range(450)) + "fn f() -> i32 { 1 }\n"
-               + "}\n" * 450,
-    "brackets.py": "x = " + "[" * 10000 + "]" * 10000 + "\n",
-    "brackets.js": "const x = " + "[" * 10000 + "]" * 10000 + ";\n",
-    "brackets.c": "int x = " + "(" * 10000 + "1" + ")" * 10000 + ";\n",
-    "bracket_lines.py": "x = " + "[\n" * 2000 + "]\n" * 2000,
-    "objects.js": "const x = " + "{a:\n" * 2000 + "1" + "}\n" * 2000 + ";\n",
-    "blocks.c": "int f(void) {\n" + "{\n" * 2000 + "}\n" * 2000 + "}\n",
-}  # fmt: skip
+DEEP = deep_sources(2000)
 
 
 def write(path: Path, content: str | bytes) -> None:
