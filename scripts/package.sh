@@ -49,8 +49,8 @@ fi
 export PYTHONPATH="$REPO"
 VERSION="$("$PY" -c 'import app; print(app.__version__)')"
 
-# Q8_0: 25 MB instead of F16's 46 MB, within 0.9996 cosine of the original and ~10% slower
-# to index (FACTS.md); the size target of the installed app decides.
+# Q8_0: 25 MB instead of F16's 46 MB, within 0.9996 cosine of the original, and about as
+# fast (27.4 against 24.1 chunks/s here, docs/PERFORMANCE.md); the size target decides.
 say "Building the default model (Q8_0)"
 rm -rf "$BUILD"
 mkdir -p "$BUILD/home" "$DIST"
