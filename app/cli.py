@@ -451,9 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.gui.app import run
 
         return run()
-    from app.core.damage import is_panic
     from app.core.lock import set_role
-    from app.core.store import storage_error
 
     set_role(f"codelamp {args.command}")
     # Bytes that are not UTF-8 (a query on stdin, a file name) read and print as U+FFFD.
@@ -475,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except BaseException as exc:  # noqa: BLE001 - a bug or a native panic: one line, logged
+        # Imported here: the store loads pyarrow, which `models embed` and co. never need.
+        from app.core.damage import is_panic
+        from app.core.store import storage_error
+
         if not isinstance(exc, Exception) and not is_panic(exc):
             raise  # SystemExit and the like
         if (problem := storage_error(exc)) is not None:

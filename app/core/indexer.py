@@ -176,8 +176,7 @@ def index_project(
     """
     root = check_root(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl())  # fmt: skip
-    run.catch_up_only = catch_up_only
+               control or IndexControl(), catch_up_only)  # fmt: skip
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
         with writer_lock(root, cancelled=lambda: run.control.cancelled, on_wait=run.waiting,
@@ -202,12 +201,12 @@ def effective_chunk_tokens(requested: int | None, recorded: int | None,
 
 
 class _Run:
-    def __init__(self, root, embedder, cache, progress, control) -> None:
+    def __init__(self, root, embedder, cache, progress, control, catch_up_only) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
-        self.catch_up_only = False
+        self.catch_up_only = catch_up_only
         self.abandoned = threading.Event()  # the embedding side has stopped
         self.state = IndexProgress("scanning")
         self.errors: list[BaseException] = []

@@ -72,7 +72,7 @@ _held: dict[str, Holder] = {}  # lock file -> holder, for locks this process hol
 _held_changed = threading.Condition()
 
 
-def busy_message(root: Path, holder: Holder | None) -> str:
+def _busy_message(root: Path, holder: Holder | None) -> str:
     who = holder.describe(root) if holder else f"another CodeLamp process is writing {root}"
     return f"Busy: {who}. Try again when it has finished."
 
@@ -97,7 +97,7 @@ def writer_lock(
         """Raise, tell, or report that the wait was cancelled (True)."""
         nonlocal told
         if not wait:
-            raise IndexBusy(busy_message(root, holder))
+            raise IndexBusy(_busy_message(root, holder))
         if on_wait and not told:
             who = holder.describe(root) if holder else f"another CodeLamp process ({root})"
             on_wait(f"Waiting for its turn: {who}…")

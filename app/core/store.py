@@ -219,8 +219,6 @@ class ProjectStore:
         else:
             return store, None
         folder = paths.ensure(project_dir(root))
-        # A folder left by a process killed before its meta table existed holds nothing.
-        shutil.rmtree(folder / "index.lance", ignore_errors=True)
         db = lancedb.connect(folder / "index.lance")
         meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
                 "created": str(time.time())}  # fmt: skip
