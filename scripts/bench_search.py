@@ -61,13 +61,13 @@ def corpus(base: np.ndarray, n: int, rng) -> np.ndarray:
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build_store(root: Path, vectors: np.ndarray, texts: list[str], model_id: str, model_path):
+def build_store(root: Path, vectors: np.ndarray, texts: list[str], embedder):
     from app.core.lexical import fts_text
-    from app.core.store import ProjectStore, chunks_schema
+    from app.core.store import ModelRecord, ProjectStore, chunks_schema
 
     store, _ = ProjectStore.open_for_writing(root)
     dims = vectors.shape[1]
-    gen = store.prepare(model_id, dims)
+    gen = store.prepare(embedder.model_id, dims)
     step = 20_000
     for start in range(0, len(vectors), step):
         part = vectors[start : start + step]
@@ -84,7 +84,7 @@ def build_store(root: Path, vectors: np.ndarray, texts: list[str], model_id: str
         }, schema=chunks_schema(dims))  # fmt: skip
         store.write(gen, [], table, [], [])
     t0 = time.perf_counter()
-    store.finish(gen, model_id, dims, model_path)
+    store.finish(gen, ModelRecord.of(embedder))
     return store, time.perf_counter() - t0
 
 
@@ -119,6 +119,7 @@ def main() -> None:
     from app.core.default_model import install_default_model
     from app.core.embedder import Embedder
     from app.core.search import Searcher
+    from app.core.store import ModelRecord
 
     embedder = Embedder(install_default_model().path)
     snippets, queries = stdlib_texts()
@@ -133,14 +134,12 @@ def main() -> None:
     for n in args.sizes:
         vectors = corpus(base, n, rng)
         root = Path(tempfile.mkdtemp(prefix=f"bench-{n}-"))
-        store, finish_s = build_store(root, vectors, snippets, embedder.model_id,
-                                      embedder.info.path)  # fmt: skip
+        store, finish_s = build_store(root, vectors, snippets, embedder)
         report(n, Searcher(store, embedder), queries, qvecs, vectors, finish_s)
         if args.ann and n == max(args.sizes):
             store_mod.EXACT_SEARCH_BYTES = 0  # as if the vectors did not fit in RAM
             t0 = time.perf_counter()
-            store.finish(store.meta["generation"], embedder.model_id, embedder.dim,
-                         embedder.info.path)  # fmt: skip
+            store.finish(store.meta["generation"], ModelRecord.of(embedder))
             searcher = Searcher(store, embedder)
             report(n, searcher, queries, qvecs, vectors, time.perf_counter() - t0)
             if args.sweep:

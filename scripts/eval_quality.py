@@ -107,7 +107,7 @@ def index_windows(root: Path, embedder, store_root: Path) -> None:
     """The baseline: 30-line windows every 15 lines, same model, same store and search."""
     from app.core.cache import EmbeddingCache
     from app.core.lexical import fts_text
-    from app.core.store import ProjectStore, chunks_schema
+    from app.core.store import ModelRecord, ProjectStore, chunks_schema
 
     rows = {k: [] for k in ("path", "start_line", "end_line", "def_start", "def_end", "text",
                             "fts")}  # fmt: skip
@@ -144,7 +144,7 @@ def index_windows(root: Path, embedder, store_root: Path) -> None:
         "content_hash": [str(i) for i in range(n)],
     }, schema=chunks_schema(dims))  # fmt: skip
     store.write(gen, [], table, [], [])
-    store.finish(gen, embedder.model_id, dims, embedder.info.path)
+    store.finish(gen, ModelRecord.of(embedder))
 
 
 def is_hit(result, target: Target) -> bool:

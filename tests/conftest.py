@@ -69,6 +69,15 @@ def default_model_q8(built_models: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_model(built_models: Path) -> Path:
+    """Not the default model, though of its shape (tests/other_model.py)."""
+    from other_model import swapped_layers_copy
+
+    return swapped_layers_copy(built_models / "all-MiniLM-L6-v2.f16.gguf",
+                               built_models / "other-384.f16.gguf")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def default_model_bf16(built_models: Path) -> Path:
     return built_models / "all-MiniLM-L6-v2.bf16.gguf"
 

@@ -51,6 +51,23 @@ class LoadCancelled(CodeLampError):
     """The user cancelled loading the model."""
 
 
+# Every index records the vector its model gives this text (``probe`` in its meta). Two
+# embedders whose probes agree to this cosine run the same model: a server that silently
+# swapped models is caught before it writes, and an index built on a server can be
+# searched with a local copy of the model (float rounding on another machine, or a GPU,
+# moves the probe by far less than 0.01; another model moves it far more).
+PROBE_TEXT = 'def retry_upload(path, attempts=3):\n    """Send a file again after a failure."""'
+PROBE_MIN_COSINE = 0.99
+
+
+def probe_cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """The cosine of two probe vectors; -1 when their sizes differ."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not a.size:
+        return -1.0
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
 def missing_cpu_features(required: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
     """The ``required`` CPU flags (``/proc/cpuinfo`` names) this CPU lacks; [] when the
     flags cannot be read (not Linux): then nothing is claimed missing."""
@@ -153,11 +170,31 @@ class Embedder:
         self._file_lock = threading.Lock()
         self._version = identity.FileVersion.of(self.info.path)  # as inspected, then as loaded
         self._digest: str | None = None  # SHA-256 of the bytes in use, once known
+        self._probe: np.ndarray | None = None
+
+    batch_size = 16  # texts the indexer hands over at once (it checks for cancel between)
 
     # What callers can know without loading the model.
     @property
     def dim(self) -> int:
         return self.info.embedding_dim
+
+    @property
+    def label(self) -> str:
+        """What makes the vectors, for messages."""
+        return self.info.path.name
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def preset(self):
+        return self.info.preset
+
+    @property
+    def model_path(self) -> Path:
+        return self.info.path
 
     @property
     def max_tokens(self) -> int:
@@ -254,7 +291,7 @@ class Embedder:
 
     def tokenize(self, text: str) -> list[int]:
         """The tokens the model will see for ``text``, special tokens and truncation included."""
-        return self._loaded().tokens_for(text, self.max_tokens)
+        return self._loaded().vocabulary.tokens_for(text, self.max_tokens)
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` needs, including special tokens, before any truncation.
@@ -262,7 +299,7 @@ class Embedder:
         Safe to call from another thread while this embedder is embedding: tokenizing only
         reads the vocabulary, so it does not wait for the model.
         """
-        return len(self._loaded().tokenize(text, add_special=True))
+        return len(self._loaded().vocabulary.tokenize(text, add_special=True))
 
     def _loaded(self) -> _Handles:
         if self._handles is None:
@@ -283,6 +320,20 @@ class Embedder:
                 out[i] = self._embed_one(prefix + text, i, self.fair_share.threads())
         return out
 
+    def probe(self) -> np.ndarray:
+        """This model's vector of :data:`PROBE_TEXT`."""
+        if self._probe is None:
+            self._probe = self.embed_documents([PROBE_TEXT])[0]
+        return self._probe
+
+    def expect(self, probe: Sequence[float] | None) -> None:
+        """The index records ``probe`` for this model id. The id names the file's bytes,
+        so there is nothing to check (servers are another matter: app.core.remote)."""
+
+    def verify(self) -> None:
+        """Before a batch is written: the vectors came from the model the id names. The
+        file is checked before every batch it embeds (``_check_file``): nothing to add."""
+
     def embed_query(self, text: str) -> np.ndarray:
         self._check_file()
         with self._queries_done:
@@ -299,7 +350,7 @@ class Embedder:
         """One text; the caller holds ``_lock``."""
         self.load()
         self._handles.set_threads(threads)
-        vec = self._handles.embed(self._handles.tokens_for(text, self.max_tokens))
+        vec = self._handles.embed(self._handles.vocabulary.tokens_for(text, self.max_tokens))
         norm = float(np.linalg.norm(vec))
         if not np.isfinite(vec).all() or not np.isfinite(norm) or norm == 0.0:
             raise ModelError(
@@ -310,6 +361,76 @@ class Embedder:
         return vec / norm
 
 
+class Vocabulary:
+    """A model's tokenizer, as llama.cpp runs it: what the model sees for a text."""
+
+    def __init__(self, lib, model) -> None:
+        self.lib, self.vocab = lib, lib.llama_model_get_vocab(model)
+        self._prefix, self._suffix = self._special_tokens()
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        data = text.encode("utf-8", errors="replace")
+        cap = len(data) + 8  # never more tokens than bytes, plus special tokens
+        buf = (self.lib.llama_token * cap)()
+        n = self.lib.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, False)
+        if n < 0:
+            raise ModelError(f"Could not tokenize a {len(data)}-byte text.")
+        return buf[:n]
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The special tokens the model wraps every text in (e.g. [CLS] ... [SEP])."""
+        specials = self.tokenize("", add_special=True)
+        n_prefix = 1 if specials and self.lib.llama_vocab_get_add_bos(self.vocab) else 0
+        return specials[:n_prefix], specials[n_prefix:]
+
+    def tokens_for(self, text: str, max_tokens: int) -> list[int]:
+        """Tokens with special tokens, cut so the whole never exceeds ``max_tokens``."""
+        body = self.tokenize(text, add_special=False)
+        room = max_tokens - len(self._prefix) - len(self._suffix)
+        tokens = self._prefix + body[:room] + self._suffix
+        if not tokens:  # a causal model with no BOS, given an empty text
+            tokens = [self.lib.llama_vocab_eos(self.vocab)]
+        return tokens
+
+
+class Tokenizer:
+    """Only the vocabulary of a GGUF model (llama.cpp's ``vocab_only`` load: no weights,
+    a fraction of a second): counts tokens exactly as the model would, for chunking texts
+    that another process embeds (:mod:`app.core.remote`)."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        self._lock = threading.Lock()
+        self._model = None
+        self._vocab: Vocabulary | None = None
+
+    def _loaded(self) -> Vocabulary:
+        with self._lock:
+            if self._vocab is None:
+                lib = _llama()
+                mparams = lib.llama_model_default_params()
+                mparams.vocab_only = True
+                mparams.load_mode = lib.LLAMA_LOAD_MODE_NONE
+                model = lib.llama_model_load_from_file(str(self.info.path).encode(), mparams)
+                if not model:
+                    raise ModelError(f"llama.cpp could not read the vocabulary of "
+                                     f"{self.info.path}.")  # fmt: skip
+                self._lib, self._model, self._vocab = lib, model, Vocabulary(lib, model)
+            return self._vocab
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._loaded().tokenize(text, add_special=True))
+
+    def tokens_for(self, text: str, max_tokens: int) -> list[int]:
+        return self._loaded().tokens_for(text, max_tokens)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                self._lib.llama_model_free(self._model)
+                self._model = self._vocab = None
+
+
 class _Handles:
     """The native model, context and batch; every native call is made through here."""
 
@@ -317,7 +438,7 @@ class _Handles:
                  threads: int) -> None:  # fmt: skip
         self.lib, self.info, self.model, self.ctx, self.batch = lib, info, model, ctx, batch
         self.n_ctx, self.threads = n_ctx, threads
-        self.vocab = lib.llama_model_get_vocab(model)
+        self.vocabulary = Vocabulary(lib, model)
         self.memory = lib.llama_get_memory(ctx)
         self.n_embd = lib.llama_model_n_embd(model)
         self.has_encoder = lib.llama_model_has_encoder(model)
@@ -329,7 +450,6 @@ class _Handles:
         np.ctypeslib.as_array(batch.logits, shape=(n_ctx,))[:] = 1
         for i in range(n_ctx):
             batch.seq_id[i][0] = 0
-        self._prefix, self._suffix = self._special_tokens()
 
     @classmethod
     def open(cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled,
@@ -383,30 +503,6 @@ class _Handles:
         self.lib.llama_batch_free(self.batch)
         self.lib.llama_free(self.ctx)
         self.lib.llama_model_free(self.model)
-
-    def tokenize(self, text: str, add_special: bool) -> list[int]:
-        data = text.encode("utf-8", errors="replace")
-        cap = len(data) + 8  # never more tokens than bytes, plus special tokens
-        buf = (self.lib.llama_token * cap)()
-        n = self.lib.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, False)
-        if n < 0:
-            raise ModelError(f"Could not tokenize a {len(data)}-byte text.")
-        return buf[:n]
-
-    def _special_tokens(self) -> tuple[list[int], list[int]]:
-        """The special tokens the model wraps every text in (e.g. [CLS] ... [SEP])."""
-        specials = self.tokenize("", add_special=True)
-        n_prefix = 1 if specials and self.lib.llama_vocab_get_add_bos(self.vocab) else 0
-        return specials[:n_prefix], specials[n_prefix:]
-
-    def tokens_for(self, text: str, max_tokens: int) -> list[int]:
-        """Tokens with special tokens, cut so the whole never exceeds ``max_tokens``."""
-        body = self.tokenize(text, add_special=False)
-        room = max_tokens - len(self._prefix) - len(self._suffix)
-        tokens = self._prefix + body[:room] + self._suffix
-        if not tokens:  # a causal model with no BOS, given an empty text
-            tokens = [self.lib.llama_vocab_eos(self.vocab)]
-        return tokens
 
     def embed(self, tokens: list[int]) -> np.ndarray:
         n = len(tokens)

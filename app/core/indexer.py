@@ -40,8 +40,10 @@ from app.core.files import (
 from app.core.lexical import fts_text
 from app.core.lock import writer_lock
 from app.core.models import check_dims
+from app.core.remote import RemoteEmbedder
 from app.core.store import (
     FileRecord,
+    ModelRecord,
     NotFinished,
     ProjectStore,
     chunks_schema,
@@ -54,7 +56,6 @@ from app.core.store import (
 BATCH_CHUNKS = 2000
 BATCH_FILES = 500
 BATCH_SECONDS = 10.0
-EMBED_STEP = 16  # chunks embedded between two looks at pause/cancel
 _DONE = object()
 
 
@@ -146,7 +147,7 @@ def check_root(root: Path) -> Path:
 
 def index_project(
     root: Path,
-    embedder: Embedder,
+    embedder: Embedder | RemoteEmbedder,
     *,
     cache: EmbeddingCache | None = None,
     progress: Callable[[IndexProgress], None] | None = None,
@@ -234,8 +235,11 @@ class _Run:
         else:
             store, self.result.rebuilt = ProjectStore.open_for_writing(self.root,
                                                                        thorough=True)
-        if store.dims is not None and store.model_id == self.embedder.model_id:
-            check_dims(self.embedder.info, store.dims, store.model_id, str(self.root))
+        embedder = self.embedder
+        if store.dims is not None and store.model_id == embedder.model_id:
+            check_dims(embedder.label, embedder.dim, store.dims, store.model_id, str(self.root))
+        # A server must run the model this index was built with, before it embeds anything.
+        embedder.expect(store.probe_for(embedder.model_id))
         self.chunk_tokens = effective_chunk_tokens(
             chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
         if self.catch_up_only and store.meta.get("generation") != generation(
@@ -245,7 +249,8 @@ class _Run:
                 f"The index of {self.root} was built with another model or chunk size; "
                 f"re-index it (`codelamp index {self.root}`) to use {self.embedder.model_id}."
             )
-        gen = store.prepare(self.embedder.model_id, self.embedder.dim, self.chunk_tokens)
+        gen = store.prepare(embedder.model_id, embedder.dim, self.chunk_tokens,
+                            probe=embedder.probe)  # fmt: skip
         previous = store.file_records(gen)
         discovery = rules.walk() if only is None else rules.discover(only)
         self.result.skipped = [(s.rel, s.reason) for s in discovery.skipped]
@@ -276,7 +281,7 @@ class _Run:
         self.state = IndexProgress("indexing", files_total=len(changed))
         self._report()
 
-        writer = _Writer(store, gen, self.embedder.model_id, self.embedder.dim, self.cache)
+        writer = _Writer(store, gen, embedder, self.cache)
         writer.start(deleted, newly_skipped)
         try:
             if changed:
@@ -303,8 +308,7 @@ class _Run:
         elif not unchanged:  # nothing to commit: no new versions, no compaction
             self.state.phase = "finishing"
             self._report()
-            store.finish(gen, self.embedder.model_id, self.embedder.dim,
-                         self.embedder.info.path, self.chunk_tokens,
+            store.finish(gen, ModelRecord.of(embedder), self.chunk_tokens,
                          file_rules=FILE_RULES_VERSION if only is None else None)  # fmt: skip
         faults.point("prune")
         self.cache.prune()
@@ -360,40 +364,62 @@ class _Run:
                                                                      hashes))
 
     def _embed_all(self, work: queue.Queue, writer: _Writer) -> None:
-        """The caller's thread: embed what the cache did not have, in file order."""
-        while (item := work.get()) is not _DONE:
+        """The caller's thread: embed what the cache did not have, in file order.
+
+        Files are gathered until they hold ``embedder.batch_size`` texts to embed (or the
+        reader has nothing more ready): a server gets full batches, not one small file at
+        a time."""
+        group: list[_FileWork] = []  # read, waiting for their vectors
+        todo: list[tuple[_FileWork, str, str]] = []  # (file, content key, text) to embed
+        while True:
+            try:
+                item = work.get(timeout=0.05) if todo else work.get()
+            except queue.Empty:
+                item = None  # the reader is behind: embed what is here
+            if item is not None and item is not _DONE and not self.control.cancelled:
+                group.append(item)
+                if item.pieces:
+                    new = {h: p.embed_text for h, p in zip(item.hashes, item.pieces,
+                                                           strict=True) if h not in item.vectors}
+                    self.state.chunks_cached += len(item.hashes) - len(new)
+                    todo.extend((item, h, text) for h, text in new.items())
+                if todo and len(todo) < self.embedder.batch_size:
+                    continue
+            if group:
+                self._embed_group(group, todo, writer)
+                group, todo = [], []
+            if item is _DONE:
+                break
+        self.result.chunks_embedded = self.state.chunks_embedded
+        self.result.chunks_cached = self.state.chunks_cached
+
+    def _embed_group(self, group: list[_FileWork], todo: list[tuple[_FileWork, str, str]],
+                     writer: _Writer) -> None:  # fmt: skip
+        step_size = self.embedder.batch_size
+        for i in range(0, len(todo), step_size):
             if self.control.cancelled:
-                continue  # drain, so the reader can finish
+                return  # a half-embedded file is not written
             self.control.wait_if_paused()
-            self.state.current = item.record.path
-            if item.pieces:
-                todo = {h: p.embed_text for h, p in zip(item.hashes, item.pieces, strict=True)
-                        if h not in item.vectors}  # fmt: skip
-                self.state.chunks_cached += len(item.hashes) - len(todo)
-                pending = list(todo.items())
-                for i in range(0, len(pending), EMBED_STEP):
-                    if self.control.cancelled:
-                        break
-                    self.control.wait_if_paused()
-                    step = pending[i : i + EMBED_STEP]
-                    vectors = self.embedder.embed_documents([text for _, text in step])
-                    for (h, _), vec in zip(step, vectors, strict=True):
-                        item.new_vectors[h] = vec
-                    self.state.chunks_embedded += len(step)
-                    self._tick()
-                if self.control.cancelled:
-                    continue  # a half-embedded file is not written
-                item.vectors.update(item.new_vectors)
+            step = todo[i : i + step_size]
+            self.state.current = step[-1][0].record.path
+            vectors = self.embedder.embed_documents([text for _, _, text in step])
+            for (item, h, _), vec in zip(step, vectors, strict=True):
+                item.new_vectors[h] = vec
+            self.state.chunks_embedded += len(step)
+            self._tick()
+        if self.control.cancelled:
+            return
+        for item in group:
+            item.vectors.update(item.new_vectors)
             if item.pieces == [] and item.record.status == "skipped":
                 self.result.skipped.append((item.record.path, item.record.reason))
                 self.result.files_skipped += 1
             else:
                 self.result.files_indexed += 1
             writer.put(item)
+            self.state.current = item.record.path
             self.state.files_done += 1
-            self._tick()
-        self.result.chunks_embedded = self.state.chunks_embedded
-        self.result.chunks_cached = self.state.chunks_cached
+        self._tick()
 
     def _tick(self) -> None:
         s = self.state
@@ -409,10 +435,9 @@ class _Run:
 class _Writer:
     """Writer thread: batches finished files into a few LanceDB commits."""
 
-    def __init__(self, store: ProjectStore, gen: str, model_id: str, dims: int,
+    def __init__(self, store: ProjectStore, gen: str, embedder: Embedder | RemoteEmbedder,
                  cache: EmbeddingCache) -> None:  # fmt: skip
-        self.store, self.gen, self.model_id, self.dims, self.cache = (
-            store, gen, model_id, dims, cache)  # fmt: skip
+        self.store, self.gen, self.embedder, self.cache = store, gen, embedder, cache
         self.inbox: queue.Queue = queue.Queue(maxsize=256)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="codelamp-writer", daemon=True)
@@ -472,11 +497,13 @@ class _Writer:
         if not batch and not deleted:
             return
         fresh = {h: v for item in batch for h, v in item.new_vectors.items()}
-        self.cache.put_many(self.model_id, fresh)
+        if fresh:
+            self.embedder.verify()  # a server may have swapped models: nothing of it is kept
+        self.cache.put_many(self.embedder.model_id, fresh)
         pairs = [pair for item in batch if item.pieces
                  for pair in zip(item.pieces, item.hashes, strict=True)]  # fmt: skip
         vectors = {h: v for item in batch for h, v in item.vectors.items()}
-        chunks = _chunk_rows(pairs, vectors, self.dims) if pairs else None
+        chunks = _chunk_rows(pairs, vectors, self.embedder.dim) if pairs else None
         replaced = [item.record.path for item in batch if item.pieces is not None]
         self.store.write(self.gen, [item.record for item in batch], chunks, replaced, deleted)
 

@@ -201,6 +201,12 @@ def _truncated(path: Path, needed: int, have: int) -> ModelError:
     )
 
 
+def preset_for(*names: str) -> Preset:
+    """The preset of the first family any of these names (model name, file name) match."""
+    haystack = " ".join(names).lower()
+    return next((p for p in PRESETS if any(m in haystack for m in p.match)), GENERIC_PRESET)
+
+
 def inspect_model(path: str | Path) -> ModelInfo:
     """Read and validate a GGUF header. Raises ModelError with a message for the user."""
     path = Path(path).expanduser()
@@ -277,8 +283,7 @@ def _describe(path, size, version, meta, n_tensors, params, type_counts) -> Mode
         raise ModelError(f"{path}: a {arch} model needs tokenizer.ggml.token_type_count > 0.")
 
     name = str(meta.get("general.name") or meta.get("general.basename") or path.stem)
-    haystack = " ".join([name, str(meta.get("general.basename", "")), path.name]).lower()
-    preset = next((p for p in PRESETS if any(m in haystack for m in p.match)), GENERIC_PRESET)
+    preset = preset_for(name, str(meta.get("general.basename", "")), path.name)
 
     causal = meta.get(f"{arch}.attention.causal")
     causal = bool(causal) if causal is not None else arch not in NON_CAUSAL_ARCHS
@@ -315,11 +320,13 @@ def _quantization(meta: dict, type_counts: dict[str, int]) -> str:
     return max(type_counts, key=type_counts.get) if type_counts else "unknown"
 
 
-def check_dims(info: ModelInfo, expected_dims: int, index_model: str, where: str) -> None:
-    """Refuse to put vectors of the wrong size into an existing index."""
-    if info.embedding_dim != expected_dims:
+def check_dims(label: str, dims: int, expected_dims: int, index_model: str,
+               where: str) -> None:  # fmt: skip
+    """Refuse to put vectors of the wrong size into an existing index. ``label`` names
+    what makes ``dims``-dimension vectors (a model file, a server)."""
+    if dims != expected_dims:
         raise ModelError(
-            f"{info.path.name} makes {info.embedding_dim}-dimension vectors, but the index "
+            f"{label} makes {dims}-dimension vectors, but the index "
             f"for {where} holds {expected_dims}-dimension vectors from {index_model}. "
             "Re-index the project with the new model, or switch back to the old one."
         )

@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.core import damage
-from app.core.embedder import Embedder
+from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
+from app.core.remote import RemoteEmbedder
 from app.core.store import ProjectStore, sql_in
 
 MODES = ("hybrid", "vector", "lexical")
@@ -139,20 +140,34 @@ class _Matrix:
         return mask.to_numpy(zero_copy_only=False)
 
 
+def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> None:
+    """Queries must be embedded by the model that built the index: the same model id, or
+    (a server's index searched with a local copy of its model, or the other way round)
+    the same probe vector."""
+    if store.dims:
+        check_dims(embedder.label, embedder.dim, store.dims, store.model_id, str(store.root))
+    if store.model_id == embedder.model_id:
+        embedder.expect(store.probe_for(store.model_id))  # a server: does it still run it?
+        return
+    recorded = store.probe_for(store.model_id)
+    if recorded is None or probe_cosine(embedder.probe(), recorded) < PROBE_MIN_COSINE:
+        raise CodeLampError(
+            f"The index of {store.root} was built with {store.model_id}, not "
+            f"{embedder.model_id}. Search with the model it was built with (--model FILE, "
+            f"or --embedder URL for a server), re-index with `codelamp index {store.root}`, "
+            "or use lexical search, which needs no model."
+        )
+
+
 class Searcher:
     """Searches one project's index as it was when opened; :meth:`refresh` to catch up."""
 
-    def __init__(self, store: ProjectStore, embedder: Embedder | None = None) -> None:
+    def __init__(self, store: ProjectStore,
+                 embedder: Embedder | RemoteEmbedder | None = None) -> None:  # fmt: skip
         self.store = store
         self.embedder = embedder
-        if embedder is not None and store.model_id and store.model_id != embedder.model_id:
-            raise CodeLampError(
-                f"The index of {store.root} was built with {store.model_id}, not "
-                f"{embedder.model_id}. Re-index with `codelamp index {store.root}` "
-                "(or use lexical search, which needs no model)."
-            )
-        if embedder is not None and store.dims:
-            check_dims(embedder.info, store.dims, store.model_id, str(store.root))
+        if embedder is not None and store.model_id:
+            _check_model(store, embedder)
         self.refresh()
 
     def refresh(self) -> None:

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -304,15 +305,25 @@ class ProjectStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def prepare(self, model_id: str, dims: int, chunk_tokens: int | None = None) -> str:
+    def probe_for(self, model_id: str) -> list[float] | None:
+        """The probe vector (app.core.embedder.PROBE_TEXT) recorded for ``model_id``, by
+        the committed index or the one being built; None if none was."""
+        for prefix in ("", "building_"):
+            if self.meta.get(f"{prefix}model_id") == model_id and f"{prefix}probe" in self.meta:
+                return json.loads(self.meta[f"{prefix}probe"])
+        return None
+
+    def prepare(self, model_id: str, dims: int, chunk_tokens: int | None = None,
+                probe: Callable[[], Sequence[float]] | None = None) -> str:  # fmt: skip
         """Tables for ``model_id`` and the chunk limit: the active ones, or a fresh (or
-        resumed) pair."""
+        resumed) pair. A fresh pair records ``probe()``, the model's probe vector."""
         gen = generation(model_id, chunk_tokens)
         names = self.table_names()
         if gen != self.meta.get("generation") and self.meta.get("building") != gen:
             # Recorded first: a build interrupted from here on is "not finished".
+            extra = {"building_probe": _probe_json(probe())} if probe else {}
             self._write_meta(dict(self.meta, building=gen, building_model_id=model_id,
-                                  building_dims=str(dims)))  # fmt: skip
+                                  building_dims=str(dims), **extra))  # fmt: skip
         if f"chunks_{gen}" not in names:
             self.db.create_table(f"chunks_{gen}", schema=chunks_schema(dims))
         if f"files_{gen}" not in names:
@@ -336,8 +347,8 @@ class ProjectStore:
             (files_table.merge_insert("path").when_matched_update_all()
              .when_not_matched_insert_all().execute(data))  # fmt: skip
 
-    def finish(self, gen: str, model_id: str, dims: int, model_path: Path,
-               chunk_tokens: int | None = None, file_rules: str | None = None) -> None:  # fmt: skip
+    def finish(self, gen: str, model: ModelRecord, chunk_tokens: int | None = None,
+               file_rules: str | None = None) -> None:  # fmt: skip
         """After a complete run: make ``gen`` active, drop older generations, keep the
         full-text and vector indexes current, and compact. ``file_rules``: the version of
         the rules every file was last judged by (None: unchanged, a partial run)."""
@@ -345,9 +356,12 @@ class ProjectStore:
 
         chunks = self.chunks_table(gen)
         rows = chunks.count_rows()
-        meta = dict(self.meta, model_id=model_id, dims=str(dims), generation=gen,
-                    model_path=str(model_path), last_indexed=str(time.time()))  # fmt: skip
-        for key in ("chunk_tokens", "building", "building_model_id", "building_dims"):
+        dims = model.dims
+        meta = dict(self.meta, model_id=model.model_id, dims=str(dims), generation=gen,
+                    model_path=str(model.path), model_name=model.name,
+                    probe=_probe_json(model.probe), last_indexed=str(time.time()))  # fmt: skip
+        for key in ("chunk_tokens", "building", "building_model_id", "building_dims",
+                    "building_probe"):
             meta.pop(key, None)
         if file_rules is not None:
             meta["file_rules"] = file_rules
@@ -408,6 +422,27 @@ class ProjectStore:
         moment without it)."""
         self.db.open_table("meta").add(_meta_rows(meta), mode="overwrite")
         self.meta = meta
+
+
+@dataclass
+class ModelRecord:
+    """What an index records of the model that built it."""
+
+    model_id: str
+    name: str
+    dims: int
+    path: Path | str  # the GGUF file, "" when only a server had it
+    probe: Sequence[float]
+
+    @classmethod
+    def of(cls, embedder) -> ModelRecord:
+        """The record of a local or remote embedder (app.core.embedder, app.core.remote)."""
+        return cls(embedder.model_id, embedder.name, embedder.dim, embedder.model_path,
+                   embedder.probe())  # fmt: skip
+
+
+def _probe_json(probe: Sequence[float]) -> str:
+    return json.dumps([round(float(x), 6) for x in probe])
 
 
 def _read_every_row(table, columns: list[str]) -> None:

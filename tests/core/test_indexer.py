@@ -164,7 +164,7 @@ def test_pause_blocks_until_resume(tmp_path, embedder):
     assert outcome["result"].files_indexed == 6
 
 
-def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8):
+def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8, other_model):
     index_project(project, embedder)
     old_gen = ProjectStore.open(project).meta["generation"]
     with Embedder(default_model_q8) as q8:
@@ -174,8 +174,11 @@ def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8):
         assert store.model_id == q8.model_id and store.meta["generation"] != old_gen
         assert not any(old_gen in n for n in store.table_names()), "old tables dropped"
         assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
-    with pytest.raises(CodeLampError, match="Re-index"):
-        Searcher(ProjectStore.open(project), embedder)
+    # Another file of the same model (its probe vector agrees) searches the index ...
+    assert top_path(project, embedder, "hash a user's password with bcrypt") == "src/auth.go"
+    # ... another model does not.
+    with Embedder(other_model) as other, pytest.raises(CodeLampError, match="re-index"):
+        Searcher(ProjectStore.open(project), other)
 
 
 def test_chunk_limit_is_kept_until_changed(project, embedder):

@@ -108,9 +108,10 @@ def test_model_without_tokenizer(tmp_path):
 
 def test_dims_mismatch_with_an_existing_index(default_model):
     info = inspect_model(default_model)
-    check_dims(info, 384, "all-MiniLM-L6-v2", "~/src/app")  # same size: fine
+    # same size: fine
+    check_dims(info.path.name, info.embedding_dim, 384, "all-MiniLM-L6-v2", "~/src/app")
     with pytest.raises(ModelError, match="768-dimension vectors from nomic") as err:
-        check_dims(info, 768, "nomic-embed-text", "~/src/app")
+        check_dims(info.path.name, info.embedding_dim, 768, "nomic-embed-text", "~/src/app")
     assert "Re-index" in str(err.value)
 
 
