@@ -127,6 +127,43 @@ def resolve_model(model: str | None, store=None) -> Path:
     return install_default_model(progress=_progress).path
 
 
+def make_embedder(args: argparse.Namespace, store=None):
+    """The embedder the flags ask for: servers (--embedder URL ...) or a local GGUF."""
+    if not getattr(args, "embedder", None):
+        from app.core.embedder import Embedder
+
+        return Embedder(resolve_model(args.model, store))
+    from app.core.models import find_model_file
+    from app.core.remote import RemoteEmbedder
+
+    return RemoteEmbedder(args.embedder, model=args.embedder_model, local_model=args.model,
+                          find_local=find_model_file,
+                          concurrency=args.embedder_concurrency)  # fmt: skip
+
+
+def _add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--model", metavar="FILE", help=f"GGUF file (default: {default}); with "
+                   "--embedder, the file the server runs (for its tokenizer and a check)")
+    p.add_argument("--embedder", action="append", metavar="URL",
+                   help="embed on an OpenAI-compatible server, e.g. http://gpu-box:8080/v1; "
+                   "repeat for several (load-balanced). API key: $CODELAMP_API_KEY or the "
+                   "system keyring")
+    p.add_argument("--embedder-model", metavar="NAME",
+                   help="the model name to ask the server for (default: the one it lists)")
+    p.add_argument("--embedder-concurrency", type=_positive, default=2, metavar="N",
+                   help="requests in flight per server (default 2)")
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of at least 1")
+    return number
+
+
 class _ProgressLine:
     """A one-line progress display on stderr, redrawn at most ten times a second."""
 
@@ -189,11 +226,10 @@ def _chunk_tokens(value: str) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from app.core.embedder import Embedder
     from app.core.indexer import check_root
 
     root = check_root(Path(args.path))
-    embedder = Embedder(resolve_model(args.model))
+    embedder = make_embedder(args)
     with embedder:
         result = _index_until_interrupted(root, embedder, chunk_tokens=args.chunk_tokens,
                                           progress=_index_progress(args.json))  # fmt: skip
@@ -220,14 +256,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from app.core.embedder import Embedder
     from app.core.indexer import check_root
     from app.core.search import Searcher
     from app.core.store import ProjectStore
 
     root = check_root(Path(args.path))
     store = ProjectStore.open(root)
-    embedder = None if args.mode == "lexical" else Embedder(resolve_model(args.model, store))
+    embedder = None if args.mode == "lexical" else make_embedder(args, store)
     searcher = Searcher(store, embedder)
 
     def run(query: str) -> list:
@@ -302,12 +337,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     or SIGTERM; one line per update. The watchers only ever catch up a committed index."""
     import threading
 
-    from app.core.embedder import Embedder
     from app.core.indexer import check_root
     from app.core.watcher import ProjectWatcher
 
     roots = list(dict.fromkeys(check_root(Path(p)) for p in args.paths))
-    embedder = Embedder(resolve_model(args.model))
+    embedder = make_embedder(args)
     progress = _index_progress(args.json)
     for root in roots:
         if _index_until_interrupted(root, embedder, progress=progress).cancelled:
@@ -385,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="index (or update the index of) a project folder")
     p.add_argument("path")
-    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
+    _add_model_flags(p, "the default model")
     p.add_argument("--chunk-tokens", type=_chunk_tokens, metavar="N",
                    help="largest chunk in tokens, at least 64; 0 = the model's limit "
                    "(default: what the index was built with)")  # fmt: skip
@@ -399,13 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="only these languages, e.g. python or python,go")
     p.add_argument("--path", dest="path_glob", metavar="GLOB",
                    help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
-    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the one that indexed)")
+    _add_model_flags(p, "the one that indexed")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("watch", help="index, then re-index files as they change (until "
                        "Ctrl+C)")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
+    _add_model_flags(p, "the default model")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("status", help="what is indexed, skipped, and with which model")

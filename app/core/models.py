@@ -207,6 +207,21 @@ def preset_for(*names: str) -> Preset:
     return next((p for p in PRESETS if any(m in haystack for m in p.match)), GENERIC_PRESET)
 
 
+def find_model_file(name: str) -> Path | None:
+    """A GGUF file in the models folders that is the model called ``name`` (as a server
+    lists it): the same file name, or the same known family. None if there is none."""
+    from app import paths
+
+    wanted, family = name.lower().removesuffix(".gguf"), preset_for(name)
+    for folder in (paths.models_dir(), paths.bundled_models_dir()):
+        files = sorted(folder.glob("*.gguf")) if folder and folder.is_dir() else []
+        for path in files:
+            if path.stem.lower() == wanted or (family is not GENERIC_PRESET
+                                               and preset_for(path.name) is family):
+                return path
+    return None
+
+
 def inspect_model(path: str | Path) -> ModelInfo:
     """Read and validate a GGUF header. Raises ModelError with a message for the user."""
     path = Path(path).expanduser()

@@ -50,6 +50,7 @@ from app.core.embedder import (
     PROBE_MIN_COSINE,
     PROBE_TEXT,
     Embedder,
+    LoadCancelled,
     LoadProgress,
     Tokenizer,
     probe_cosine,
@@ -77,19 +78,35 @@ UNKNOWN_MAX_TOKENS = 512
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    """A failure worth another try. ``busy``: the server answered that it is overloaded
+    (429, 5xx), as opposed to not answering at all."""
+
+    def __init__(self, message: str, retry_after: float | None = None,
+                 busy: bool = False) -> None:  # fmt: skip
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after, self.busy = retry_after, busy
+
+
+def _patiently(call: Callable[[], np.ndarray]) -> np.ndarray:
+    """``call()``, retried with backoff while the server says it is busy. A server that
+    does not answer at all fails at once: there may be another one to try."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return call()
+        except _Retryable as exc:
+            if not exc.busy or attempt == MAX_ATTEMPTS:
+                raise
+            time.sleep(max(exc.retry_after or 0.0, min(BACKOFF_S * 2 ** (attempt - 1),
+                                                         BACKOFF_MAX_S)))  # fmt: skip
+    raise AssertionError("unreachable")
 
 
 def endpoint_url(url: str) -> str:
     """The base URL of an OpenAI-compatible API (ending in /v1 or the path given), from
     what a user may type: ``host:port``, ``http://host:port``, ``.../v1`` or the full
     ``.../v1/embeddings``."""
-    text = url.strip().rstrip("/")
-    if "://" not in text:
-        text = "http://" + text
-    parts = urlsplit(text)
+    text = url.strip()
+    parts = urlsplit(text if "://" in text else "http://" + text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{url!r} is not an embedding server URL; use e.g. "
                          "http://gpu-box:8080/v1")  # fmt: skip
@@ -97,7 +114,7 @@ def endpoint_url(url: str) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise UsageError(f"{url!r}: {exc}") from None
-    path = parts.path.removesuffix("/embeddings").rstrip("/") or "/v1"
+    path = parts.path.rstrip("/").removesuffix("/embeddings") or "/v1"
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
@@ -138,6 +155,7 @@ class _Endpoint:
         self.https, self.host, self.port = parts.scheme == "https", parts.hostname, parts.port
         self.path = parts.path
         self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self.failures = 0  # in a row
         self.open_until = 0.0  # the circuit is open (no requests) until then
@@ -166,10 +184,22 @@ class _Endpoint:
         if conn is None or fresh:
             if conn is not None:
                 conn.close()
+                with self._lock:
+                    self._connections.remove(conn)
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
             conn = kind(self.host, self.port, timeout=CONNECT_TIMEOUT_S)
             self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (after the senders have stopped)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         """One request; the JSON answer. Raises _Retryable or ModelError."""
@@ -221,7 +251,7 @@ class _Endpoint:
                 wait = float(retry_after) if retry_after else None
             except ValueError:
                 wait = None
-            raise _Retryable(f"HTTP {status}{': ' + detail if detail else ''}", wait)
+            raise _Retryable(f"HTTP {status}{': ' + detail if detail else ''}", wait, busy=True)
         if status != 200:
             raise ModelError(f"The embedding server at {self.url} answered HTTP {status}"
                              f"{': ' + detail if detail else ''}.")  # fmt: skip
@@ -301,18 +331,23 @@ class _Job:
 
 
 class RemoteEmbedder:
-    """Embeds on one or more OpenAI-compatible servers. Thread-safe; connects on first use."""
+    """Embeds on one or more OpenAI-compatible servers. Thread-safe; connects on first use
+    (anything about the model, its id included, needs the servers)."""
 
     def __init__(
         self,
         urls: Sequence[str],
         model: str | None = None,
         local_model: str | Path | None = None,
+        find_local: Callable[[str], Path | None] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         max_inputs: int = DEFAULT_MAX_INPUTS,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        """``local_model``: the GGUF file the servers run (checked by its probe). Without
+        it, ``find_local(model name)`` may offer a local file of that name, used only if its
+        probe matches the server's."""
         bases = list(dict.fromkeys(endpoint_url(u) for u in urls))
         if not bases:
             raise UsageError("Give at least one embedding server URL.")
@@ -322,16 +357,18 @@ class RemoteEmbedder:
         self.model = model
         self.concurrency, self.batch_tokens, self.max_inputs = (
             concurrency, batch_tokens, max_inputs)  # fmt: skip
-        # The GGUF the servers run, when known: the model id, tokens, limits and prefixes.
-        self._local = Embedder(local_model) if local_model else None
-        self._tokenizer = Tokenizer(self._local.info) if self._local else None
+        self._explicit = Embedder(local_model) if local_model else None
+        self._find_local = find_local
+        self._local: Embedder | None = None  # the GGUF the servers run, once confirmed
+        self._tokenizer: Tokenizer | None = None
+        self._identified = False
         self._lock = threading.RLock()
         self._jobs: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._senders: list[threading.Thread] = []
         self._closed = threading.Event()
         self._reference: np.ndarray | None = None  # the probe every endpoint must match
-        self._dims: int | None = self._local.dim if self._local else None
+        self._dims: int | None = None
         self._fatal: ModelError | None = None  # an endpoint ran another model
 
     # --- what callers know ---------------------------------------------------------------
@@ -350,59 +387,101 @@ class RemoteEmbedder:
 
     @property
     def name(self) -> str:
-        if self._local:
-            return self._local.name
-        self._discover()
-        return self.model or "unnamed model"
+        self._identify()
+        return self._local.name if self._local else (self.model or "unnamed model")
 
     @property
     def preset(self):
-        return self._local.preset if self._local else preset_for(self.name)
+        self._identify()
+        return self._local.preset if self._local else preset_for(self.model or "")
 
     @property
     def model_id(self) -> str:
         """The local model's id when the servers run a known GGUF: their index is then the
         very one a local run builds. Otherwise ``remote:<model name>``."""
+        self._identify()
         return self._local.model_id if self._local else f"remote:{self.name}"
 
     @property
     def model_path(self) -> Path | str:
+        self._identify()
         return self._local.model_path if self._local else ""
 
     @property
     def dim(self) -> int:
-        if self._dims is None:
-            self.load()
+        self._identify()
         return self._dims
 
     @property
     def max_tokens(self) -> int:
+        self._identify()
         if self._local:
             return self._local.max_tokens
         return self.preset.max_tokens or UNKNOWN_MAX_TOKENS
 
     @property
     def loaded(self) -> bool:
-        return self._reference is not None
+        return bool(self._senders)
 
     def count_tokens(self, text: str) -> int:
+        self._identify()
         if self._tokenizer:
             return self._tokenizer.count_tokens(text)
         return 2 + -(-len(text.encode("utf-8", errors="replace")) // BYTES_PER_TOKEN)
 
     # --- connecting ----------------------------------------------------------------------
 
-    def _discover(self) -> None:
-        """The model name, from the first server that lists one."""
+    def _identify(self, progress: LoadProgress | None = None) -> None:
+        """Which model the servers run: its name, its local GGUF if there is one, its
+        probe vector and dimensions. Asks the first server that answers."""
         with self._lock:
-            if self.model is None and not self._local:
+            if self._identified:
+                return
+            progress = progress or (lambda f, m: None)
+            if self.model is None:
                 names = next((n for e in self.endpoints if (n := e.model_names())), [])
                 if names:
                     self.model = Path(names[0]).name.removesuffix(".gguf")
+            candidate = self._explicit
+            if candidate is None and self._find_local and self.model:
+                path = self._find_local(self.model)
+                candidate = Embedder(path) if path else None
+            if candidate is not None:
+                progress(0.0, f"Loading {candidate.label} to check the server…")
+                local_probe = candidate.probe()
+                candidate.close()  # only its probe was needed
+                if candidate is self._explicit:
+                    self._reference = local_probe  # the server must run this file
+                else:  # a guess by name: kept only if the server agrees
+                    server_probe = self._first_probe(candidate.preset.document_prefix)
+                    if probe_cosine(server_probe, local_probe) < PROBE_MIN_COSINE:
+                        log.info("%s is not the model %s runs", candidate.label, self.label)
+                        candidate = None
+                    else:
+                        self._reference = local_probe
+            if candidate is not None:
+                self._local, self._tokenizer = candidate, Tokenizer(candidate.info)
+                self._dims = candidate.dim
+            else:
+                self._reference = self._first_probe(preset_for(self.model or "").document_prefix)
+                self._dims = len(self._reference)
+            self._identified = True
+
+    def _first_probe(self, prefix: str) -> np.ndarray:
+        problems = []
+        for endpoint in self.endpoints:
+            try:
+                return _patiently(lambda e=endpoint: e.embed([prefix + PROBE_TEXT], self.model,
+                                                             None)[0])  # fmt: skip
+            except _Retryable as exc:
+                endpoint.failed(str(exc))
+                problems.append(f"{endpoint.url}: {exc}")
+        raise ModelError(f"Cannot use {self.label} ({'; '.join(problems)}).")
 
     def expect(self, probe: Sequence[float] | None) -> None:
         """The index being written or searched records ``probe`` for this model: every
         endpoint must match it (checked now for those already in use)."""
+        self._identify()
         if probe is None:
             return
         with self._lock:
@@ -422,16 +501,10 @@ class RemoteEmbedder:
                 raise self._fatal
             if self._senders and all(e.verified or e.is_open() for e in self.endpoints):
                 return
-            self._discover()
-            if self._reference is None and self._local is not None:
-                progress(0.0, f"Loading {self._local.label} to check the server…")
-                self._reference = self._local.probe()  # the model the server should run
-                self._local.close()  # only its probe was needed
+            self._identify(progress)
             problems = []
             for i, endpoint in enumerate(self.endpoints):
                 if cancelled and cancelled():
-                    from app.core.embedder import LoadCancelled
-
                     raise LoadCancelled("Connecting to the embedding server was cancelled.")
                 progress(i / len(self.endpoints), f"Checking {endpoint.url}…")
                 if endpoint.verified:
@@ -455,24 +528,20 @@ class RemoteEmbedder:
             progress(1.0, "Embedding server ready")
 
     def _verify(self, endpoint: _Endpoint) -> None:
-        """Embed the probe on ``endpoint`` and hold it to the reference (the first probe
-        becomes the reference when there is none yet)."""
-        vec = endpoint.embed([self.preset.document_prefix + PROBE_TEXT], self.model,
-                             self._dims)[0]  # fmt: skip
+        """Embed the probe on ``endpoint`` and hold it to the reference."""
+        text = self.preset.document_prefix + PROBE_TEXT
+        vec = _patiently(lambda: endpoint.embed([text], self.model, None)[0])
         with self._lock:
-            if self._reference is None:
-                self._reference = vec
             cosine = probe_cosine(vec, self._reference)
             if cosine < PROBE_MIN_COSINE:
                 self._fatal = ModelError(
                     f"The embedding server at {endpoint.url} runs another model than "
-                    f"{'this index was built with' if self._local is None else self.name} "
+                    f"{self.name if self._explicit else 'this index was built with'} "
                     f"(its vector of a fixed text differs: cosine {cosine:.3f}, not "
                     f">= {PROBE_MIN_COSINE}). Nothing from it was written. Point CodeLamp "
                     "at a server running the same model, or re-index with this one."
                 )
                 raise self._fatal
-            self._dims = len(vec)
             endpoint.verified = True
             endpoint.succeeded()
 
@@ -489,7 +558,7 @@ class RemoteEmbedder:
             raise self._fatal
 
     def probe(self) -> np.ndarray:
-        self.load()
+        self._identify()
         return self._reference
 
     # --- embedding -----------------------------------------------------------------------
@@ -616,10 +685,10 @@ class RemoteEmbedder:
             thread.join(timeout=1.0)
         self._senders.clear()
         self._closed.clear()
+        for endpoint in self.endpoints:
+            endpoint.close()
         if self._tokenizer:
             self._tokenizer.close()
-        if self._local:
-            self._local.close()
 
     def __enter__(self) -> RemoteEmbedder:
         return self
