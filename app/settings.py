@@ -28,6 +28,11 @@ class Settings:
     unwatched: list[str] = field(default_factory=list)  # projects with watching turned off
     model_path: str = ""  # "" = the default model
     threads: int = 0  # 0 = one per physical core
+    # Embedding servers (OpenAI-compatible); none = the local model. Their API key lives
+    # in $CODELAMP_API_KEY or the system keyring, never here.
+    embedder_urls: list[str] = field(default_factory=list)
+    embedder_model: str = ""  # "" = the model the server lists
+    embedder_concurrency: int = 2  # requests in flight per server
     max_file_kb: int = DEFAULT_MAX_FILE_BYTES // 1024
     max_chunk_tokens: int = 0  # 0 = the model's own limit
     ignore_patterns: list[str] = field(default_factory=list)  # .gitignore syntax, all projects
@@ -72,6 +77,12 @@ class Settings:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
         os.replace(tmp, path)
+
+    @property
+    def embedding(self) -> tuple:
+        """Everything that chooses the embedder: a change means another model."""
+        return (self.model_path, self.threads, tuple(self.embedder_urls), self.embedder_model,
+                self.embedder_concurrency)  # fmt: skip
 
     @property
     def max_file_bytes(self) -> int:

@@ -25,6 +25,9 @@ GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
 def codelamp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "codelamp-home"
     monkeypatch.setenv("CODELAMP_HOME", str(home))
+    # Never the user's keyring: API keys come from the environment in tests.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("CODELAMP_API_KEY", raising=False)
     return home
 
 
@@ -75,6 +78,24 @@ def other_model(built_models: Path) -> Path:
 
     return swapped_layers_copy(built_models / "all-MiniLM-L6-v2.f16.gguf",
                                built_models / "other-384.f16.gguf")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def embedding_server(default_model: Path) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server, serving the default model; its URL."""
+    from embedding_servers import llama_server
+
+    with llama_server(default_model) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def other_embedding_server(other_model: Path) -> Iterator[str]:
+    """The same server, running another model of the same shape."""
+    from embedding_servers import llama_server
+
+    with llama_server(other_model) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -197,6 +197,11 @@ class Embedder:
         return self.info.path
 
     @property
+    def resident_bytes(self) -> int:
+        """Memory the loaded weights take (they are read into memory, not mapped)."""
+        return self.info.file_size
+
+    @property
     def max_tokens(self) -> int:
         return self.info.max_tokens
 

@@ -407,6 +407,8 @@ class RemoteEmbedder:
         self._identify()
         return self._local.model_path if self._local else ""
 
+    resident_bytes = 0  # the model lives on the servers; only its vocabulary is here
+
     @property
     def dim(self) -> int:
         self._identify()

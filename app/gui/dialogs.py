@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -97,6 +98,8 @@ class SettingsDialog(QDialog):
         self.high = self._percent(settings.memory_high_percent)
         self.critical = self._percent(settings.memory_critical_percent)
 
+        server = self._server_box(settings)
+
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_file, 1)
         model_row.addWidget(browse)
@@ -118,8 +121,56 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(server)
         layout.addWidget(buttons)
         self._describe()
+
+    def _server_box(self, settings) -> QGroupBox:
+        """Embedding servers (OpenAI-compatible), instead of the model on this computer."""
+        from app.core.remote import API_KEY_ENV
+
+        box = QGroupBox("Embedding server (optional)")
+        self.server_urls = QPlainTextEdit("\n".join(settings.embedder_urls))
+        self.server_urls.setPlaceholderText("e.g. http://gpu-box:8080/v1, one per line; "
+                                            "empty: embed on this computer")  # fmt: skip
+        self.server_urls.setMaximumHeight(60)
+        self.server_urls.setToolTip(
+            "Any OpenAI-compatible /v1/embeddings server: llama.cpp, vLLM, "
+            "text-embeddings-inference, Ollama, LM Studio. Several are load-balanced. Your "
+            "code is sent to them: use only servers you trust. The model file chosen above, "
+            "if any, must be the one the server runs.")
+        self.server_model = QLineEdit(settings.embedder_model)
+        self.server_model.setPlaceholderText("the model the server lists")
+        self.server_concurrency = QSpinBox()
+        self.server_concurrency.setRange(1, 64)
+        self.server_concurrency.setValue(settings.embedder_concurrency)
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText(
+            f"from ${API_KEY_ENV} or the system keyring; type one to store it there")
+        form = QFormLayout(box)
+        form.addRow("Servers", self.server_urls)
+        form.addRow("Model name", self.server_model)
+        form.addRow("Requests in flight", self.server_concurrency)
+        form.addRow("API key", self.api_key)
+        return box
+
+    def _server_urls(self) -> list[str] | None:
+        """The server URLs typed, normalised; None (after saying why) if one is wrong or
+        the key cannot be stored."""
+        from app.core.remote import endpoint_url, save_api_key
+
+        try:
+            urls = list(dict.fromkeys(endpoint_url(line) for line in
+                                      self.server_urls.toPlainText().splitlines()
+                                      if line.strip()))  # fmt: skip
+            if key := self.api_key.text().strip():
+                for url in urls:
+                    save_api_key(url, key)
+        except CodeLampError as exc:
+            QMessageBox.warning(self, "Embedding server", str(exc))
+            return None
+        return urls
 
     @staticmethod
     def _percent(value: float) -> QDoubleSpinBox:
@@ -165,7 +216,13 @@ class SettingsDialog(QDialog):
             QMessageBox.warning(self, "Memory thresholds",
                                 "The pause threshold must be above the warning threshold.")
             return
+        urls = self._server_urls()
+        if urls is None:
+            return
         s = self.settings
+        s.embedder_urls = urls
+        s.embedder_model = self.server_model.text().strip()
+        s.embedder_concurrency = self.server_concurrency.value()
         s.model_path = self.model_file.text() if self.use_file.isChecked() else ""
         s.threads = self.threads.value()
         s.max_file_kb = self.max_file_kb.value()

@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         quiet_gc()  # now, and again once the engine is imported (warm_up)
         self.settings = settings
         self.setWindowTitle("CodeLamp")
-        self.gate = ModelGate(settings.model_path, settings.threads)
+        self.gate = ModelGate(settings)
         self.engine = Engine(self.gate)
         self.indexer = IndexWorker(self.gate, settings)
         self.watch_hub = WatchHub()
@@ -571,8 +571,9 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _model_ready(self, model_id: str) -> None:
-        if self.gate.embedder is not None:
-            self.memory.model_bytes = self.gate.embedder.info.file_size
+        embedder = self.gate.embedder
+        if embedder is not None:
+            self.memory.model_bytes = embedder.resident_bytes
         if self.indexing is None:
             self._hide_work()
             if self.message.text().startswith("Loading the model"):
@@ -590,14 +591,14 @@ class MainWindow(QMainWindow):
             self.mode.setCurrentIndex(len(MODES) - 1)
 
     def open_settings(self) -> None:
-        before = (self.settings.model_path, self.settings.threads)
+        before = self.settings.embedding
         chunks_before = self.settings.max_chunk_tokens
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.settings.save()
         self.memory.refresh()
-        if (self.settings.model_path, self.settings.threads) != before:
+        if self.settings.embedding != before:
             self._switch_model()
         elif self.settings.max_chunk_tokens != chunks_before:
             self.message.setText("The new chunk limit applies when a project is next "
@@ -610,7 +611,7 @@ class MainWindow(QMainWindow):
                                     "next index; the current one finishes first.")  # fmt: skip
         self.watch_hub.stop_all(flush=True)
         old = self.gate
-        self.gate = ModelGate(self.settings.model_path, self.settings.threads)
+        self.gate = ModelGate(self.settings)
         self.engine.gate = self.indexer.gate = self.gate
         QMetaObject.invokeMethod(self.engine, "forget_all", Qt.ConnectionType.QueuedConnection)
         if self.indexing is None:

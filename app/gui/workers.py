@@ -36,8 +36,11 @@ class ModelGate:
     """The shared model: found or built, checked against free memory, and loaded once,
     by whichever worker needs it first, with progress and cancel."""
 
-    def __init__(self, model_path: str = "", threads: int = 0) -> None:
-        self.model_path, self.threads = model_path, threads
+    def __init__(self, settings) -> None:
+        self.model_path, self.threads = settings.model_path, settings.threads
+        self.urls = list(settings.embedder_urls)
+        self.remote_model = settings.embedder_model or None
+        self.concurrency = settings.embedder_concurrency
         self.embedder = None
         self.cancel = threading.Event()
         self._lock = threading.Lock()
@@ -62,8 +65,15 @@ class ModelGate:
         from app.core.default_model import install_default_model
         from app.core.embedder import Embedder
         from app.core.memory import model_fits
-        from app.core.models import human_size
+        from app.core.models import find_model_file, human_size
 
+        if self.urls:  # embedding servers: nothing big is loaded here
+            from app.core.remote import RemoteEmbedder
+
+            return RemoteEmbedder(self.urls, model=self.remote_model,
+                                  local_model=self.model_path or None,
+                                  find_local=find_model_file,
+                                  concurrency=self.concurrency)  # fmt: skip
         if self.model_path:
             path = Path(self.model_path)
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from embedding_servers import FaultProxy, free_port, llama_server
+from embedding_servers import FaultProxy, free_port
 from sample_project import make_project
 from texts import TEXTS
 
@@ -24,16 +24,14 @@ from app.core.store import NotFinished, ProjectStore
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(default_model: Path) -> str:
-    with llama_server(default_model) as url:
-        yield url
+@pytest.fixture
+def server(embedding_server: str) -> str:
+    return embedding_server
 
 
-@pytest.fixture(scope="module")
-def other_server(other_model: Path) -> str:
-    with llama_server(other_model) as url:
-        yield url
+@pytest.fixture
+def other_server(other_embedding_server: str) -> str:
+    return other_embedding_server
 
 
 @pytest.fixture

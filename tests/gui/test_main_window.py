@@ -283,6 +283,44 @@ def test_chunk_limit_from_settings_reaches_the_index(qtbot, window, project):
     assert window.statuses[str(project)]["chunk_tokens"] == MIN_CHUNK_TOKENS
 
 
+def test_index_and_search_on_an_embedding_server(qtbot, window, project, embedding_server,
+                                                  warnings_shown, monkeypatch):  # fmt: skip
+    def fill_in(dialog):  # what the user types, then OK
+        dialog.server_urls.setPlainText(embedding_server.removeprefix("http://") + "/embeddings")
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(SettingsDialog, "exec", fill_in)
+    window.open_settings()
+    assert window.settings.embedder_urls == [embedding_server], "kept as a base URL"
+    assert Settings.load().embedder_urls == [embedding_server]
+    assert window.add_project(str(project))
+    wait_indexed(qtbot, window, project)
+    assert window.gate.embedder.label == f"the embedding server at {embedding_server}"
+    # The server runs the default model, which is installed here: the index is its own.
+    assert window.statuses[str(project)]["model"].startswith("all-MiniLM-L6-v2")
+    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
+    assert window.results.current_result().path == "src/upload.py"
+    assert not warnings_shown
+
+
+def test_settings_say_why_a_key_cannot_be_stored(qtbot, window, warnings_shown):
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.server_urls.setPlainText("http://gpu-box:8080/v1\nnot a url://x")
+    dialog.accept()
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted
+    assert any("is not an embedding server URL" in w for w in warnings_shown)
+    dialog.server_urls.setPlainText("http://gpu-box:8080/v1")
+    dialog.api_key.setText("s3cret")  # the tests' keyring refuses every key
+    dialog.accept()
+    assert dialog.result() != SettingsDialog.DialogCode.Accepted
+    assert any("CODELAMP_API_KEY" in w for w in warnings_shown)
+    assert window.settings.embedder_urls == []
+    assert "s3cret" not in Settings.load().__repr__()
+
+
 def test_without_a_usable_model_exact_words_still_work(qtbot, installed_default_model,
                                                        warnings_shown, memory, project,
                                                        tmp_path):  # fmt: skip
@@ -354,8 +392,9 @@ def test_watching_keeps_results_fresh_and_can_be_turned_off(qtbot, window, proje
 def test_model_loading_can_be_cancelled_and_retried(installed_default_model):
     from app.core.embedder import LoadCancelled
     from app.gui.workers import ModelGate
+    from app.settings import Settings
 
-    gate = ModelGate(str(installed_default_model))
+    gate = ModelGate(Settings(model_path=str(installed_default_model)))
     seen: list[float] = []
 
     def cancel_midway(fraction: float, _message: str) -> None:
