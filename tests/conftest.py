@@ -83,7 +83,7 @@ def other_model(built_models: Path) -> Path:
 @pytest.fixture(scope="session")
 def embedding_server(default_model: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server, serving the default model; its URL."""
-    from embedding_servers import llama_server
+    from llama_server import llama_server
 
     with llama_server(default_model) as url:
         yield url
@@ -92,7 +92,7 @@ def embedding_server(default_model: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def other_embedding_server(other_model: Path) -> Iterator[str]:
     """The same server, running another model of the same shape."""
-    from embedding_servers import llama_server
+    from llama_server import llama_server
 
     with llama_server(other_model) as url:
         yield url

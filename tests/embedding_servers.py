@@ -1,63 +1,16 @@
-"""Real embedding servers for tests: llama-cpp-python's OpenAI-compatible server in its own
-process, and a fault-injecting HTTP proxy in front of it (a real TCP server on 127.0.0.1)
-that answers with the errors real servers give: 429/5xx bursts, 401, wrong dimensions,
-NaN, missing vectors, slowness, or another model behind the same URL."""
+"""A fault-injecting HTTP proxy (a real TCP server on 127.0.0.1) in front of a real
+embedding server (scripts/llama_server.py). It answers with the errors real servers give:
+429/5xx bursts, 401, wrong dimensions, NaN, missing vectors, slowness, or another model
+behind the same URL."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def llama_server(model: Path, threads: int = 1, log: Path | None = None) -> Iterator[str]:
-    """llama-cpp-python's server for ``model``; yields its base URL (…/v1)."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-           "--embedding", "true", "--n_ctx", "256", "--n_batch", "256", "--n_ubatch", "256",
-           "--n_threads", str(threads), "--n_threads_batch", str(threads),
-           "--flash_attn", "true", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-            try:
-                urllib.request.urlopen(url + "/models", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log:
-            out.close()
 
 
 class FaultProxy:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from embedding_servers import FaultProxy, free_port
+from embedding_servers import FaultProxy
+from llama_server import free_port
 from sample_project import make_project
 from texts import TEXTS
 
