@@ -33,6 +33,8 @@ class FaultProxy:
         self.switch_after: tuple[int, str] | None = None
         self.requests = 0  # embedding requests answered
         self.inputs = 0  # texts embedded through this proxy
+        self.batches: list[list[str]] = []  # the texts of each embedding request
+        self.in_flight = self.most_in_flight = 0
         self._failures: list[int] = []
         self._lock = threading.Lock()
         proxy = self
@@ -78,6 +80,16 @@ class FaultProxy:
         handler.wfile.write(payload)
 
     def _forward(self, handler, body: bytes | None) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self._answer(handler, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler, body: bytes | None) -> None:
         time.sleep(self.delay)
         path = handler.path.removeprefix("/v1")
         if self.require_key and handler.headers.get("Authorization") != (
@@ -105,7 +117,8 @@ class FaultProxy:
             payload = self._break(json.loads(payload))
             with self._lock:
                 self.requests += 1
-                self.inputs += len(json.loads(body)["input"])
+                self.batches.append(json.loads(body)["input"])
+                self.inputs += len(self.batches[-1])
         self._reply(handler, status, payload)
 
     def _break(self, answer: dict) -> bytes:

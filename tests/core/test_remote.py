@@ -203,6 +203,19 @@ def test_a_dead_endpoint_is_routed_around(proxy, default_model, embedder, projec
     assert top(project, embedder, "retry a failed upload", k=1)[0].startswith("src/upload.py")
 
 
+def test_batches_are_sized_by_tokens_with_several_in_flight(proxy, embedder, default_model):
+    texts = [f"def f{i}():\n    return {'x + ' * (i % 40)}1" for i in range(120)]
+    proxy.delay = 0.2  # so that requests overlap
+    with remote(proxy.url, default_model, batch_tokens=300, max_inputs=16,
+                concurrency=3) as emb:  # fmt: skip
+        got = emb.embed_documents(texts)
+    assert (got * embedder.embed_documents(texts)).sum(axis=1).min() >= 0.999, "in order"
+    sizes = [sum(embedder.count_tokens(t) for t in batch) for batch in proxy.batches[1:]]
+    assert max(sizes) <= 300 and max(len(b) for b in proxy.batches) <= 16
+    assert sum(sizes) > 300 * (len(sizes) - 1) / 2, "batches are filled, not one text each"
+    assert proxy.most_in_flight >= 3, "three requests at once"
+
+
 def test_a_slow_endpoint_gets_less_work(server, default_model):
     with FaultProxy(server) as fast, FaultProxy(server) as slow:
         slow.delay = 0.5
