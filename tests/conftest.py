@@ -130,3 +130,27 @@ def embedder(default_model: Path) -> Iterator:
 
     with Embedder(default_model) as emb:
         yield emb
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator:
+    """moto's S3 server, a separate process on 127.0.0.1 that checks credentials."""
+    from s3_server import start_server
+
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(10)
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):
+    """The AWS variables for the test server, set for this test (and its subprocesses)."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3",
+                 "AWS_DEFAULT_REGION"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

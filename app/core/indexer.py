@@ -38,6 +38,7 @@ from app.core.files import (
     load_text,
 )
 from app.core.lexical import fts_text
+from app.core.location import Location
 from app.core.lock import writer_lock
 from app.core.models import check_dims
 from app.core.remote import RemoteEmbedder
@@ -48,6 +49,7 @@ from app.core.store import (
     ProjectStore,
     chunks_schema,
     generation,
+    index_command,
     not_finished,
     storage_error,
 )
@@ -157,6 +159,7 @@ def index_project(
     only: Sequence[str] | None = None,
     chunk_tokens: int | None = None,
     catch_up_only: bool = False,
+    location: Location | None = None,
 ) -> IndexResult:
     """Bring the index of ``root`` up to date with its files.
 
@@ -172,16 +175,20 @@ def index_project(
     date: it never starts or resumes a build the user did not ask for, and raises
     NotFinished instead.
 
-    A full or read-only disk raises a CodeLampError that says so; what was committed
-    before stays as it was, searchable.
+    ``location``: where the index is (default: the app's own index of ``root``).
+
+    A full or read-only disk, or a store that cannot be reached, raises a CodeLampError
+    that says so; what was committed before stays as it was, searchable.
     """
     root = check_root(root)
+    location = location or Location.of_project(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl(), catch_up_only)  # fmt: skip
+               control or IndexControl(), catch_up_only, location)  # fmt: skip
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
         with writer_lock(root, cancelled=lambda: run.control.cancelled, on_wait=run.waiting,
-                         activity="updating" if catch_up_only else "indexing") as locked:
+                         activity="updating" if catch_up_only else "indexing",
+                         key=location.key if location.shared else None) as locked:
             if not locked:
                 run.result.cancelled = True
                 return run.result
@@ -189,7 +196,7 @@ def index_project(
     except CodeLampError:
         raise
     except Exception as exc:
-        if (problem := storage_error(exc)) is not None:
+        if (problem := location.unavailable(exc) or storage_error(exc)) is not None:
             raise problem from exc
         raise
 
@@ -202,8 +209,9 @@ def effective_chunk_tokens(requested: int | None, recorded: int | None,
 
 
 class _Run:
-    def __init__(self, root, embedder, cache, progress, control, catch_up_only) -> None:
-        self.root, self.embedder, self.cache = root, embedder, cache
+    def __init__(self, root, embedder, cache, progress, control, catch_up_only,
+                 location) -> None:  # fmt: skip
+        self.root, self.embedder, self.cache, self.location = root, embedder, cache, location
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
@@ -231,10 +239,11 @@ class _Run:
             # A deleted or damaged index is not the watcher's to make. A catch-up follows a
             # run that checked the whole index; checking every vector again for each saved
             # file would cost more than embedding it.
-            store = ProjectStore.open(self.root, unfinished=True)
+            store = ProjectStore.open(self.root, unfinished=True, location=self.location,
+                                      latest=True)  # fmt: skip
         else:
-            store, self.result.rebuilt = ProjectStore.open_for_writing(self.root,
-                                                                       thorough=True)
+            store, self.result.rebuilt = ProjectStore.open_for_writing(
+                self.root, thorough=True, location=self.location)
         embedder = self.embedder
         if store.dims is not None and store.model_id == embedder.model_id:
             check_dims(embedder.label, embedder.dim, store.dims, store.model_id, str(self.root))
@@ -247,7 +256,8 @@ class _Run:
         ):
             raise not_finished(self.root, store) if not store.finished else NotFinished(
                 f"The index of {self.root} was built with another model or chunk size; "
-                f"re-index it (`codelamp index {self.root}`) to use {self.embedder.model_id}."
+                f"re-index it (`{index_command(self.root, self.location)}`) to use "
+                f"{self.embedder.model_id}."
             )
         gen = store.prepare(embedder.model_id, embedder.dim, self.chunk_tokens,
                             probe=embedder.probe)  # fmt: skip

@@ -9,6 +9,10 @@ Two layers:
   index folder, so rebuilding or forgetting the index never deletes a held lock. The OS
   releases it when the holder dies, so a killed process never leaves a project locked.
 
+A named store (``--store``, app/core/location.py) is locked by its URI instead of a
+project root. A local lock cannot reach other machines: a shared store has one writing
+machine.
+
 The lock file records who holds it (command, activity, pid, since when), so a message
 can say "codelamp watch (pid 4242) has been updating /src/app since 10:41:07" instead of
 "another process".
@@ -61,10 +65,11 @@ def set_role(command: str) -> None:
     _role = command
 
 
-def lock_path(root: Path) -> Path:
+def lock_path(root: Path, key: str | None = None) -> Path:
+    """The lock file of ``root``'s own index, or of the store named by ``key``."""
     from app.core.store import project_key
 
-    return paths.ensure(paths.data_dir() / "locks") / f"{project_key(root)}.lock"
+    return paths.ensure(paths.data_dir() / "locks") / f"{key or project_key(root)}.lock"
 
 
 _marks = itertools.count()  # tells apart the watchers of one process
@@ -85,11 +90,13 @@ def writer_lock(
     cancelled: Callable[[], bool] = lambda: False,
     on_wait: Callable[[str], None] | None = None,
     activity: str = "indexing",
+    key: str | None = None,
 ) -> Iterator[bool]:
     """Hold the project's writer lock for the ``with`` block; yields False (and holds
     nothing) when ``cancelled()`` turned true while waiting. Without ``wait``, a held lock
-    raises :class:`IndexBusy`. ``on_wait`` is told once, with who holds it."""
-    path = lock_path(root)
+    raises :class:`IndexBusy`. ``on_wait`` is told once, with who holds it. ``key``: the
+    lock of a named store (:attr:`Location.key`) rather than of ``root``'s own index."""
+    path = lock_path(root, key)
     key = str(path)
     told = False
 

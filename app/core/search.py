@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -31,7 +32,7 @@ from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
 from app.core.remote import RemoteEmbedder
-from app.core.store import ProjectStore, sql_in
+from app.core.store import ProjectStore, index_command, sql_in
 
 MODES = ("hybrid", "vector", "lexical")
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
@@ -40,6 +41,9 @@ MODES = ("hybrid", "vector", "lexical")
 # scripts/eval_quality.py gives hybrid MRR@10 0.536 at 60, 0.560 at 2, 0.564 at 1.
 RRF_K = 1
 READ_ATTEMPTS = 3
+# A shared index changes under its readers, with no watcher here to say so: a searcher
+# looks for a newer commit at most this often.
+SHARED_RECHECK_S = 30.0
 # Longer queries are refused rather than cut: the model reads only a query's first 510
 # tokens (about 2,000 characters) and full-text search its first 256 words, so anything
 # past this limit would be ignored without the user knowing.
@@ -154,7 +158,8 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
         raise CodeLampError(
             f"The index of {store.root} was built with {store.model_id}, not "
             f"{embedder.model_id}. Search with the model it was built with (--model FILE, "
-            f"or --embedder URL for a server), re-index with `codelamp index {store.root}`, "
+            f"or --embedder URL for a server), re-index with "
+            f"`{index_command(store.root, store.location)}`, "
             "or use lexical search, which needs no model."
         )
 
@@ -172,6 +177,7 @@ class Searcher:
 
     def refresh(self) -> None:
         """See the latest committed index (after a re-index or a watched change)."""
+        self.checked = time.monotonic()
         self.table = self.store.chunks_table()
         self.has_ann = "ann_rows" in self.store.meta
         self.rows = self.table.count_rows()
@@ -210,19 +216,30 @@ class Searcher:
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 with damage.native_stderr_held():
+                    self._catch_up()
                     results = self._search(query, vec, k, mode, language, path_glob)
                 break
             except BaseException as exc:
                 if not damage.read_failure(exc):
                     raise
+                if (problem := self.store.location.unavailable(exc)) is not None:
+                    raise problem from exc
                 # Most likely a writer (the watcher, another process) compacted away the
                 # version this searcher reads: catch up and ask again. Real damage fails
                 # every time, and is noted so that the next index rebuilds.
                 if attempt == READ_ATTEMPTS:
                     raise self.store.damage_found(damage.lance_detail(exc)) from exc
-                self.store = ProjectStore.open(self.store.root)
+                self.store = self.store.reopen()
                 self.refresh()
         return _snippets(results, query)
+
+    def _catch_up(self) -> None:
+        """A shared index: see a newer commit, if there is one (now and then)."""
+        if self.store.location.shared and time.monotonic() - self.checked >= SHARED_RECHECK_S:
+            self.checked = time.monotonic()
+            if self.store.newer_commit():
+                self.store = self.store.reopen()
+                self.refresh()
 
     def _search(self, query, vec, k, mode, language, path_glob) -> list[SearchResult]:
         flt = self._filter(language, path_glob)

@@ -21,6 +21,17 @@ in between, the file still looks changed on the next run and is simply done agai
 Every write is batched (a few versions per batch, not per file) and :meth:`finish`
 compacts and prunes old versions, because per-file writes leave thousands of versions.
 
+Readers see commits only: :meth:`finish` records the versions of the tables it commits
+in ``meta`` (``chunks_version``, ``files_version``), and a store opened for reading checks
+out exactly those, so a writer's batches (an index run, a watcher's round) become visible
+all at once, at its commit. The writer reads the newest versions (``latest``). Pruning
+keeps the committed versions; a reader whose version was pruned after a newer commit
+opens the newest meta and asks again.
+
+The index can live elsewhere than the data folder (app/core/location.py): in a folder or
+on S3 that the user names, where it is shared. Its meta records the root it was built from,
+so a reader needs no source tree.
+
 A damaged index (see app/core/damage.py) is reported as :class:`IndexDamaged`, and
 :meth:`ProjectStore.open_for_writing` rebuilds it: it only holds derived data.
 """
@@ -36,7 +47,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,6 +56,7 @@ from app import paths
 from app.core import damage, faults
 from app.core.errors import CodeLampError
 from app.core.lexical import fts_query
+from app.core.location import Location
 
 OPEN_ATTEMPTS = 3
 SCHEMA_VERSION = 3  # 2: def_start/def_end; 3: new chunk boundaries, symbol-weighted full text
@@ -62,14 +74,19 @@ ANN_MIN_PROBES = 20
 # Compact when this many fragments or versions have piled up.
 MAX_FRAGMENTS = 16
 MAX_VERSIONS = 24
+PRUNE_MARGIN = timedelta(seconds=1)  # see ProjectStore._prune_age
 
 
 class IndexDamaged(CodeLampError):
-    def __init__(self, root: Path, detail: str) -> None:
-        super().__init__(
-            f"The index for {root} is damaged ({detail}). Rebuild it with "
-            f"`codelamp index {root}`, or delete it with `codelamp forget {root}`."
-        )
+    def __init__(self, root: Path, detail: str, location: Location | None = None) -> None:
+        if location is not None and location.shared:
+            super().__init__(f"The index at {location.uri} is damaged ({detail}). Rebuild it "
+                             f"with `{index_command(root, location)}`.")  # fmt: skip
+        else:
+            super().__init__(
+                f"The index for {root} is damaged ({detail}). Rebuild it with "
+                f"`codelamp index {root}`, or delete it with `codelamp forget {root}`."
+            )
         self.detail = detail
 
 
@@ -124,6 +141,12 @@ def project_dir(root: Path) -> Path:
     return paths.data_dir() / "projects" / project_key(root)
 
 
+def index_command(root: Path | str, location: Location | None = None) -> str:
+    """The command that builds or updates this index, for messages."""
+    shared = location is not None and location.shared
+    return f"codelamp index {root}" + (f" --store {location.uri}" if shared else "")
+
+
 def generation(model_id: str, chunk_tokens: int | None = None) -> str:
     """Tables are per model and chunk limit: changing either re-chunks or re-embeds every
     file. ``None`` is the model's own limit (the name indexes had before it was a choice)."""
@@ -137,30 +160,40 @@ def sql_in(column: str, values: list[str]) -> str:
 
 
 @contextmanager
-def _unreadable_is_damage(root: Path) -> Iterator[None]:
-    """Any failure to read the index means damage, a Rust panic included."""
+def _unreadable_is_damage(root: Path, location: Location) -> Iterator[None]:
+    """Any failure to read the index means damage, a Rust panic included; except a remote
+    store that cannot be reached or refuses this machine."""
     try:
         yield
     except BaseException as exc:
-        if not (isinstance(exc, Exception) or damage.is_panic(exc)):
-            raise  # Ctrl+C, exit
-        raise IndexDamaged(root, damage.lance_detail(exc)) from exc
+        if isinstance(exc, CodeLampError) or not (isinstance(exc, Exception)
+                                                   or damage.is_panic(exc)):  # fmt: skip
+            raise  # ours (not indexed), Ctrl+C, exit
+        if (problem := location.unavailable(exc)) is not None:
+            raise problem from exc
+        raise IndexDamaged(root, damage.lance_detail(exc), location) from exc
 
 
 class ProjectStore:
     """The index of one project folder. One writer at a time; any number of readers."""
 
-    def __init__(self, root: Path, db, meta: dict[str, str]) -> None:
+    def __init__(self, root: Path, db, meta: dict[str, str], location: Location,
+                 latest: bool = False) -> None:  # fmt: skip
         self.root, self.db, self.meta = root, db, meta
-        self.dir = project_dir(root)
+        self.location, self.latest = location, latest
 
     # --- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path, unfinished: bool = False, thorough: bool = False) -> ProjectStore:
+    def open(cls, root: Path | None, unfinished: bool = False, thorough: bool = False,
+             location: Location | None = None, latest: bool = False) -> ProjectStore:  # fmt: skip
         """Open an existing index for reading; verifies it is intact (``thorough``: see
         :meth:`verify`). A first index that has not committed raises NotFinished, unless
         ``unfinished`` (status, resuming).
+
+        ``location``: a named store (default: the app's own index of ``root``); there
+        ``root`` may be None, for the root the index was built from. ``latest``: read
+        the newest versions of the tables, not the committed ones (the writer).
 
         A writer in another thread or process may compact away the files of the version
         being read, which looks like damage for a moment: only damage that persists over
@@ -170,7 +203,7 @@ class ProjectStore:
             store = None
             try:
                 with damage.native_stderr_held():
-                    store = cls._open(root)
+                    store = cls._open(root, location or Location.of_project(root), latest)
                     store.verify(thorough)
             except IndexDamaged as exc:
                 if attempt == OPEN_ATTEMPTS:
@@ -180,51 +213,61 @@ class ProjectStore:
                 time.sleep(0.1 * attempt)
                 continue
             if "generation" not in store.meta and not unfinished:
-                raise not_finished(root, store)
+                raise not_finished(store.root, store)
             return store
         raise AssertionError("unreachable")
 
     @classmethod
-    def _open(cls, root: Path) -> ProjectStore:
-        import lancedb
-
-        folder = project_dir(root)
-        if not (folder / "index.lance").is_dir():
-            raise NotIndexed(f"{root} is not indexed yet. Run `codelamp index {root}` first.")
-        with _unreadable_is_damage(root):
-            db = lancedb.connect(folder / "index.lance")
+    def _open(cls, root: Path | None, location: Location, latest: bool) -> ProjectStore:
+        where = root or location.uri
+        if location.folder is not None and not (location.folder / "meta.lance").is_dir():
+            raise not_indexed(where, location)
+        with _unreadable_is_damage(where, location):
+            db = location.connect()
+            if location.remote and "meta" not in set(db.list_tables().tables):
+                raise not_indexed(where, location)
             meta = _read_meta(db)
+        root = root or Path(meta.get("root", location.uri))
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version")
-            raise IndexDamaged(root, f"made by a different CodeLamp version (schema {found})")
-        if (detail := damage.noted(folder, meta.get("created"))) is not None:
-            raise IndexDamaged(root, detail)
-        return cls(root, db, meta)
+            raise IndexDamaged(root, f"made by a different CodeLamp version (schema {found})",
+                               location)  # fmt: skip
+        store = cls(root, db, meta, location, latest)
+        if (detail := damage.noted(location.notes, store._damage_id())) is not None:
+            raise IndexDamaged(root, detail, location)
+        return store
+
+    def reopen(self) -> ProjectStore:
+        """The same index as it is now committed."""
+        return ProjectStore.open(self.root, location=self.location, latest=self.latest)
 
     @classmethod
-    def open_for_writing(cls, root: Path,
-                         thorough: bool = True) -> tuple[ProjectStore, str | None]:  # fmt: skip
-        """Open or create the index. A damaged or outdated one is rebuilt from scratch
-        (it only holds derived data, and the embedding cache makes that cheap); the
-        second value says why, for the user. ``thorough``: see :meth:`verify`."""
-        import lancedb
-
+    def open_for_writing(cls, root: Path, thorough: bool = True,
+                         location: Location | None = None,
+                         ) -> tuple[ProjectStore, str | None]:  # fmt: skip
+        """Open or create the index (in ``location``, default the app's own). A damaged
+        or outdated one is rebuilt from scratch (it only holds derived data, and the
+        embedding cache makes that cheap); the second value says why, for the user.
+        ``thorough``: see :meth:`verify`."""
+        location = location or Location.of_project(root)
         rebuilt = None
         try:
-            store = cls.open(root, unfinished=True, thorough=thorough)
+            store = cls.open(root, unfinished=True, thorough=thorough, location=location,
+                             latest=True)  # fmt: skip
         except NotIndexed:
             pass
         except IndexDamaged as exc:
             rebuilt = f"The index for {root} was damaged ({exc.detail})"
-            shutil.rmtree(project_dir(root), ignore_errors=True)
+            _wipe(location)
         else:
             return store, None
-        folder = paths.ensure(project_dir(root))
-        db = lancedb.connect(folder / "index.lance")
+        if location.folder is not None:
+            paths.ensure(location.folder)
+        db = location.connect()
         meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
                 "created": str(time.time())}  # fmt: skip
-        db.create_table("meta", _meta_rows(meta))
-        return cls(root, db, meta), rebuilt
+        db.create_table("meta", _meta_rows(meta), mode="overwrite")
+        return cls(root, db, meta, location, latest=True), rebuilt
 
     def verify(self, thorough: bool = False) -> None:
         """Read one small column of every table: that opens every data file, so a
@@ -239,7 +282,7 @@ class ProjectStore:
         gen = self.meta.get("generation") or self.meta.get("building")
         if not gen:
             return
-        with _unreadable_is_damage(self.root):
+        with _unreadable_is_damage(self.root, self.location):
             names = self.table_names()
             for kind, column in (("chunks", "start_line"), ("files", "size")):
                 if not self.finished and f"{kind}_{gen}" not in names:
@@ -256,8 +299,15 @@ class ProjectStore:
         """Note damage found in this index (by a search, or by a check that most opens
         skip), so that every later open reports it and the next index rebuilds instead
         of trusting checks that pass; returns the error to raise."""
-        damage.note(self.dir, self.meta.get("created"), detail)
-        return IndexDamaged(self.root, detail)
+        damage.note(self.location.notes, self._damage_id(), detail)
+        return IndexDamaged(self.root, detail, self.location)
+
+    def _damage_id(self) -> str | None:
+        """What a damage note is about: the index (its creation). A named store's note
+        is this machine's, which its writer never sees: it holds until the next commit."""
+        created = self.meta.get("created")
+        return f"{created}@{self.meta.get('last_indexed')}" if self.location.shared else \
+            created  # fmt: skip
 
     # --- reading -------------------------------------------------------------------------
 
@@ -280,10 +330,31 @@ class ProjectStore:
         return int(self.meta["chunk_tokens"]) if "chunk_tokens" in self.meta else None
 
     def chunks_table(self, gen: str | None = None):
-        return self.db.open_table(f"chunks_{gen or self.meta['generation']}")
+        return self._table("chunks", gen)
 
     def files_table(self, gen: str | None = None):
-        return self.db.open_table(f"files_{gen or self.meta['generation']}")
+        return self._table("files", gen)
+
+    def _table(self, kind: str, gen: str | None):
+        """The committed version for a reader (the newest for the writer, for a table of
+        a build in progress, or of an index committed before versions were recorded)."""
+        gen = gen or self.meta["generation"]
+        table = self.db.open_table(f"{kind}_{gen}")
+        version = self.meta.get(f"{kind}_version")
+        if self.latest or not version or gen != self.meta.get("generation"):
+            return table
+        try:
+            table.checkout(int(version))
+        except ValueError:  # "Version N no longer exists": pruned after a newer commit
+            if (newer := _read_meta(self.db)).get(f"{kind}_version") == version:
+                raise
+            self.meta = newer
+            return self._table(kind, None)
+        return table
+
+    def newer_commit(self) -> bool:
+        """Another commit has been made since this store was opened."""
+        return _read_meta(self.db).get("last_indexed") != self.meta.get("last_indexed")
 
     def files_done(self, gen: str) -> int:
         """Files committed to generation ``gen`` so far."""
@@ -301,7 +372,13 @@ class ProjectStore:
         return set(self.db.list_tables().tables)
 
     def size_on_disk(self) -> int:
-        return sum(f.stat().st_size for f in self.dir.rglob("*") if f.is_file())
+        """Bytes in the index folder; on a remote store, the committed tables' data."""
+        if (folder := self.location.folder) is None:
+            gens = {self.meta.get("generation"), self.meta.get("building")} - {None}
+            names = self.table_names()
+            return sum(self._table(kind, gen).stats()["total_bytes"] for gen in gens
+                       for kind in ("chunks", "files") if f"{kind}_{gen}" in names)  # fmt: skip
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
     # --- writing -------------------------------------------------------------------------
 
@@ -384,6 +461,10 @@ class ProjectStore:
                 distance_type="cosine", num_partitions=partitions))  # fmt: skip
             meta["ann_rows"] = str(rows)
             meta["ann_nprobes"] = str(max(ANN_MIN_PROBES, partitions // ANN_PROBE_SHARE))
+        self.compact(force=True)  # the commit pins compacted versions; pruned after it
+        meta["root"] = str(self.root)  # a shared index may be built from another checkout
+        for kind in ("chunks", "files"):
+            meta[f"{kind}_version"] = str(self._table(kind, gen).version)
         faults.point("finish.meta")
         self._write_meta(meta)  # the commit: from here on `gen` is the index
         self.drop_unused()
@@ -396,13 +477,11 @@ class ProjectStore:
                            for key in ("generation", "building") if key in self.meta}
         for name in self.table_names() - keep:
             faults.point("finish.drop")
-            try:
-                self.db.drop_table(name)
-            except Exception:  # noqa: BLE001 - damaged beyond LanceDB's own drop
-                shutil.rmtree(self.dir / "index.lance" / f"{name}.lance", ignore_errors=True)
+            _drop(self.db, self.location, name)
 
     def compact(self, force: bool = False) -> None:
-        """Merge small fragments, fold new rows into the indexes, drop old versions."""
+        """Merge small fragments, fold new rows into the indexes, drop old versions: those
+        older than the committed one, which readers use (:meth:`_prune_age`)."""
         for name in self.table_names():
             faults.point("compact")
             table = self.db.open_table(name)
@@ -411,11 +490,27 @@ class ProjectStore:
             if force or crowded:
                 with warnings.catch_warnings():
                     # LanceDB warns that readers of old versions would fail. The writer
-                    # lock makes this the only writer, and readers retry on the latest
-                    # version (ProjectStore.open, Searcher.search).
+                    # lock makes this the only writer, readers read committed versions,
+                    # and they retry on the newest meta (ProjectStore.open,
+                    # Searcher.search) when one was pruned after a newer commit.
                     warnings.filterwarnings("ignore", "optimize.cleanup_older_than",
                                             UserWarning)  # fmt: skip
-                    table.optimize(cleanup_older_than=timedelta(0))
+                    table.optimize(cleanup_older_than=self._prune_age(name, table))
+
+    def _prune_age(self, name: str, table) -> timedelta:
+        """How old a version of ``table`` must be to be pruned. LanceDB keeps the newest
+        version and those younger than the age given; the committed one may be neither
+        (batches written since, a compaction's own versions), so the age is taken from
+        when it was made. Old versions stay :attr:`Location.keep` longer."""
+        keep = self.location.keep
+        gen = self.meta.get("generation")
+        kind = name.split("_")[0]
+        version = self.meta.get(f"{kind}_version") if name == f"{kind}_{gen}" else None
+        made = [v["timestamp"] for v in table.list_versions() if str(v["version"]) == version]
+        if not made:
+            return keep
+        # LanceDB's timestamps are naive local time; it measures the age a moment later.
+        return keep + max(timedelta(0), datetime.now() - made[0]) + PRUNE_MARGIN
 
     def _write_meta(self, meta: dict[str, str]) -> None:
         """Replace the meta rows in one commit (one new version of the table, never a
@@ -460,6 +555,28 @@ def _read_every_row(table, columns: list[str]) -> None:
         raise RuntimeError(f"{table.name} has {readable} readable rows of {total}")
 
 
+def _wipe(location: Location) -> None:
+    """Delete a damaged index: the app's own folder for it, or every table of a named
+    store (never the folder the user named, which may hold more)."""
+    if not location.shared:
+        shutil.rmtree(location.notes, ignore_errors=True)
+        return
+    db = location.connect()
+    for name in db.list_tables().tables:
+        _drop(db, location, name)
+
+
+def _drop(db, location: Location, name: str) -> None:
+    """Drop a table; one damaged beyond LanceDB's own drop is removed from disk directly
+    (a remote one stays, to be reported)."""
+    try:
+        db.drop_table(name)
+    except Exception:  # noqa: BLE001 - damaged beyond LanceDB's own drop
+        if location.folder is None:
+            raise
+        shutil.rmtree(location.folder / f"{name}.lance", ignore_errors=True)
+
+
 def _meta_rows(meta: dict[str, str]) -> pa.Table:
     return pa.Table.from_pylist([{"key": k, "value": v} for k, v in meta.items()],
                                 schema=META_SCHEMA)  # fmt: skip
@@ -469,8 +586,16 @@ def not_finished(root: Path, store: ProjectStore) -> NotFinished:
     done = store.files_done(store.meta["building"]) if "building" in store.meta else 0
     return NotFinished(
         f"Indexing {root} has not finished ({files_phrase(done)} done so far). Run "
-        f"`codelamp index {root}` to finish it; only what is missing gets embedded."
+        f"`{index_command(root, store.location)}` to finish it; only what is missing gets "
+        "embedded."
     )
+
+
+def not_indexed(where: Path | str, location: Location) -> NotIndexed:
+    if location.shared:
+        return NotIndexed(f"There is no index at {location.uri} yet. Build it with "
+                          f"`codelamp index PATH --store {location.uri}`.")  # fmt: skip
+    return NotIndexed(f"{where} is not indexed yet. Run `codelamp index {where}` first.")
 
 
 _STORAGE_PROBLEMS = {  # errno -> (words LanceDB and SQLite use for it, what to say)
@@ -515,14 +640,16 @@ def _read_meta(db) -> dict[str, str]:
     return {r["key"]: r["value"] for r in rows}
 
 
-def project_status(root: Path, thorough: bool = True) -> dict:
+def project_status(root: Path | None, thorough: bool = True,
+                   location: Location | None = None) -> dict:  # fmt: skip
     """What `codelamp status` and the app's project list show. Raises NotIndexed or
     IndexDamaged. ``thorough`` checks every vector (:meth:`ProjectStore.verify`).
+    ``location``: a named store (``root`` None: the root it was built from).
 
     ``state`` is "ready" (a committed index), or "unfinished" (the first index was
     interrupted; the counts are what it committed so far). ``building`` is true while a
     newer index (another model or chunk limit) is being built or was interrupted."""
-    store = ProjectStore.open(root, unfinished=True, thorough=thorough)
+    store = ProjectStore.open(root, unfinished=True, thorough=thorough, location=location)
     gen = store.meta.get("generation") or store.meta.get("building")
     records = store.file_records(gen) if gen else {}
     skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
@@ -532,7 +659,8 @@ def project_status(root: Path, thorough: bool = True) -> dict:
         model = store.meta.get("building_model_id")
         dims = int(store.meta["building_dims"]) if "building_dims" in store.meta else None
     return {
-        "root": str(root),
+        "root": str(store.root),
+        "store": store.location.uri if store.location.shared else None,
         "state": "ready" if store.finished else "unfinished",
         "building": "building" in store.meta,
         "files": sum(r.status == "indexed" for r in records.values()),

@@ -32,8 +32,10 @@ def project(tmp_path: Path, embedder) -> Path:
 
 
 def overwrite_vectors(root: Path, path: str, value: float) -> None:
-    """Give every chunk of ``path`` a vector of ``value``s, as bytes changed on disk would."""
-    table = ProjectStore.open(root).chunks_table()
+    """Give every chunk of ``path`` a vector of ``value``s, as bytes changed on disk would:
+    in the committed version, which readers read."""
+    store = ProjectStore.open(root, latest=True)
+    table = store.chunks_table()
     rows = table.search().where(f"path = '{path}'").limit(None).to_arrow()
     dims = rows.schema.field("vector").type.list_size
     garbage = pa.array(np.full(rows.num_rows * dims, value, np.float32))
@@ -41,6 +43,7 @@ def overwrite_vectors(root: Path, path: str, value: float) -> None:
     table.delete(f"path = '{path}'")
     table.add(rows.set_column(column, rows.schema.field("vector"),
                               pa.FixedSizeListArray.from_arrays(garbage, dims)))  # fmt: skip
+    store._write_meta(dict(store.meta, chunks_version=str(table.version)))
 
 
 def top_path(root: Path, embedder, mode: str = "hybrid") -> str:
