@@ -196,6 +196,25 @@ def _index_progress(quiet: bool):
     return progress
 
 
+def _store(args: argparse.Namespace):
+    """The --store location, or None (the app's own index)."""
+    if not args.store:
+        return None
+    from app.core.location import Location
+
+    return Location.parse(args.store)
+
+
+def _root_to_read(args: argparse.Namespace, location) -> Path | None:
+    """The PATH of `search` or `status`, which a named store does without (its index
+    records the root it was built from)."""
+    from app.core.indexer import check_root
+
+    if args.path is None and location is None:
+        raise UsageError(f"`codelamp {args.command}` needs a PATH (or --store URI).")
+    return check_root(Path(args.path)) if args.path is not None else None
+
+
 def _index_until_interrupted(root: Path, embedder, **options):
     """Run an index; Ctrl+C (or SIGTERM) stops it cleanly, keeping what is done."""
     from app.core.indexer import IndexControl, index_project
@@ -229,14 +248,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     from app.core.indexer import check_root
 
     root = check_root(Path(args.path))
+    location = _store(args)
     embedder = make_embedder(args)
     with embedder:
         result = _index_until_interrupted(root, embedder, chunk_tokens=args.chunk_tokens,
-                                          progress=_index_progress(args.json))  # fmt: skip
+                                          progress=_index_progress(args.json),
+                                          location=location)  # fmt: skip
     if result.rebuilt:
         print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
     summary = {
-        "root": str(root), "model": embedder.model_id, "cancelled": result.cancelled,
+        "root": str(root), "store": location.uri if location else None,
+        "model": embedder.model_id, "cancelled": result.cancelled,
         "files_indexed": result.files_indexed, "files_unchanged": result.files_unchanged,
         "files_deleted": result.files_deleted, "files_skipped": result.files_skipped,
         "chunks_embedded": result.chunks_embedded, "chunks_cached": result.chunks_cached,
@@ -245,7 +267,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"{'Cancelled' if result.cancelled else 'Indexed'} {root}: "
+        where = f" into {location.uri}" if location else ""
+        print(f"{'Cancelled' if result.cancelled else 'Indexed'} {root}{where}: "
               f"{result.files_indexed} files read, {result.files_unchanged} unchanged, "
               f"{result.files_deleted} removed, {result.files_skipped} skipped · "
               f"{result.chunks_embedded} chunks embedded, {result.chunks_cached} from cache "
@@ -256,12 +279,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from app.core.indexer import check_root
     from app.core.search import Searcher
     from app.core.store import ProjectStore
 
-    root = check_root(Path(args.path))
-    store = ProjectStore.open(root)
+    location = _store(args)
+    store = ProjectStore.open(_root_to_read(args, location), location=location)
     embedder = None if args.mode == "lexical" else make_embedder(args, store)
     searcher = Searcher(store, embedder)
 
@@ -293,11 +315,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from app.core.indexer import check_root
-    from app.core.store import project_status
+    from app.core.store import index_command, project_status
 
-    root = check_root(Path(args.path))
-    info = project_status(root)
+    location = _store(args)
+    info = project_status(_root_to_read(args, location), location=location)
+    root, command = info["root"], index_command(info["root"], location)
     skipped = [(s["path"], s["reason"]) for s in info["skipped"]]
     if args.json:
         _print_json(info)
@@ -306,13 +328,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     limit = f"{info['chunk_tokens']} tokens" if info["chunk_tokens"] else "the model's limit"
     if info["state"] == "unfinished":
-        print(f"{root}\n  NOT FINISHED: the first index was interrupted. Run `codelamp "
-              f"index {root}` to resume it (only what is missing gets embedded).")
+        print(f"{root}\n  NOT FINISHED: the first index was interrupted. Run `{command}` to "
+              "resume it (only what is missing gets embedded).")
     elif info["building"]:
         print(f"{root}\n  A new index (another model or chunk size) was started and not "
-              f"finished; this one answers meanwhile. `codelamp index {root}` finishes it.")
+              f"finished; this one answers meanwhile. `{command}` finishes it.")
     else:
         print(root)
+    if info["store"]:
+        print(f"  shared index at {info['store']}")
     print(f"  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
           f"skipped: {len(skipped)}\n  model: {info['model']} ({info['dims']} dims)\n"
           f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
@@ -341,10 +365,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from app.core.watcher import ProjectWatcher
 
     roots = list(dict.fromkeys(check_root(Path(p)) for p in args.paths))
+    location = _store(args)
+    if location and len(roots) > 1:
+        raise UsageError("A store holds the index of one folder: watch one PATH with --store.")
+    options = {"location": location} if location else {}
     embedder = make_embedder(args)
     progress = _index_progress(args.json)
     for root in roots:
-        if _index_until_interrupted(root, embedder, progress=progress).cancelled:
+        if _index_until_interrupted(root, embedder, progress=progress, **options).cancelled:
             embedder.close()
             print(f"Stopped while indexing {root}; nothing done so far is lost.",
                   file=sys.stderr)  # fmt: skip
@@ -361,7 +389,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         else:
             print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
 
-    watchers = [ProjectWatcher(root, embedder, report, progress=progress) for root in roots]
+    watchers = [ProjectWatcher(root, embedder, report, progress=progress,
+                               index_options=options) for root in roots]  # fmt: skip
     try:
         with embedder:
             for watcher in watchers:
@@ -425,8 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: what the index was built with)")  # fmt: skip
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="search an indexed project")
-    p.add_argument("path")
+    p = sub.add_parser("search", help="search an indexed project",
+                       usage="%(prog)s [-h] [options] PATH QUERY\n"
+                       "       %(prog)s [-h] [options] --store URI [PATH] QUERY")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the project folder (optional with --store)")
     p.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=("hybrid", "vector", "lexical"), default="hybrid")
@@ -443,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the project folder (optional with --store)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("forget", help="delete a project's index (not its files)")
@@ -453,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     for action in [*msub.choices.values(), *(sub.choices[c] for c in ("index", "search",
                                                                        "status", "watch"))]:
         action.add_argument("--json", action="store_true", help="machine-readable output")
+    for command in ("index", "search", "status", "watch"):
+        sub.choices[command].add_argument(
+            "--store", metavar="URI", help="the index lives here, shared: a folder or "
+            "s3://bucket/prefix (endpoint and keys from the AWS_* variables); one machine "
+            "writes it, any number search it")  # fmt: skip
     return parser
 
 
@@ -472,6 +510,15 @@ def _unexpected(exc: BaseException) -> str:
     except (OSError, CodeLampError):
         logging.getLogger("codelamp").debug("could not write the log", exc_info=True)
         return "the log could not be written"
+
+
+def _store_problem(args: argparse.Namespace, exc: BaseException) -> CodeLampError | None:
+    """A --store that cannot be reached or refuses us, however deep it surfaced."""
+    try:
+        location = _store(args) if getattr(args, "store", None) else None
+    except CodeLampError:
+        return None
+    return location.unavailable(exc) if location else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not isinstance(exc, Exception) and not is_panic(exc):
             raise  # SystemExit and the like
-        if (problem := storage_error(exc)) is not None:
+        if (problem := _store_problem(args, exc) or storage_error(exc)) is not None:
             print(f"codelamp: {problem}", file=sys.stderr)
             return EXIT_USER_ERROR
         print(f"codelamp: unexpected error ({exc.__class__.__name__}: {exc}); "
