@@ -26,6 +26,7 @@ SCHEMA_VERSION = 1
 class Settings:
     projects: list[str] = field(default_factory=list)  # absolute folder paths, in order
     unwatched: list[str] = field(default_factory=list)  # projects with watching turned off
+    shared: list[str] = field(default_factory=list)  # projects that are a store's URI
     model_path: str = ""  # "" = the default model
     threads: int = 0  # 0 = one per physical core
     # Embedding servers (OpenAI-compatible); none = the local model. Their API key lives

@@ -235,6 +235,42 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
+class SharedIndexDialog(QDialog):
+    """File ▸ Open shared index…: the URI of an index that another machine builds."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open shared index")
+        self.uri = QLineEdit()
+        self.uri.setPlaceholderText("s3://bucket/prefix or /path/to/folder")
+        self.uri.setMinimumWidth(420)
+        hint = QLabel("A shared index is searched here, read-only; the machine that builds "
+                      "it runs <tt>codelamp index PATH --store URI</tt>. For S3, CodeLamp "
+                      "reads the endpoint and keys from the AWS_* environment variables "
+                      "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                      "AWS_REGION).")  # fmt: skip
+        hint.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
+                                   | QDialogButtonBox.StandardButton.Cancel)  # fmt: skip
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Where the index is:"))
+        layout.addWidget(self.uri)
+        layout.addWidget(hint)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        from app.core.location import Location
+
+        try:
+            self.location = Location.parse(self.uri.text())
+        except CodeLampError as exc:
+            QMessageBox.warning(self, "Open shared index", str(exc))
+            return
+        super().accept()
+
+
 def show_about(parent: QWidget) -> None:
     QMessageBox.about(parent, "About CodeLamp",
                       f"<h3>CodeLamp {__version__}</h3><p>Offline semantic code search. "

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.app import collect_when_idle, quiet_gc
-from app.gui.dialogs import SettingsDialog, show_about
+from app.gui.dialogs import SettingsDialog, SharedIndexDialog, show_about
 from app.gui.widgets import MemoryGauge, Preview, ResultList, ago, open_in_editor
 from app.gui.workers import Engine, IndexWorker, ModelGate, SearchRequest, WatchHub, start_thread
 
@@ -57,7 +57,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.setWindowTitle("CodeLamp")
         self.gate = ModelGate(settings)
-        self.engine = Engine(self.gate)
+        self.engine = Engine(self.gate, settings)
         self.indexer = IndexWorker(self.gate, settings)
         self.watch_hub = WatchHub()
         self.statuses: dict[str, dict | None] = {}
@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
 
         menu = self.menuBar().addMenu("&File")
         self.add_action = self._action(menu, "&Add folder…", QKeySequence.StandardKey.Open)
+        self.shared_action = self._action(menu, "Open &shared index…", None)
         self.settings_action = self._action(menu, "&Settings…", QKeySequence("Ctrl+,"))
         menu.addSeparator()
         self.quit_action = self._action(menu, "&Quit", QKeySequence.StandardKey.Quit)
@@ -221,6 +222,7 @@ class MainWindow(QMainWindow):
     def _connect_signals(self) -> None:
         self.add_button.clicked.connect(self.choose_folder)
         self.add_action.triggered.connect(self.choose_folder)
+        self.shared_action.triggered.connect(self.choose_shared)
         self.reindex_button.clicked.connect(self.reindex_current)
         self.reindex_action.triggered.connect(self.reindex_current)
         self.remove_button.clicked.connect(self.remove_current)
@@ -331,16 +333,38 @@ class MainWindow(QMainWindow):
         self._update_empty_state()
         return True
 
+    def choose_shared(self) -> None:
+        dialog = SharedIndexDialog(self)
+        if dialog.exec():
+            self.open_shared(dialog.location.uri)
+
+    def open_shared(self, uri: str) -> None:
+        """Add a shared index (a store's URI): searchable here, never written."""
+        if self._item(uri) is None:
+            self.settings.projects.append(uri)
+            self.settings.shared.append(uri)
+            self.settings.save()
+            self._add_item(uri)
+        self.projects.setCurrentItem(self._item(uri))
+        self.request_status.emit(uri)
+        self._update_empty_state()
+
+    def is_shared(self, root: str | None) -> bool:
+        return root in self.settings.shared
+
     def reindex_current(self) -> None:
-        if root := self.current_root():
+        if (root := self.current_root()) and not self.is_shared(root):
             self.start_index(root)
 
     def remove_current(self) -> None:
         root = self.current_root()
         if not root:
             return
+        shared = self.is_shared(root)
         answer = QMessageBox.question(
             self, "Remove project",
+            f"Remove the shared index {root} from this list? The index itself stays."
+            if shared else
             f"Remove {root} from CodeLamp and delete its index?\nYour files are not touched.",
         )  # fmt: skip
         if answer != QMessageBox.StandardButton.Yes:
@@ -355,12 +379,14 @@ class MainWindow(QMainWindow):
         self.index_queue = [r for r in self.index_queue if r != root]
         self.request_forget_searcher.emit(root)
         try:
-            forget(Path(root))
+            if not shared:
+                forget(Path(root))
         except Exception as exc:  # noqa: BLE001 - e.g. another process is indexing it
             QMessageBox.warning(self, "Remove project", str(exc))
             return
         self.projects.takeItem(self.projects.row(self._item(root)))
         self.settings.projects = [r for r in self.settings.projects if r != root]
+        self.settings.shared = [r for r in self.settings.shared if r != root]
         self.settings.unwatched = [r for r in self.settings.unwatched if r != root]
         self.settings.save()
         self.statuses.pop(root, None)
@@ -386,7 +412,8 @@ class MainWindow(QMainWindow):
         """Watch a project whose index is complete; never one whose first index the user
         cancelled (the watcher would finish it behind their back)."""
         embedder, status = self.gate.loaded, self.statuses.get(root)
-        if root in self.settings.unwatched or embedder is None or not _ready(status):
+        if (root in self.settings.unwatched or embedder is None or not _ready(status)
+                or self.is_shared(root)):  # fmt: skip
             return
         if error := self.watch_hub.start(root, embedder, self.settings):
             self.status_errors[root] = error
@@ -394,9 +421,13 @@ class MainWindow(QMainWindow):
 
     def _project_selected(self, item) -> None:
         root = self.current_root()
+        shared = self.is_shared(root)
         self.watch_box.blockSignals(True)
-        self.watch_box.setChecked(bool(root) and root not in self.settings.unwatched)
+        self.watch_box.setChecked(bool(root) and root not in self.settings.unwatched
+                                  and not shared)  # fmt: skip
         self.watch_box.blockSignals(False)
+        self.watch_box.setEnabled(not shared)  # a shared index is read-only here
+        self.reindex_button.setEnabled(not shared)
         self._render_info()
         self._refresh_watch_label()
         self.results.clear()
@@ -422,6 +453,8 @@ class MainWindow(QMainWindow):
             line = f"{status['files']} files · {status['chunks']} chunks"
         else:
             line = self.status_errors.get(root, "…")
+        if self.is_shared(root):
+            line = f"shared, read-only · {line}"
         item.setText(f"{Path(root).name}\n    {line}")
         item.setToolTip(root)
         if item is self.projects.currentItem():
@@ -442,8 +475,10 @@ class MainWindow(QMainWindow):
         elif status:
             from app.core.models import human_size
 
+            where = f"Shared index {root}\nbuilt from {status['root']}" if status["store"] \
+                else root  # fmt: skip
             self.project_info.setText(
-                f"{root}\n{status['files']} files, {status['chunks']} chunks, "
+                f"{where}\n{status['files']} files, {status['chunks']} chunks, "
                 f"{len(status['skipped'])} skipped\nmodel: {status['model']}\nindex: "
                 f"{human_size(status['index_bytes'])}, last indexed {status['last_indexed']}"
             )
@@ -467,7 +502,7 @@ class MainWindow(QMainWindow):
     # --- indexing -------------------------------------------------------------------------
 
     def start_index(self, root: str) -> None:
-        if self.indexing == root or root in self.index_queue:
+        if self.indexing == root or root in self.index_queue or self.is_shared(root):
             return
         if self.indexing is None:
             self.indexing = root
@@ -663,19 +698,27 @@ class MainWindow(QMainWindow):
         root = self.current_root()
         if r is None or root is None:
             return
-        self.preview.show_file(Path(root) / r.path, r.path, r.start_line, r.end_line)
+        self.preview.show_file(self._source(root) / r.path, r.path, r.start_line, r.end_line,
+                               stored=r.text if self.is_shared(root) else None)  # fmt: skip
         self.preview_title.setText(f"<b>{r.path}</b>:{r.start_line}–{r.end_line}  {r.symbol}")
 
     def open_current(self) -> None:
         r, root = self.results.current_result(), self.current_root()
         if r and root:
-            open_in_editor(self.settings.editor_command, Path(root) / r.path, r.start_line, self)
+            open_in_editor(self.settings.editor_command, self._source(root) / r.path,
+                           r.start_line, self)  # fmt: skip
 
     def copy_location(self) -> None:
         r, root = self.results.current_result(), self.current_root()
         if r and root:
-            QGuiApplication.clipboard().setText(f"{Path(root) / r.path}:{r.start_line}")
+            QGuiApplication.clipboard().setText(f"{self._source(root) / r.path}:{r.start_line}")
             self.message.setText(f"Copied {r.path}:{r.start_line}")
+
+    def _source(self, root: str) -> Path:
+        """The folder a project's result paths are relative to: a shared index's is the
+        one it was built from (the same checkout path here, if there is one)."""
+        status = self.statuses.get(root)
+        return Path(status["root"]) if self.is_shared(root) and status else Path(root)
 
     def _update_empty_state(self, error: str = "") -> None:
         root = self.current_root()

@@ -42,14 +42,20 @@ class Preview(QPlainTextEdit):
         self.lines = (0, 0)
         self.setPlaceholderText("Select a result to see its code here.")
 
-    def show_file(self, path: Path, rel: str, start: int, end: int) -> None:
+    def show_file(self, path: Path, rel: str, start: int, end: int,
+                  stored: str | None = None) -> None:  # fmt: skip
+        """``stored``: the result's text as indexed, shown (at its own lines) when the
+        file is not here (a shared index without a checkout)."""
         try:
             if path.stat().st_size > PREVIEW_MAX_BYTES:
                 text = f"{rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your editor."
             else:
                 text = path.read_bytes().decode("utf-8", errors="replace")
         except OSError as exc:
-            text = f"{rel} cannot be read now ({exc.strerror}). Re-index the project."
+            if stored is not None:
+                text = "\n" * (start - 1) + stored
+            else:
+                text = f"{rel} cannot be read now ({exc.strerror}). Re-index the project."
         self.path, self.lines = path, (start, end)
         self.highlighter.set_source(rel, text)
         self.setPlainText(text)

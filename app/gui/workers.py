@@ -117,10 +117,19 @@ class Engine(QObject):
     status = Signal(str, object, str)  # root, project_status() dict or None, error
     warmed = Signal()
 
-    def __init__(self, gate: ModelGate) -> None:
+    def __init__(self, gate: ModelGate, settings) -> None:
         super().__init__()
         self.gate = gate
+        self.settings = settings
         self._searchers: dict[str, object] = {}
+
+    def _where(self, root: str) -> dict:
+        """How to open a project: a folder's own index, or a shared store (its URI)."""
+        if root not in self.settings.shared:
+            return {"root": Path(root)}
+        from app.core.location import Location
+
+        return {"root": None, "location": Location.parse(root)}
 
     def _load(self):
         """The loaded embedder, or None after telling the window why not."""
@@ -166,7 +175,7 @@ class Engine(QObject):
         try:
             # Asked after every update: the thorough check (every vector) is for the
             # index runs; a search still finds damaged vectors.
-            self.status.emit(root, project_status(Path(root), thorough=False), "")
+            self.status.emit(root, project_status(**self._where(root), thorough=False), "")
         except NotIndexed:
             self.status.emit(root, None, "not indexed yet")
         except Exception as exc:  # noqa: BLE001 - shown next to the project
@@ -210,7 +219,7 @@ class Engine(QObject):
 
         searcher = self._searchers.get(root)
         if searcher is None or (embedder is not None and searcher.embedder is not embedder):
-            searcher = Searcher(ProjectStore.open(Path(root)), embedder)
+            searcher = Searcher(ProjectStore.open(**self._where(root)), embedder)
             self._searchers[root] = searcher
         return searcher
 

@@ -444,3 +444,40 @@ def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
                     timeout=180_000)  # fmt: skip
     qtbot.waitUntil(lambda: root in again.watch_hub.watchers, timeout=30_000)
     again.close()
+
+
+def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, embedder,
+                                                monkeypatch):  # fmt: skip
+    from app.core.indexer import index_project
+    from app.core.location import Location
+    from app.gui.dialogs import SharedIndexDialog
+
+    uri = f"s3://{s3_env.bucket()}/team/demo"
+    index_project(project.resolve(), embedder, location=Location.parse(uri))
+    shutil.rmtree(project)  # this machine has no checkout
+
+    def fill_in(dialog) -> int:
+        dialog.uri.setText(uri + "/")
+        dialog.accept()
+        return 1
+
+    monkeypatch.setattr(SharedIndexDialog, "exec", fill_in)
+    window.shared_action.trigger()
+    qtbot.waitUntil(lambda: window.statuses.get(uri) is not None, timeout=30_000)
+    assert window.settings.shared == [uri] and Settings.load().shared == [uri]
+    assert "shared, read-only" in window.projects.currentItem().text()
+    assert "Shared index" in window.project_info.text()
+    assert not window.reindex_button.isEnabled() and not window.watch_box.isEnabled()
+    window.reindex_action.trigger()
+    assert window.indexing is None and not window.watch_hub.watchers
+
+    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
+    assert window.results.current_result().path == "src/upload.py"
+    qtbot.waitUntil(lambda: "def retry_failed_upload" in window.preview.toPlainText())
+    if path := os.environ.get("CODELAMP_SCREENSHOT"):
+        window.grab().save(path)
+
+    window.remove_current()  # from the list only: the index stays
+    assert window.projects.count() == 0 and window.settings.shared == []
+    assert s3_env.keys(uri.split("/")[2])
