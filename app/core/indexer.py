@@ -312,7 +312,7 @@ class _Run:
 
         self.result.cancelled = self.control.cancelled
         active = store.meta.get("generation") == gen
-        unchanged = active and not (changed or deleted or newly_skipped)
+        unchanged = active and not (changed or deleted or newly_skipped or store.uncommitted())
         if self.result.cancelled:
             store.compact()
         elif not unchanged:  # nothing to commit: no new versions, no compaction

@@ -463,12 +463,26 @@ class ProjectStore:
             meta["ann_nprobes"] = str(max(ANN_MIN_PROBES, partitions // ANN_PROBE_SHARE))
         self.compact(force=True)  # the commit pins compacted versions; pruned after it
         meta["root"] = str(self.root)  # a shared index may be built from another checkout
-        for kind in ("chunks", "files"):
-            meta[f"{kind}_version"] = str(self._table(kind, gen).version)
         faults.point("finish.meta")
-        self._write_meta(meta)  # the commit: from here on `gen` is the index
+        self._write_meta(self._pinned(meta))  # the commit: from here on `gen` is the index
         self.drop_unused()
         self.compact(force=True)
+        if self.uncommitted():  # the compaction's own versions, with the same rows
+            self._write_meta(self._pinned(dict(self.meta)))
+
+    def _pinned(self, meta: dict[str, str]) -> dict[str, str]:
+        """``meta`` naming the newest versions of its generation's tables."""
+        for kind in ("chunks", "files"):
+            meta[f"{kind}_version"] = str(self._table(kind, meta["generation"]).version)
+        return meta
+
+    def uncommitted(self) -> bool:
+        """Batches were written after the last commit (by a run that failed or was
+        cancelled): the next run commits them even if it has nothing else to do."""
+        gen = self.meta.get("generation")
+        return gen is not None and any(
+            self.meta.get(f"{kind}_version") not in (None, str(self.db.open_table(
+                f"{kind}_{gen}").version)) for kind in ("chunks", "files"))  # fmt: skip
 
     def drop_unused(self) -> None:
         """Drop the tables of older generations. One a crash left half-deleted is removed

@@ -268,3 +268,20 @@ def test_new_file_rules_reach_files_that_did_not_change(tmp_path, embedder, monk
     assert "notes.md" not in {r.path for r in found}
     third = index_project(root, embedder)
     assert third.files_indexed == 0 and third.files_unchanged > 0  # once, not every time
+
+
+def test_batches_of_a_run_that_failed_before_its_commit_are_committed_by_the_next(
+        project, embedder, monkeypatch):  # fmt: skip
+    index_project(project, embedder)
+    (project / "src" / "upload.py").write_text("def reconcile_ledger_balances():\n    pass\n")
+    with monkeypatch.context() as m:
+        def fail(*args, **kwargs):
+            raise OSError("the disk is full")
+
+        m.setattr(ProjectStore, "finish", fail)  # its batches are written, not committed
+        with pytest.raises(CodeLampError):
+            index_project(project, embedder)
+    assert top_path(project, embedder, "reconcile ledger balances") != "src/upload.py"
+    result = index_project(project, embedder)  # every file looks done: still commit
+    assert result.files_indexed == 0
+    assert top_path(project, embedder, "reconcile ledger balances") == "src/upload.py"
