@@ -770,6 +770,8 @@ class MainWindow(QMainWindow):
         watcher = self.watch_hub.watchers.get(root) if root else None
         if not root:
             text = ""
+        elif self.is_shared(root):
+            text = "shared index: read-only"
         elif root in self.settings.unwatched:
             text = "not watching"
         elif watcher is None:

@@ -468,6 +468,7 @@ def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, 
     assert "shared, read-only" in window.projects.currentItem().text()
     assert "Shared index" in window.project_info.text()
     assert not window.reindex_button.isEnabled() and not window.watch_box.isEnabled()
+    assert window.watch_label.text() == "shared index: read-only"
     window.reindex_action.trigger()
     assert window.indexing is None and not window.watch_hub.watchers
 
