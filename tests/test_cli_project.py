@@ -30,6 +30,7 @@ def project(tmp_path, installed_default_model) -> Path:
 def index_json(root: Path) -> dict:
     proc = codelamp("index", str(root), "--json")
     assert proc.returncode == 0, proc.stderr
+    assert "WARN" not in proc.stderr, "no library log lines on the user's terminal"
     return json.loads(proc.stdout)
 
 

@@ -235,6 +235,7 @@ class _Run:
         self.started = time.monotonic()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self._report()
+        self.embedder.model_id  # noqa: B018 - a server that cannot be used fails before any write
         if self.catch_up_only:
             # A deleted or damaged index is not the watcher's to make. A catch-up follows a
             # run that checked the whole index; checking every vector again for each saved

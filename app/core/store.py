@@ -266,7 +266,10 @@ class ProjectStore:
         db = location.connect()
         meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
                 "created": str(time.time())}  # fmt: skip
-        db.create_table("meta", _meta_rows(meta), mode="overwrite")
+        # A wiped shared store may keep a "meta" it could not drop. (Overwriting a table that
+        # is not there makes Lance log a warning to the terminal.)
+        leftover = "meta" in db.list_tables().tables
+        db.create_table("meta", _meta_rows(meta), mode="overwrite" if leftover else "create")
         return cls(root, db, meta, location, latest=True), rebuilt
 
     def verify(self, thorough: bool = False) -> None:
