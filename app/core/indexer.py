@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,9 @@ from app.core.store import (
     not_finished,
     storage_error,
 )
+
+if TYPE_CHECKING:
+    from app.core.cluster import Cluster
 
 # A batch is written when it holds this many chunks or files, or is this old.
 BATCH_CHUNKS = 2000
@@ -147,6 +151,29 @@ def check_root(root: Path) -> Path:
     return root.resolve()
 
 
+def prepare_file(entry: FileEntry, old: FileRecord | None, limit: int,
+                 count_tokens: Callable[[str], int]) -> _FileWork:  # fmt: skip
+    """Everything about a changed file but its vectors: read, hash and chunk it into
+    pieces of at most ``limit`` tokens. Unchanged content keeps its stored chunks."""
+    faults.point("chunk")
+    now = time.time()
+    try:
+        text = load_text(entry)
+    except SkipFile as skip:
+        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, "", "skipped",
+                            skip.reason, 0, now)  # fmt: skip
+        return _FileWork(record, [])
+    sha = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+    if old and old.status == "indexed" and old.sha256 == sha:
+        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
+                            old.chunks, now)  # fmt: skip
+        return _FileWork(record, None)
+    pieces = chunk_file(entry.rel, text, limit, count_tokens)
+    record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
+                        len(pieces), now)  # fmt: skip
+    return _FileWork(record, pieces, [content_key(p) for p in pieces])
+
+
 def index_project(
     root: Path,
     embedder: Embedder | RemoteEmbedder,
@@ -160,6 +187,7 @@ def index_project(
     chunk_tokens: int | None = None,
     catch_up_only: bool = False,
     location: Location | None = None,
+    cluster: Cluster | None = None,
 ) -> IndexResult:
     """Bring the index of ``root`` up to date with its files.
 
@@ -177,13 +205,16 @@ def index_project(
 
     ``location``: where the index is (default: the app's own index of ``root``).
 
+    ``cluster`` (:mod:`app.core.cluster`) reads, chunks and embeds the changed files on a
+    Ray cluster instead of in this process; everything else stays here.
+
     A full or read-only disk, or a store that cannot be reached, raises a CodeLampError
     that says so; what was committed before stays as it was, searchable.
     """
     root = check_root(root)
     location = location or Location.of_project(root)
     run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl(), catch_up_only, location)  # fmt: skip
+               control or IndexControl(), catch_up_only, location, cluster)  # fmt: skip
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
         with writer_lock(root, cancelled=lambda: run.control.cancelled, on_wait=run.waiting,
@@ -210,8 +241,9 @@ def effective_chunk_tokens(requested: int | None, recorded: int | None,
 
 class _Run:
     def __init__(self, root, embedder, cache, progress, control, catch_up_only,
-                 location) -> None:  # fmt: skip
-        self.root, self.embedder, self.cache, self.location = root, embedder, cache, location
+                 location, cluster) -> None:  # fmt: skip
+        self.root, self.embedder, self.cache = root, embedder, cache
+        self.location, self.cluster = location, cluster
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
@@ -295,19 +327,14 @@ class _Run:
         writer = _Writer(store, gen, embedder, self.cache)
         writer.start(deleted, newly_skipped)
         try:
-            if changed:
-                self.embedder.load()  # chunking counts tokens with the model's tokenizer
-                work: queue.Queue = queue.Queue(maxsize=32)
-                reader = threading.Thread(target=self._read, args=(changed, previous, work),
-                                          name="codelamp-reader", daemon=True)  # fmt: skip
-                reader.start()
-                try:
-                    self._embed_all(work, writer)
-                finally:
-                    self.abandoned.set()  # the reader stops too if embedding failed
-                    reader.join()
+            if changed and self.cluster is not None:
+                self.cluster.index(self, changed, previous, writer)
+            elif changed:
+                self._index_here(changed, previous, writer)
         finally:
             writer.stop()  # commits every file finished so far, even after an error
+            self.result.chunks_embedded = self.state.chunks_embedded
+            self.result.chunks_cached = self.state.chunks_cached
         if self.errors or writer.error:
             raise (self.errors + [writer.error])[0]
 
@@ -327,6 +354,23 @@ class _Run:
         self.state.phase = "cancelled" if self.result.cancelled else "done"
         self._report()
         return self.result
+
+    @property
+    def chunk_limit(self) -> int:
+        return self.chunk_tokens or self.embedder.max_tokens
+
+    def _index_here(self, changed: list[FileEntry], previous: dict[str, FileRecord],
+                    writer: _Writer) -> None:  # fmt: skip
+        self.embedder.load()  # chunking counts tokens with the model's tokenizer
+        work: queue.Queue = queue.Queue(maxsize=32)
+        reader = threading.Thread(target=self._read, args=(changed, previous, work),
+                                  name="codelamp-reader", daemon=True)  # fmt: skip
+        reader.start()
+        try:
+            self._embed_all(work, writer)
+        finally:
+            self.abandoned.set()  # the reader stops too if embedding failed
+            reader.join()
 
     def _read(self, entries: list[FileEntry], previous, out: queue.Queue) -> None:
         """Reader thread: everything about a file except embedding it."""
@@ -353,26 +397,23 @@ class _Run:
         return False
 
     def _prepare(self, entry: FileEntry, old: FileRecord | None) -> _FileWork:
-        faults.point("chunk")
-        now = time.time()
-        try:
-            text = load_text(entry)
-        except SkipFile as skip:
-            record = FileRecord(entry.rel, entry.size, entry.mtime_ns, "", "skipped",
-                                skip.reason, 0, now)  # fmt: skip
-            return _FileWork(record, [])
-        sha = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-        if old and old.status == "indexed" and old.sha256 == sha:
-            record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
-                                old.chunks, now)  # fmt: skip
-            return _FileWork(record, None)
-        pieces = chunk_file(entry.rel, text, self.chunk_tokens or self.embedder.max_tokens,
-                            self.embedder.count_tokens)  # fmt: skip
-        hashes = [content_key(p) for p in pieces]
-        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
-                            len(pieces), now)  # fmt: skip
-        return _FileWork(record, pieces, hashes, self.cache.get_many(self.embedder.model_id,
-                                                                     hashes))
+        item = prepare_file(entry, old, self.chunk_limit, self.embedder.count_tokens)
+        self.look_up(item)
+        return item
+
+    def look_up(self, item: _FileWork) -> None:
+        """Take what the embedding cache has for the chunks of ``item``."""
+        if item.hashes:
+            item.vectors = self.cache.get_many(self.embedder.model_id, item.hashes)
+
+    def uncached(self, item: _FileWork) -> dict[str, str]:
+        """The texts of ``item`` to embed, by content key: those the cache lacks."""
+        if not item.pieces:
+            return {}
+        new = {h: p.embed_text for h, p in zip(item.hashes, item.pieces, strict=True)
+               if h not in item.vectors}  # fmt: skip
+        self.state.chunks_cached += len(item.hashes) - len(new)
+        return new
 
     def _embed_all(self, work: queue.Queue, writer: _Writer) -> None:
         """The caller's thread: embed what the cache did not have, in file order.
@@ -389,11 +430,7 @@ class _Run:
                 item = None  # the reader is behind: embed what is here
             if item is not None and item is not _DONE and not self.control.cancelled:
                 group.append(item)
-                if item.pieces:
-                    new = {h: p.embed_text for h, p in zip(item.hashes, item.pieces,
-                                                           strict=True) if h not in item.vectors}
-                    self.state.chunks_cached += len(item.hashes) - len(new)
-                    todo.extend((item, h, text) for h, text in new.items())
+                todo.extend((item, h, text) for h, text in self.uncached(item).items())
                 if todo and len(todo) < self.embedder.batch_size:
                     continue
             if group:
@@ -401,8 +438,6 @@ class _Run:
                 group, todo = [], []
             if item is _DONE:
                 break
-        self.result.chunks_embedded = self.state.chunks_embedded
-        self.result.chunks_cached = self.state.chunks_cached
 
     def _embed_group(self, group: list[_FileWork], todo: list[tuple[_FileWork, str, str]],
                      writer: _Writer) -> None:  # fmt: skip
@@ -417,22 +452,26 @@ class _Run:
             for (item, h, _), vec in zip(step, vectors, strict=True):
                 item.new_vectors[h] = vec
             self.state.chunks_embedded += len(step)
-            self._tick()
+            self.tick()
         if self.control.cancelled:
             return
         for item in group:
-            item.vectors.update(item.new_vectors)
-            if item.pieces == [] and item.record.status == "skipped":
-                self.result.skipped.append((item.record.path, item.record.reason))
-                self.result.files_skipped += 1
-            else:
-                self.result.files_indexed += 1
-            writer.put(item)
-            self.state.current = item.record.path
-            self.state.files_done += 1
-        self._tick()
+            self.finish(item, writer)
+        self.tick()
 
-    def _tick(self) -> None:
+    def finish(self, item: _FileWork, writer: _Writer) -> None:
+        """``item`` has all its vectors: hand it to the writer."""
+        item.vectors.update(item.new_vectors)
+        if item.pieces == [] and item.record.status == "skipped":
+            self.result.skipped.append((item.record.path, item.record.reason))
+            self.result.files_skipped += 1
+        else:
+            self.result.files_indexed += 1
+        writer.put(item)
+        self.state.current = item.record.path
+        self.state.files_done += 1
+
+    def tick(self) -> None:
         s = self.state
         elapsed = max(time.monotonic() - self.started, 1e-6)
         s.chunks_per_s = s.chunks_embedded / elapsed
