@@ -8,6 +8,7 @@ traceback: an unexpected error is one line on stderr, with the details in the lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -244,16 +245,25 @@ def _chunk_tokens(value: str) -> int:
     return tokens
 
 
+def _cluster(address: str | None):
+    """--cluster: a connection to a Ray cluster (Ray is imported only then), else nothing."""
+    if not address:
+        return contextlib.nullcontext()
+    from app.core.cluster import Cluster
+
+    return Cluster(address)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from app.core.indexer import check_root
 
     root = check_root(Path(args.path))
     location = _store(args)
     embedder = make_embedder(args)
-    with embedder:
+    with embedder, _cluster(args.cluster) as cluster:
         result = _index_until_interrupted(root, embedder, chunk_tokens=args.chunk_tokens,
                                           progress=_index_progress(args.json),
-                                          location=location)  # fmt: skip
+                                          location=location, cluster=cluster)  # fmt: skip
     if result.rebuilt:
         print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
     summary = {
@@ -452,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-tokens", type=_chunk_tokens, metavar="N",
                    help="largest chunk in tokens, at least 64; 0 = the model's limit "
                    "(default: what the index was built with)")  # fmt: skip
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="read, chunk and embed on a Ray cluster: auto (a new one on this "
+                   "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
+                   "'codelamp[cluster]' and the model at the same path on every node")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search an indexed project",

@@ -6,7 +6,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 VENV_PY="$VENV/bin/python"
-EXTRAS="${1:-}"   # "" for the app, "dev" for the tests
+EXTRAS="${1:-}"   # "" for the app, "dev,cluster" for the tests
 
 say() { printf '\033[1m[codelamp]\033[0m %s\n' "$*" >&2; }
 
@@ -27,8 +27,8 @@ spec="."
 stamp="$VENV/.codelamp-installed"
 want="$(cat "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1) $spec"
 have="$(cat "$stamp" 2>/dev/null || true)"
-# A dev install also satisfies a plain one.
-if [ "$have" != "$want" ] && [ "$have" != "${want% *} .[dev]" ]; then
+# An install with extras (the tests') also satisfies a plain one (the app's).
+if [ "$have" != "$want" ] && ! { [ "$spec" = "." ] && [ "${have% *}" = "${want% *}" ]; }; then
   say "Installing CodeLamp and its dependencies (the first time builds llama.cpp: ~5 min)"
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
   (cd "$REPO" && "$VENV_PY" -m pip install --quiet --disable-pip-version-check -e "$spec")

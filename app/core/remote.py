@@ -371,6 +371,16 @@ class RemoteEmbedder:
         self._dims: int | None = None
         self._fatal: ModelError | None = None  # an endpoint ran another model
 
+    def settings(self) -> dict:
+        """What makes this embedder again elsewhere (``RemoteEmbedder(**settings)``): plain
+        values, no API key (each process reads its own, see :func:`api_key`)."""
+        return {
+            "urls": [e.url for e in self.endpoints], "model": self.model,
+            "local_model": str(self._local.model_path) if self._local else None,
+            "concurrency": self.concurrency, "batch_tokens": self.batch_tokens,
+            "max_inputs": self.max_inputs, "timeout": self.endpoints[0].timeout,
+        }  # fmt: skip
+
     # --- what callers know ---------------------------------------------------------------
 
     @property
