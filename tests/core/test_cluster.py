@@ -1,0 +1,258 @@
+"""Indexing on a real Ray cluster (a head and worker nodes started here, one CPU each).
+
+One cluster serves the module: Ray starts slowly on 2 cores. Each node is a `ray start`
+in its own process group, killed (and only it) at the end; nothing here runs `ray stop`,
+which would stop every Ray on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sample_project import make_project
+
+from app.cli import main
+from app.core.cache import EmbeddingCache
+from app.core.errors import CodeLampError, ModelError
+from app.core.indexer import IndexControl, index_project
+from app.core.search import Searcher
+from app.core.store import ProjectStore
+
+ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'codelamp[cluster]'")
+
+from app.core.cluster import Cluster, _Spec  # noqa: E402 - needs ray
+
+# Ray 2.60 warns about the deprecated settings of its own default DataContext.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+RAY = Path(sys.executable).parent / "ray"
+# Each has one clear answer in the sample project: near-ties (the generated modules are
+# alike) may swap places when vectors differ in the fourth decimal.
+QUERIES = ["retry a failed upload", "parse the configuration file", "hash a password",
+           "least recently used cache eviction"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """Ray nodes of this test module: each a process group of its own."""
+
+    def __init__(self, temp: Path) -> None:
+        self.temp, self.port = temp, free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.groups: list[int] = []
+
+    def start_head(self) -> None:
+        self._start("--head", "--port", str(self.port), "--include-dashboard=false",
+                    "--dashboard-port", str(free_port()))
+
+    def _start(self, *args: str) -> int:
+        ports = [f"--{name}={free_port()}" for name in (
+            "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+            "runtime-env-agent-port", "metrics-export-port")]  # fmt: skip
+        log = self.temp / f"start-{len(self.groups)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([str(RAY), "start", *args, "--num-cpus", "1", "--temp-dir",
+                                     str(self.temp), "--disable-usage-stats", *ports],
+                                    start_new_session=True, stdout=out, stderr=out)  # fmt: skip
+        self.groups.append(proc.pid)  # `ray start` leads the group its daemons stay in
+        assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
+        return proc.pid
+
+    def add_worker(self) -> int:
+        return self._start("--address", self.address)
+
+    def kill(self, group: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+    def stop(self) -> None:
+        for group in reversed(self.groups):
+            self.kill(group)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    # A short path: Ray's socket paths under it must fit the 107 bytes Unix allows.
+    temp = tmp_path_factory.mktemp("ray")
+    cluster = LocalCluster(temp)
+    try:
+        cluster.start_head()
+        cluster.add_worker()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def make_tree(root: Path, modules: int = 20) -> Path:
+    make_project(root)
+    for i in range(modules):
+        (root / "gen" / f"m{i:02d}.py").parent.mkdir(parents=True, exist_ok=True)
+        (root / "gen" / f"m{i:02d}.py").write_text(
+            f'def multiply_{i}(x):\n    """Multiply x by {i}."""\n    return x * {i}\n\n\n'
+            f'def describe_{i}(name):\n    return f"item {i}: {{name}}"\n\n\n'
+            f"class Counter{i}:\n    def __init__(self):\n        self.n = {i}\n\n"
+            f"    def bump(self):\n        self.n += {i}\n        return self.n\n"
+        )
+    return root
+
+
+def chunks(root: Path) -> dict[tuple[str, int, int], dict]:
+    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
+        ["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"]
+    ).to_arrow().to_pylist()  # fmt: skip
+    return {(r["path"], r["start_line"], r["end_line"]): r for r in rows}
+
+
+def files(root: Path) -> dict[str, tuple]:
+    rows = ProjectStore.open(root).files_table().to_arrow().to_pylist()
+    return {r["path"]: (r["sha256"], r["status"], r["reason"], r["chunks"]) for r in rows}
+
+
+@pytest.mark.slow
+def test_cluster_index_equals_a_local_one(ray_cluster, tmp_path, embedder):
+    here, there = make_tree(tmp_path / "here"), make_tree(tmp_path / "there")
+    local = index_project(here, embedder, cache=EmbeddingCache(tmp_path / "a.sqlite"))
+    with Cluster(ray_cluster.address) as cluster:
+        remote = index_project(there, embedder, cache=EmbeddingCache(tmp_path / "b.sqlite"),
+                               cluster=cluster)  # fmt: skip
+    assert not remote.cancelled
+    assert (remote.files_indexed, remote.files_skipped, sorted(remote.skipped)) == (
+        local.files_indexed, local.files_skipped, sorted(local.skipped))  # fmt: skip
+    assert remote.chunks_embedded == local.chunks_embedded > 0
+    assert files(there) == files(here)
+    a, b = chunks(here), chunks(there)
+    assert a.keys() == b.keys()
+    for key, row in a.items():
+        other = b[key]
+        assert (other["text"], other["content_hash"], other["symbol"]) == (
+            row["text"], row["content_hash"], row["symbol"])  # fmt: skip
+        assert float(np.dot(row["vector"], other["vector"])) >= 0.999, key
+    for query in QUERIES:
+        top = [[(r.path, r.start_line) for r in Searcher(ProjectStore.open(root), embedder)
+                .search(query, k=1)] for root in (here, there)]  # fmt: skip
+        assert top[0] == top[1], query
+
+
+@pytest.mark.slow
+def test_cluster_reindex_is_incremental(ray_cluster, tmp_path, embedder):
+    root = make_tree(tmp_path / "demo", modules=4)
+    with Cluster(ray_cluster.address) as cluster:
+        first = index_project(root, embedder, cluster=cluster)
+        assert first.chunks_embedded > 0
+        again = index_project(root, embedder, cluster=cluster)
+        assert (again.files_indexed, again.chunks_embedded) == (0, 0)
+        path = root / "src/upload.py"
+        path.write_text(path.read_text().replace("2 ** attempt", "min(60, 2 ** attempt)"))
+        edited = index_project(root, embedder, cluster=cluster)
+    assert edited.files_indexed == 1
+    assert edited.chunks_embedded == 1, "only the retry function changed"
+    assert edited.chunks_cached >= 2
+
+
+@pytest.mark.slow
+def test_cancel_on_the_cluster_keeps_finished_files_and_resumes(ray_cluster, tmp_path,
+                                                                 embedder):  # fmt: skip
+    root = make_tree(tmp_path / "demo", modules=30)
+    control = IndexControl()
+
+    def stop_early(p):
+        if p.chunks_embedded:
+            control.cancel()
+
+    local = index_project(make_tree(tmp_path / "local", modules=30), embedder,
+                          cache=EmbeddingCache(tmp_path / "local.sqlite"))  # fmt: skip
+    with Cluster(ray_cluster.address) as cluster:
+        stopped = index_project(root, embedder, cluster=cluster, control=control,
+                                progress=stop_early)  # fmt: skip
+        assert stopped.cancelled and stopped.files_indexed < local.files_indexed
+        done = index_project(root, embedder, cluster=cluster)
+    assert not done.cancelled
+    assert done.files_indexed + stopped.files_indexed == local.files_indexed
+    assert chunks(root).keys() == chunks(tmp_path / "local").keys()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_finishes_or_resumes(ray_cluster, tmp_path, embedder):
+    root = make_tree(tmp_path / "demo", modules=80)
+    doomed = ray_cluster.add_worker()
+    killed = threading.Event()
+
+    def kill_once_embedding(p):
+        if p.chunks_embedded and not killed.is_set():
+            killed.set()
+            ray_cluster.kill(doomed)
+
+    with Cluster(ray_cluster.address) as cluster:
+        try:
+            result = index_project(root, embedder, cluster=cluster,
+                                   progress=kill_once_embedding)  # fmt: skip
+            finished = not result.cancelled
+        except CodeLampError:
+            finished = False
+        assert killed.is_set(), "the job ended before a worker could be killed"
+        if not finished:
+            result = index_project(root, embedder, cluster=cluster)
+            assert not result.cancelled
+    local = make_tree(tmp_path / "local", modules=80)
+    index_project(local, embedder, cache=EmbeddingCache(tmp_path / "local.sqlite"))
+    assert chunks(root).keys() == chunks(local).keys()
+    assert files(root) == files(local)
+
+
+@pytest.mark.slow
+def test_unreachable_cluster_is_one_quick_line(tmp_path, default_model, capsys):
+    make_project(tmp_path / "demo")
+    address = f"127.0.0.1:{free_port()}"  # nobody listens there
+    started = time.monotonic()
+    code = main(["index", str(tmp_path / "demo"), "--model", str(default_model),
+                 "--cluster", address])  # fmt: skip
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err
+    assert f"Cannot reach the Ray cluster at {address}" in err
+
+
+def test_bad_address_is_a_usage_error():
+    with pytest.raises(CodeLampError, match="not a Ray address"):
+        Cluster("127.0.0.1:port")
+
+
+def test_missing_ray_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(CodeLampError, match=r"pip install 'codelamp\[cluster\]'"):
+        Cluster("auto")
+
+
+def test_the_app_never_imports_ray():
+    code = ("import sys, app.cli, app.core.indexer, app.core.search, app.core.watcher, "
+            "app.gui.main_window; app.cli.build_parser(); "
+            "sys.exit('ray' in sys.modules)")  # fmt: skip
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    assert subprocess.run([sys.executable, "-c", code], env=env,
+                          cwd=Path(__file__).resolve().parents[2]).returncode == 0
+
+
+def test_model_missing_or_different_on_a_node(tmp_path, default_model, other_model, embedder):
+    spec = _Spec.of(embedder)
+    with pytest.raises(ModelError, match="not on the Ray node .* same path"):
+        _Spec(spec.model_id, spec.batch_size, str(tmp_path / "nowhere.gguf")).embedder()
+    with pytest.raises(ModelError, match="not the one this index uses"):
+        _Spec(spec.model_id, spec.batch_size, str(other_model)).embedder()
+    assert spec.embedder().model_id == embedder.model_id
