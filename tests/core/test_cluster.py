@@ -1,17 +1,13 @@
 """Indexing on a real Ray cluster (a head and worker nodes started here, one CPU each).
 
 One cluster serves the module: Ray starts slowly on 2 cores. Each node is a `ray start`
-in its own process group, killed (and only it) at the end; nothing here runs `ray stop`,
-which would stop every Ray on the machine.
+in its own process group, killed (and only it) at the end (scripts/bench_cluster.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_cluster import LocalCluster, free_port
 from sample_project import make_project
 
 from app.cli import main
@@ -36,54 +33,10 @@ from app.core.cluster import Cluster, _Spec  # noqa: E402 - needs ray
 
 # Ray 2.60 warns about the deprecated settings of its own default DataContext.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
-RAY = Path(sys.executable).parent / "ray"
 # Each has one clear answer in the sample project: near-ties (the generated modules are
 # alike) may swap places when vectors differ in the fourth decimal.
 QUERIES = ["retry a failed upload", "parse the configuration file", "hash a password",
            "least recently used cache eviction"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalCluster:
-    """Ray nodes of this test module: each a process group of its own."""
-
-    def __init__(self, temp: Path) -> None:
-        self.temp, self.port = temp, free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.groups: list[int] = []
-
-    def start_head(self) -> None:
-        self._start("--head", "--port", str(self.port), "--include-dashboard=false",
-                    "--dashboard-port", str(free_port()))
-
-    def _start(self, *args: str) -> int:
-        ports = [f"--{name}={free_port()}" for name in (
-            "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-            "runtime-env-agent-port", "metrics-export-port")]  # fmt: skip
-        log = self.temp / f"start-{len(self.groups)}.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen([str(RAY), "start", *args, "--num-cpus", "1", "--temp-dir",
-                                     str(self.temp), "--disable-usage-stats", *ports],
-                                    start_new_session=True, stdout=out, stderr=out)  # fmt: skip
-        self.groups.append(proc.pid)  # `ray start` leads the group its daemons stay in
-        assert proc.wait(timeout=120) == 0, log.read_text()[-2000:]
-        return proc.pid
-
-    def add_worker(self) -> int:
-        return self._start("--address", self.address)
-
-    def kill(self, group: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-
-    def stop(self) -> None:
-        for group in reversed(self.groups):
-            self.kill(group)
 
 
 @pytest.fixture(scope="module")
