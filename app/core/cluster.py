@@ -211,6 +211,8 @@ class Cluster:
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # "Progress bars disabled": CodeLamp reports progress itself.
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
         self.ray, self.address = ray, address
 
     def close(self) -> None:

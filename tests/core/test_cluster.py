@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench_cluster import LocalCluster, free_port
+from bench_index import copy_packages
 from sample_project import make_project
 
 from app.cli import main
@@ -53,8 +54,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def make_tree(root: Path, modules: int = 20) -> Path:
+def make_tree(root: Path, modules: int = 20, packages: tuple[str, ...] = ()) -> Path:
+    """The sample project, ``modules`` small generated modules, and standard-library
+    ``packages`` (files of many chunks each)."""
     make_project(root)
+    copy_packages(root / "stdlib", list(packages))
     for i in range(modules):
         (root / "gen" / f"m{i:02d}.py").parent.mkdir(parents=True, exist_ok=True)
         (root / "gen" / f"m{i:02d}.py").write_text(
@@ -71,6 +75,13 @@ def chunks(root: Path) -> dict[tuple[str, int, int], dict]:
         ["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"]
     ).to_arrow().to_pylist()  # fmt: skip
     return {(r["path"], r["start_line"], r["end_line"]): r for r in rows}
+
+
+def content_hashes(root: Path) -> set[str]:
+    """Of the chunks committed so far, finished or not."""
+    store = ProjectStore.open(root, unfinished=True)
+    table = store.chunks_table(store.meta.get("generation") or store.meta["building"])
+    return set(table.to_arrow().column("content_hash").to_pylist())
 
 
 def files(root: Path) -> dict[str, tuple]:
@@ -122,23 +133,54 @@ def test_cluster_reindex_is_incremental(ray_cluster, tmp_path, embedder):
 @pytest.mark.slow
 def test_cancel_on_the_cluster_keeps_finished_files_and_resumes(ray_cluster, tmp_path,
                                                                  embedder):  # fmt: skip
-    root = make_tree(tmp_path / "demo", modules=30)
+    root = make_tree(tmp_path / "demo", modules=10, packages=("json",))
     control = IndexControl()
 
     def stop_early(p):
-        if p.chunks_embedded:
+        if p.chunks_embedded >= 3 * embedder.batch_size:
             control.cancel()
 
-    local = index_project(make_tree(tmp_path / "local", modules=30), embedder,
+    local = index_project(make_tree(tmp_path / "local", modules=10, packages=("json",)), embedder,
                           cache=EmbeddingCache(tmp_path / "local.sqlite"))  # fmt: skip
     with Cluster(ray_cluster.address) as cluster:
         stopped = index_project(root, embedder, cluster=cluster, control=control,
                                 progress=stop_early)  # fmt: skip
         assert stopped.cancelled and stopped.files_indexed < local.files_indexed
+        committed = content_hashes(root)
         done = index_project(root, embedder, cluster=cluster)
     assert not done.cancelled
     assert done.files_indexed + stopped.files_indexed == local.files_indexed
+    assert done.chunks_embedded == len(content_hashes(root) - committed), (
+        "what the stopped run committed is not embedded again")
     assert chunks(root).keys() == chunks(tmp_path / "local").keys()
+
+
+@pytest.mark.slow
+def test_pause_on_the_cluster_holds_until_resume_and_progress_is_reported(
+        ray_cluster, tmp_path, embedder):  # fmt: skip
+    root = make_tree(tmp_path / "demo", modules=6)
+    control, reports, done = IndexControl(), [], threading.Event()
+    control.pause()
+    outcome = {}
+
+    def run():
+        with Cluster(ray_cluster.address) as cluster:
+            outcome["result"] = index_project(root, embedder, cluster=cluster,
+                                              control=control, progress=reports.append)
+        done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert not done.wait(10), "a paused index must not finish"
+    assert not any(p.files_done or p.chunks_embedded for p in reports)
+    control.resume()
+    assert done.wait(120)
+    thread.join()
+    result = outcome["result"]
+    indexing = [p for p in reports if p.phase == "indexing"]
+    assert indexing[-1].files_done == indexing[-1].files_total == result.files_indexed
+    assert indexing[-1].chunks_embedded == result.chunks_embedded > 0
+    assert reports[-1].phase == "done"
 
 
 @pytest.mark.slow
