@@ -55,6 +55,9 @@ DEFAULT_PORTS = {"": 6379, "ray://": 10001}  # Ray's own defaults: GCS, Ray Clie
 ACTOR_CPUS = 1
 ACTOR_OVERHEAD_BYTES = 256 << 20  # an embedding actor's memory beyond the model file
 FILES_PER_CALL = 8  # files a chunking actor reads per call
+# HTTP/2's client preface and an empty SETTINGS frame; a server's first frame is SETTINGS.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4
 # Passed to every worker, so it uses the same CodeLamp folders as the driver (tests).
 SHARED_ENV = ("CODELAMP_HOME",)
 
@@ -80,13 +83,24 @@ def check_reachable(address: str) -> None:
         raise UsageError(f"{address!r} is not a Ray address; use auto, HOST:PORT or "
                          "ray://HOST:PORT")  # fmt: skip
     try:
-        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S) as s:
+            # Ray speaks gRPC: an HTTP/2 server answers a client preface with SETTINGS.
+            # Anything else there (or a hung head) would keep ray.init waiting for minutes.
+            s.settimeout(CONNECT_TIMEOUT_S)
+            s.sendall(_HTTP2_PREFACE)
+            answer = b""
+            while len(answer) < 9 and (data := s.recv(9 - len(answer))):
+                answer += data
     except OSError as exc:
-        raise CodeLampError(
-            f"Cannot reach the Ray cluster at {address} ({exc.strerror or exc}). Start it "
-            "first (`ray start --head` on its head node), or use --cluster auto to run one "
-            "on this machine."
-        ) from None
+        why = exc.strerror or str(exc) or "no answer"
+    else:
+        if len(answer) == 9 and answer[3] == _HTTP2_SETTINGS:
+            return
+        why = "something else answers there"
+    raise CodeLampError(
+        f"Cannot reach the Ray cluster at {address} ({why}). Start it first (`ray start "
+        "--head` on its head node), or use --cluster auto to run one on this machine."
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +31,8 @@ from app.core.store import ProjectStore
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'codelamp[cluster]'")
 
-from app.core.cluster import Cluster, _Spec  # noqa: E402 - needs ray
+import app.core.cluster as cluster_module  # noqa: E402 - needs ray
+from app.core.cluster import Cluster, _Spec, check_reachable  # noqa: E402 - needs ray
 
 # Ray 2.60 warns about the deprecated settings of its own default DataContext.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
@@ -222,6 +224,31 @@ def test_unreachable_cluster_is_one_quick_line(tmp_path, default_model, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err
     assert f"Cannot reach the Ray cluster at {address}" in err
+
+
+def test_a_listener_that_is_not_ray_is_no_cluster(monkeypatch):
+    """ray.init waits for minutes on a port where something else (or a hung head) listens."""
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(CodeLampError, match=r"Cannot reach .*\(timed out\)"):
+            check_reachable(f"127.0.0.1:{silent.getsockname()[1]}")
+    with socket.socket() as web:
+
+        def answer_http() -> None:
+            conn, _ = web.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        web.bind(("127.0.0.1", 0))
+        web.listen()
+        server = threading.Thread(target=answer_http)
+        server.start()
+        with pytest.raises(CodeLampError, match="something else answers there"):
+            check_reachable(f"127.0.0.1:{web.getsockname()[1]}")
+        server.join()
 
 
 def test_bad_address_is_a_usage_error():
