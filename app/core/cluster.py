@@ -32,7 +32,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,8 @@ FILES_PER_CALL = 8  # files a chunking actor reads per call
 # HTTP/2's client preface and an empty SETTINGS frame; a server's first frame is SETTINGS.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 _HTTP2_SETTINGS = 4
+MAX_TEMP_BASE = 20  # characters
+_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")  # the user's choice, else set for auto
 # Passed to every worker, so it uses the same CodeLamp folders as the driver (tests).
 SHARED_ENV = ("CODELAMP_HOME",)
 
@@ -101,6 +106,15 @@ def check_reachable(address: str) -> None:
         f"Cannot reach the Ray cluster at {address} ({why}). Start it first (`ray start "
         "--head` on its head node), or use --cluster auto to run one on this machine."
     )
+
+
+def _temp_dir() -> str:
+    """A new folder for a local Ray: in TMPDIR when Ray's socket paths under it fit the 107
+    bytes Unix allows (they add about 85 to it), else in /tmp."""
+    base = tempfile.gettempdir()
+    if len(base) > MAX_TEMP_BASE and os.path.isdir("/tmp"):
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="codelamp-ray-", dir=base)
 
 
 @dataclass(frozen=True)
@@ -214,12 +228,22 @@ class Cluster:
             "py_modules": [str(Path(app.__file__).parent)],
             "env_vars": {name: os.environ[name] for name in SHARED_ENV if name in os.environ},
         }
-        local = {"include_dashboard": False} if address == "auto" else {}
+        # A Ray of our own keeps its files apart: another ray.init() on this machine then
+        # never finds it (Ray's shared /tmp/ray names the latest cluster started).
+        self._temp = _temp_dir() if address == "auto" else None
+        local = {"include_dashboard": False, "_temp_dir": self._temp} if self._temp else {}
+        self._env = {name: os.environ.get(name) for name in _AUTH_ENV}
+        if self._temp and not any(self._env.values()):
+            # A new local Ray turns on token authentication and, without a token, writes
+            # one to ~/.ray/auth_token, which then turns it on for every `ray start --head`
+            # of this user. A token of this run only, in the environment, writes nothing.
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         try:
             ray.init(address="local" if address == "auto" else address,
                      runtime_env=runtime_env, log_to_driver=False,
                      logging_level=logging.WARNING, **local)  # fmt: skip
-        except (ConnectionError, RuntimeError, TimeoutError) as exc:
+        except (ConnectionError, RuntimeError, OSError) as exc:
+            self._clean_up()
             raise CodeLampError(f"Cannot use the Ray cluster at {address}: {exc}") from None
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
@@ -231,6 +255,17 @@ class Cluster:
 
     def close(self) -> None:
         self.ray.shutdown()
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        """Undo what starting a local Ray did to this process and the disk."""
+        for name, value in self._env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if self._temp:
+            shutil.rmtree(self._temp, ignore_errors=True)
 
     def __enter__(self) -> Cluster:
         return self

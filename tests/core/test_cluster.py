@@ -6,6 +6,7 @@ in its own process group, killed (and only it) at the end (scripts/bench_cluster
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from app.cli import main
 from app.core.cache import EmbeddingCache
 from app.core.errors import CodeLampError, ModelError
 from app.core.indexer import IndexControl, index_project
+from app.core.remote import RemoteEmbedder
 from app.core.search import Searcher
 from app.core.store import ProjectStore
 
@@ -34,6 +37,7 @@ ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'codelam
 import app.core.cluster as cluster_module  # noqa: E402 - needs ray
 from app.core.cluster import Cluster, _Spec, check_reachable  # noqa: E402 - needs ray
 
+REPO = Path(__file__).resolve().parents[2]
 # Ray 2.60 warns about the deprecated settings of its own default DataContext.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 # Each has one clear answer in the sample project: near-ties (the generated modules are
@@ -213,6 +217,80 @@ def test_a_worker_killed_mid_job_finishes_or_resumes(ray_cluster, tmp_path, embe
     assert files(root) == files(local)
 
 
+class _EmbeddingServer(ThreadingHTTPServer):
+    """An OpenAI-compatible embedding server running the default model, in this process."""
+
+    def __init__(self, embedder) -> None:
+        super().__init__(("127.0.0.1", 0), _Embeddings)
+        self.embedder, self.texts = embedder, 0
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Embeddings(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self._send({"data": [{"id": "all-MiniLM-L6-v2"}]})
+
+    def do_POST(self) -> None:
+        texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
+        self.server.texts += len(texts)
+        vectors = self.server.embedder.embed_documents(texts)
+        self._send({"data": [{"index": i, "embedding": v.tolist()}
+                             for i, v in enumerate(vectors)]})  # fmt: skip
+
+    def _send(self, answer: dict) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_cluster_workers_can_call_an_embedding_server(ray_cluster, tmp_path, embedder,
+                                                      default_model):  # fmt: skip
+    root, local = make_tree(tmp_path / "demo", modules=4), make_tree(tmp_path / "local", 4)
+    index_project(local, embedder, cache=EmbeddingCache(tmp_path / "local.sqlite"))
+    server = _EmbeddingServer(embedder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with RemoteEmbedder([server.url], local_model=default_model) as remote, Cluster(
+            ray_cluster.address
+        ) as cluster:
+            result = index_project(root, remote, cluster=cluster)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.chunks_embedded > 0 and server.texts > result.chunks_embedded
+    a, b = chunks(local), chunks(root)
+    assert a.keys() == b.keys()
+    assert all(float(np.dot(a[k]["vector"], b[k]["vector"])) >= 0.999 for k in a)
+
+
+@pytest.mark.slow
+def test_auto_runs_a_ray_of_its_own_and_leaves_nothing_behind(tmp_path, default_model):
+    """In a process of its own: a local Ray changes the process's Ray settings."""
+    root, home = make_tree(tmp_path / "demo", modules=2), tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(tmp_path), PYTHONPATH=str(REPO))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS"):
+        env.pop(name, None)
+    before = set(Path("/tmp").glob("codelamp-ray-*"))
+    run = subprocess.run([sys.executable, "-m", "app", "index", str(root), "--model",
+                          str(default_model), "--cluster", "auto", "--json"], env=env,
+                         cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["chunks_embedded"] > 0
+    assert not list(home.iterdir()), "no ~/.ray/auth_token: it would turn on token " \
+        "authentication for every later `ray start --head` of the user"
+    # TMPDIR is too long for Ray's socket paths: its files went to /tmp, and are gone.
+    assert not list(tmp_path.glob("codelamp-ray-*")) and not (tmp_path / "ray").exists()
+    assert set(Path("/tmp").glob("codelamp-ray-*")) <= before
+
+
 @pytest.mark.slow
 def test_unreachable_cluster_is_one_quick_line(tmp_path, default_model, capsys):
     make_project(tmp_path / "demo")
@@ -267,8 +345,7 @@ def test_the_app_never_imports_ray():
             "app.gui.main_window; app.cli.build_parser(); "
             "sys.exit('ray' in sys.modules)")  # fmt: skip
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    assert subprocess.run([sys.executable, "-c", code], env=env,
-                          cwd=Path(__file__).resolve().parents[2]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO).returncode == 0
 
 
 def test_model_missing_or_different_on_a_node(tmp_path, default_model, other_model, embedder):
