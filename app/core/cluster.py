@@ -71,6 +71,7 @@ def _ray():
     try:
         import ray
         import ray.data
+        import ray.exceptions
     except ImportError:
         raise CodeLampError(RAY_MISSING) from None
     return ray
@@ -242,7 +243,8 @@ class Cluster:
             ray.init(address="local" if address == "auto" else address,
                      runtime_env=runtime_env, log_to_driver=False,
                      logging_level=logging.WARNING, **local)  # fmt: skip
-        except (ConnectionError, RuntimeError, OSError) as exc:
+        except (ConnectionError, RuntimeError, OSError, ray.exceptions.RayError) as exc:
+            # e.g. a cluster with token authentication and no token here
             self._clean_up()
             raise CodeLampError(f"Cannot use the Ray cluster at {address}: {exc}") from None
         context = ray.data.DataContext.get_current()
