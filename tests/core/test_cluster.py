@@ -291,7 +291,6 @@ def test_auto_runs_a_ray_of_its_own_and_leaves_nothing_behind(tmp_path, default_
     assert set(Path("/tmp").glob("codelamp-ray-*")) <= before
 
 
-@pytest.mark.slow
 def test_unreachable_cluster_is_one_quick_line(tmp_path, default_model, capsys):
     make_project(tmp_path / "demo")
     address = f"127.0.0.1:{free_port()}"  # nobody listens there
