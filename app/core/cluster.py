@@ -239,6 +239,8 @@ class Cluster:
             # one to ~/.ray/auth_token, which then turns it on for every `ray start --head`
             # of this user. A token of this run only, in the environment, writes nothing.
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            # ... and says so on stderr, suggesting to turn it off: not for our own token.
+            logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
         try:
             ray.init(address="local" if address == "auto" else address,
                      runtime_env=runtime_env, log_to_driver=False,
