@@ -373,7 +373,9 @@ class RemoteEmbedder:
 
     def settings(self) -> dict:
         """What makes this embedder again elsewhere (``RemoteEmbedder(**settings)``): plain
-        values, no API key (each process reads its own, see :func:`api_key`)."""
+        values, no API key (each process reads its own, see :func:`api_key`). Connects
+        first: the local GGUF the servers run is known once they answered."""
+        self.load()
         return {
             "urls": [e.url for e in self.endpoints], "model": self.model,
             "local_model": str(self._local.model_path) if self._local else None,

@@ -15,13 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from bench_cluster import LocalCluster, free_port
+from bench_cluster import LocalCluster
 from bench_index import copy_packages
+from embedding_servers import FaultProxy
+from llama_server import free_port
 from sample_project import make_project
 
 from app.cli import main
@@ -217,54 +218,17 @@ def test_a_worker_killed_mid_job_finishes_or_resumes(ray_cluster, tmp_path, embe
     assert files(root) == files(local)
 
 
-class _EmbeddingServer(ThreadingHTTPServer):
-    """An OpenAI-compatible embedding server running the default model, in this process."""
-
-    def __init__(self, embedder) -> None:
-        super().__init__(("127.0.0.1", 0), _Embeddings)
-        self.embedder, self.texts = embedder, 0
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Embeddings(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self._send({"data": [{"id": "all-MiniLM-L6-v2"}]})
-
-    def do_POST(self) -> None:
-        texts = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
-        self.server.texts += len(texts)
-        vectors = self.server.embedder.embed_documents(texts)
-        self._send({"data": [{"index": i, "embedding": v.tolist()}
-                             for i, v in enumerate(vectors)]})  # fmt: skip
-
-    def _send(self, answer: dict) -> None:
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_cluster_workers_can_call_an_embedding_server(ray_cluster, tmp_path, embedder,
-                                                      default_model):  # fmt: skip
+                                                      default_model, embedding_server):  # fmt: skip
     root, local = make_tree(tmp_path / "demo", modules=4), make_tree(tmp_path / "local", 4)
     index_project(local, embedder, cache=EmbeddingCache(tmp_path / "local.sqlite"))
-    server = _EmbeddingServer(embedder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with RemoteEmbedder([server.url], local_model=default_model) as remote, Cluster(
-            ray_cluster.address
-        ) as cluster:
-            result = index_project(root, remote, cluster=cluster)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert result.chunks_embedded > 0 and server.texts > result.chunks_embedded
+    with FaultProxy(embedding_server) as proxy, RemoteEmbedder(
+        [proxy.url], local_model=default_model
+    ) as remote, Cluster(ray_cluster.address) as cluster:
+        result = index_project(root, remote, cluster=cluster)
+    assert result.chunks_embedded > 0
+    assert proxy.inputs >= result.chunks_embedded, "the workers embedded through the server"
     a, b = chunks(local), chunks(root)
     assert a.keys() == b.keys()
     assert all(float(np.dot(a[k]["vector"], b[k]["vector"])) >= 0.999 for k in a)
