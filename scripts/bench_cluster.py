@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,12 +78,12 @@ class LocalCluster:
             self.kill(group)
 
 
-def timed_index(corpus: Path, embedder, cluster=None) -> tuple[int, float]:
-    """(chunks embedded, seconds) of a first index with an empty cache."""
+def timed_index(corpus: Path, embedder, home: Path, cluster=None) -> tuple[int, float]:
+    """(chunks embedded, seconds) of a first index with an empty cache, in ``home``."""
     from app.core.cache import EmbeddingCache
     from app.core.indexer import index_project
 
-    home = Path(tempfile.mkdtemp(prefix="bench-cluster-home-"))
+    home.mkdir()
     os.environ["CODELAMP_HOME"] = str(home)
     started = time.perf_counter()
     result = index_project(corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"),
@@ -96,22 +97,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker nodes, 1 CPU each")
     parser.add_argument("--model", help="GGUF file (default: the default model)")
     args = parser.parse_args()
-    os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="bench-cluster-home-"))
+    # Everything in one short folder (Ray's socket paths go under it), removed at the end.
+    work = Path(tempfile.mkdtemp(prefix="bc-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    os.environ.setdefault("CODELAMP_HOME", str(work / "home"))
     from app.core.cluster import Cluster
     from app.core.default_model import install_default_model
     from app.core.embedder import Embedder
 
     embedder = Embedder(args.model or install_default_model().path)
-    work = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     corpus = copy_packages(work / "stdlib", args.packages)
     print(f"{len(list(corpus.rglob('*.py')))} files of {', '.join(args.packages)}; "
           f"{os.cpu_count()} cores on this machine")  # fmt: skip
-    n, seconds = timed_index(corpus, embedder)
+    n, seconds = timed_index(corpus, embedder, work / "local")
     local = n / seconds
     print(f"one process:            {n} chunks in {seconds:6.1f} s = {local:5.1f} chunks/s")
 
-    nodes = LocalCluster(Path(tempfile.mkdtemp(prefix="bc-ray-")))
+    (work / "ray").mkdir()
+    nodes = LocalCluster(work / "ray")
     try:
         started = time.perf_counter()
         nodes.start_head(cpus=0)
@@ -119,7 +128,7 @@ def main() -> None:
             nodes.add_worker()
         print(f"cluster started in {time.perf_counter() - started:.1f} s")
         with Cluster(nodes.address) as cluster:
-            n, seconds = timed_index(corpus, embedder, cluster)
+            n, seconds = timed_index(corpus, embedder, work / "cluster", cluster)
     finally:
         nodes.stop()
     remote = n / seconds
