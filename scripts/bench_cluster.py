@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Indexing on a Ray cluster against indexing in one process (docs/SCALING-ray.md).
+"""Indexing on a Ray cluster against indexing in one process (docs/SCALING.md).
 
 Standard-library packages are indexed from scratch (an empty embedding cache each time):
 once in this process (the local pipeline, every core) and once with ``--cluster`` on a

@@ -1,4 +1,4 @@
-"""Indexing on a Ray cluster: ``codelamp index PATH --cluster ADDRESS`` (docs/SCALING-ray.md).
+"""Indexing on a Ray cluster: ``codelamp index PATH --cluster ADDRESS`` (docs/SCALING.md).
 
 What runs where:
 

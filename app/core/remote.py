@@ -577,13 +577,14 @@ class RemoteEmbedder:
 
     # --- embedding -----------------------------------------------------------------------
 
-    def _fit(self, text: str) -> str:
+    def _fit(self, text: str) -> tuple[str, int]:
         """``text`` cut to the model's limit (the chunker keeps chunks within it; a prefix
-        or a query may not be)."""
-        limit = self.max_tokens
-        while self.count_tokens(text) > limit and len(text) > 1:
+        or a query may not be), and its tokens."""
+        limit, n = self.max_tokens, self.count_tokens(text)
+        while n > limit and len(text) > 1:
             text = text[: int(len(text) * 0.9)]
-        return text
+            n = self.count_tokens(text)
+        return text, n
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -601,10 +602,10 @@ class RemoteEmbedder:
             for job in jobs:
                 job.future.cancel()  # the rest, after an error: nobody waits for them
 
-    def _batches(self, texts: list[str]):
+    def _batches(self, texts: list[tuple[str, int]]):
+        """Requests of at most ``batch_tokens`` tokens and ``max_inputs`` texts."""
         batch, tokens = [], 0
-        for text in texts:
-            n = self.count_tokens(text)
+        for text, n in texts:
             if batch and (tokens + n > self.batch_tokens or len(batch) >= self.max_inputs):
                 yield batch
                 batch, tokens = [], 0
@@ -616,7 +617,7 @@ class RemoteEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Straight to the least busy endpoint, ahead of any queued documents."""
         self.load()
-        query = self._fit(self.preset.query_prefix + text)
+        query, _ = self._fit(self.preset.query_prefix + text)
         errors = []
         for _ in range(3):
             ready = [e for e in self.endpoints if e.verified and not e.is_open()] or [
