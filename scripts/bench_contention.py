@@ -25,21 +25,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
+from bench_index import copy_packages
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ["email", "json", "http", "logging", "urllib", "importlib", "asyncio"]
-
-
-def make_corpus(dest: Path) -> Path:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in PACKAGES:
-        shutil.copytree(stdlib / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
-    return dest
 
 
 def default_model() -> Path:
@@ -87,7 +80,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-contention-"))
     try:
         model = default_model()
-        corpora = [make_corpus(work / f"project{i}") for i in range(max(args.indexers, 1))]
+        corpora = [copy_packages(work / f"project{i}", PACKAGES)
+                   for i in range(max(args.indexers, 1))]  # fmt: skip
         fresh = iter(range(1000))
 
         def home() -> Path:

@@ -24,7 +24,6 @@ import json
 import os
 import queue
 import shutil
-import sysconfig
 import tempfile
 import threading
 import time
@@ -32,14 +31,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PACKAGES = ("json", "http", "email", "urllib", "logging", "concurrent")
-
-
-def stdlib_tree(dest: Path) -> Path:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in PACKAGES:
-        shutil.copytree(stdlib / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
-    return dest
 
 
 def chunk_texts(root: Path, model: Path) -> list[str]:
@@ -118,13 +109,14 @@ def pipeline_rate(root: Path, urls: list[str], model: Path) -> tuple[float, floa
 
 
 def bench_servers(args: argparse.Namespace) -> None:
+    from bench_index import copy_packages
     from llama_server import llama_server
 
     from app.core.default_model import install_default_model
 
     model = Path(args.model) if args.model else install_default_model().path
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    root = stdlib_tree(work / "tree")
+    root = copy_packages(work / "tree", PACKAGES)
     texts = chunk_texts(root, model)
     print(f"corpus: {', '.join(PACKAGES)} from the stdlib, {len(texts)} chunks; model "
           f"{model.name}; {os.cpu_count()} cores")  # fmt: skip

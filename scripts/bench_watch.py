@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
-import sysconfig
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from bench_index import copy_packages
 
 PACKAGES = ["json", "email", "http", "logging"]
 
@@ -39,11 +39,8 @@ def main() -> None:
     from app.core.store import ProjectStore
     from app.core.watcher import ProjectWatcher
 
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    root = Path(tempfile.mkdtemp(prefix="bench-watch-")) / "project"
-    for name in args.packages:
-        shutil.copytree(stdlib / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
+    root = copy_packages(Path(tempfile.mkdtemp(prefix="bench-watch-")) / "project",
+                         args.packages)  # fmt: skip
     embedder = Embedder(install_default_model().path)
     t0 = time.perf_counter()
     first = index_project(root, embedder)

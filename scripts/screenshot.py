@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
+
+from bench_index import copy_packages
 
 
 def main() -> int:
@@ -31,11 +32,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="codelamp-shots-"))
     os.environ[paths.HOME_ENV] = str(work / "home")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    project = work / "stdlib-sample"
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in ("json", "http", "logging"):
-        shutil.copytree(stdlib / name, project / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
+    project = copy_packages(work / "stdlib-sample", ["json", "http", "logging"])
 
     from app.gui.app import application
     from app.gui.dialogs import SettingsDialog

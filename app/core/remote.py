@@ -327,7 +327,6 @@ class _Job:
     texts: list[str] = field(compare=False)
     future: Future = field(compare=False, default_factory=Future)
     attempts: int = field(compare=False, default=0)
-    last_error: str = field(compare=False, default="")
 
 
 class RemoteEmbedder:
@@ -673,7 +672,6 @@ class RemoteEmbedder:
 
     def _retry(self, job: _Job, why: str, retry_after: float | None) -> None:
         job.attempts += 1
-        job.last_error = why
         if job.attempts >= MAX_ATTEMPTS:
             job.future.set_exception(ModelError(
                 f"The embedding server failed {job.attempts} times in a row ({why}). "

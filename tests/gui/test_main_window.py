@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sysconfig
 import time
 from pathlib import Path
 
@@ -78,12 +77,9 @@ def project(tmp_path) -> Path:
 @pytest.fixture
 def stdlib_copy(tmp_path) -> Path:
     """A few hundred chunks of real code: long enough to watch the window while it indexes."""
-    root = tmp_path / "stdlib"
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in ("json", "http", "email"):
-        shutil.copytree(stdlib / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
-    return root
+    from bench_index import copy_packages
+
+    return copy_packages(tmp_path / "stdlib", ["json", "http", "email"])
 
 
 def wait_indexed(qtbot, win: MainWindow, root: Path, timeout: int = 180_000) -> None:
