@@ -444,7 +444,7 @@ class _Run:
         step_size = self.embedder.batch_size
         for i in range(0, len(todo), step_size):
             if self.control.cancelled:
-                return  # a half-embedded file is not written
+                break
             self.control.wait_if_paused()
             step = todo[i : i + step_size]
             self.state.current = step[-1][0].record.path
@@ -453,10 +453,10 @@ class _Run:
                 item.new_vectors[h] = vec
             self.state.chunks_embedded += len(step)
             self.tick()
-        if self.control.cancelled:
-            return
-        for item in group:
-            self.finish(item, writer)
+        for item in group:  # after a cancel, the files embedded whole: their work is kept
+            if not self.control.cancelled or all(
+                    h in item.vectors or h in item.new_vectors for h in item.hashes):  # fmt: skip
+                self.finish(item, writer)  # a half-embedded file is not written
         self.tick()
 
     def finish(self, item: _FileWork, writer: _Writer) -> None:

@@ -133,6 +133,41 @@ def test_cancel_keeps_a_consistent_index_and_resumes(tmp_path, embedder):
     assert len(chunks) == len(set(chunks)) == 80
 
 
+class _SmallBatches:
+    """The real embedder, handed 4 texts at a time (as a server backend is handed many)."""
+
+    batch_size = 4
+
+    def __init__(self, embedder) -> None:
+        self._embedder = embedder
+
+    def __getattr__(self, name):
+        return getattr(self._embedder, name)
+
+
+def test_a_cancel_mid_batch_keeps_the_files_embedded_whole(tmp_path, embedder):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "a.py").write_text("def small(x):\n    return x\n")
+    body = "\n".join(f"    total += value_{j} * {j}  # step {j} of the sum" for j in range(12))
+    (root / "c.py").write_text("\n\n".join(f"def big_{i}(value):\n    total = 0\n{body}\n"
+                                             f"    return total\n" for i in range(6)))
+    control = IndexControl()
+
+    def cancel_after_the_first_step(p):
+        if p.chunks_embedded >= 4:
+            control.cancel()
+
+    wrapped = _SmallBatches(embedder)
+    result = index_project(root, wrapped, control=control, progress=cancel_after_the_first_step)
+    assert result.cancelled
+    store = ProjectStore.open(root, unfinished=True)
+    records = store.file_records(store.meta["building"])
+    assert records["a.py"].status == "indexed", "embedded whole before the cancel: kept"
+    assert "c.py" not in records, "half embedded: not written"
+    assert index_project(root, embedder).files_unchanged == 1
+
+
 def stored_chunks_any(store: ProjectStore):
     table = store.chunks_table(store.meta["building"])
     rows = table.search().limit(None).select(["path", "start_line", "end_line"]).to_arrow()
