@@ -415,8 +415,12 @@ def python_pairs(source: bytes, package: str, path: str) -> list[Pair]:
 _JS_FUNCTIONS = {"arrow_function", "function_expression", "function", "generator_function"}
 
 
-def _js_target(node: Node) -> tuple[Node, Node, str] | None:
-    """(outer statement, function, name) when ``node`` defines a function, else None."""
+def _js_target(node: Node, wrapped: bool = False) -> tuple[Node, Node, str] | None:
+    """(outer statement, function, name) when ``node`` defines a function, else None.
+
+    ``wrapped`` also takes a function passed to a call, as in ramda's
+    ``var add = _curry2(function add(a, b) {...})`` (the call's last argument, at any depth).
+    """
     kind = node.type
     if kind in ("function_declaration", "generator_function_declaration", "method_definition"):
         function, name = node, node.child_by_field_name("name")
@@ -441,6 +445,12 @@ def _js_target(node: Node) -> tuple[Node, Node, str] | None:
         return None
     if function is None or name is None:
         return None
+    while wrapped and function.type == "call_expression":
+        arguments = function.child_by_field_name("arguments")
+        inner = [a for a in arguments.named_children if a.type != "comment"] if arguments else []
+        if not inner:
+            return None
+        function = inner[-1]
     if function is not node and function.type not in _JS_FUNCTIONS:
         return None
     if function.child_by_field_name("body") is None:
@@ -451,28 +461,43 @@ def _js_target(node: Node) -> tuple[Node, Node, str] | None:
     return outer, function, symbol
 
 
-def js_pairs(source: bytes, package: str, path: str, language: str) -> list[Pair]:
-    """Functions right after a ``/** */`` comment: its summary -> the function."""
+@dataclass(frozen=True)
+class JsDoc:
+    """A function right after a ``/** */`` comment (scripts/eval_quality.py uses it too)."""
+
+    comment: Node
+    outer: Node  # the statement that holds the function, ``export`` included
+    symbol: str
+    query: str  # the comment's summary, unfiltered
+
+
+def js_documented(source: bytes, language: str, wrapped: bool = False) -> Iterator[JsDoc]:
+    """Every function (but constructors) with a ``/** */`` comment right before it."""
     tree = parser(language).parse(source)
-    pairs = []
     for node, scope in _walk(tree.root_node):
-        target = _js_target(node)
+        target = _js_target(node, wrapped)
         if target is None:
             continue
         outer, _function, name = target
         comment = outer.prev_named_sibling
-        if comment is None or comment.type != "comment":
+        if comment is None or comment.type != "comment" or name == "constructor":
             continue
         if comment.end_point.row not in (outer.start_point.row - 1, outer.start_point.row):
             continue
-        query = jsdoc_summary(text_of(source, comment))
-        code = lines_of(source, outer.start_byte, outer.end_byte)
-        if name == "constructor" or not good_query(query) or not good_code(code):
-            continue
         enclosing = tuple(s for s in scope if s != name)
         symbol = ".".join(enclosing + (name,)) if node.type == "method_definition" else name
-        kind = "typescript" if language in ("typescript", "tsx") else "javascript"
-        pairs.append(Pair(query, code, kind, package, path, symbol, outer.start_point.row + 1))
+        yield JsDoc(comment, outer, symbol, jsdoc_summary(text_of(source, comment)))
+
+
+def js_pairs(source: bytes, package: str, path: str, language: str) -> list[Pair]:
+    """Functions right after a ``/** */`` comment: its summary -> the function."""
+    kind = "typescript" if language in ("typescript", "tsx") else "javascript"
+    pairs = []
+    for doc in js_documented(source, language):
+        code = lines_of(source, doc.outer.start_byte, doc.outer.end_byte)
+        if good_query(doc.query) and good_code(code):
+            pairs.append(Pair(doc.query, code, kind, package, path, doc.symbol,
+                              doc.outer.start_point.row + 1))  # fmt: skip
     return pairs
 
 
