@@ -169,6 +169,10 @@ def main() -> None:
     parser.add_argument("--code-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--interpolate", type=float, default=1.0, metavar="ALPHA",
+                        help="ship ALPHA x the trained weights + (1 - ALPHA) x the base "
+                        "model's (weight-space ensembling: keeps more of the base model's "
+                        "general English); a setting of the export, not of the run")
     parser.add_argument("--eval-every", type=int, default=200, help="steps between validations")
     args = parser.parse_args()
 
@@ -304,6 +308,13 @@ def export(model, base_dir: Path, args, config: dict, history: list, seconds: fl
 
     from app.core.embedder import Embedder
 
+    if args.interpolate != 1.0:
+        from sentence_transformers import SentenceTransformer
+
+        base = SentenceTransformer(str(base_dir), device="cpu").state_dict()
+        a = args.interpolate
+        model.load_state_dict({k: a * v + (1 - a) * base[k] if v.is_floating_point() else v
+                               for k, v in model.state_dict().items()})  # fmt: skip
     bert = model[0].auto_model
     tensors = {k: v.detach().to(torch.float32).numpy() for k, v in bert.state_dict().items()}
     source = dm.read_model_dir(base_dir)
@@ -343,6 +354,7 @@ def export(model, base_dir: Path, args, config: dict, history: list, seconds: fl
         "training": {**config, "manifest_sha256": sha256_of(MANIFEST),
                      "languages": manifest["output"]["pairs_by_language"],
                      "minutes": round(seconds / 60, 1), "validation": history,
+                     "interpolate": args.interpolate,
                      "torch": __import__("torch").__version__},
         "gguf_vs_torch_min_cosine": cosines,
         "size": target.stat().st_size,
