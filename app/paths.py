@@ -66,10 +66,15 @@ def bundle_dir() -> Path | None:
     return Path(bundle) if getattr(sys, "frozen", False) and bundle else None
 
 
-def bundled_models_dir() -> Path | None:
-    """Models shipped inside a packaged build; None when running from source."""
+def resources_dir() -> Path:
+    """CodeLamp's own read-only files: ``resources/`` of the source tree or of the build."""
     bundle = bundle_dir()
-    return bundle / "models" if bundle else None
+    return bundle / "resources" if bundle else Path(__file__).resolve().parent.parent / "resources"
+
+
+def bundled_models_dir() -> Path:
+    """The models that come with CodeLamp (the default model)."""
+    return resources_dir() / "models"
 
 
 def ensure(path: Path) -> Path:

@@ -43,6 +43,7 @@ class Settings:
     window_geometry: str = ""  # Qt's saveGeometry(), base64
     splitter_state: str = ""
     search_mode: str = "hybrid"
+    demote_tests: bool = True  # hybrid ranks tests, vendored code, shims and stubs lower
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

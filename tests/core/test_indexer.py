@@ -199,18 +199,19 @@ def test_pause_blocks_until_resume(tmp_path, embedder):
     assert outcome["result"].files_indexed == 6
 
 
-def test_model_switch_builds_a_fresh_table(project, embedder, default_model_q8, other_model):
-    index_project(project, embedder)
-    old_gen = ProjectStore.open(project).meta["generation"]
-    with Embedder(default_model_q8) as q8:
-        result = index_project(project, q8)
-        assert result.chunks_embedded > 0, "another model's vectors are never reused"
-        store = ProjectStore.open(project)
-        assert store.model_id == q8.model_id and store.meta["generation"] != old_gen
-        assert not any(old_gen in n for n in store.table_names()), "old tables dropped"
-        assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
-    # Another file of the same model (its probe vector agrees) searches the index ...
-    assert top_path(project, embedder, "hash a user's password with bcrypt") == "src/auth.go"
+def test_model_switch_builds_a_fresh_table(project, base_model, base_model_q8, other_model):
+    with Embedder(base_model) as f16:
+        index_project(project, f16)
+        old_gen = ProjectStore.open(project).meta["generation"]
+        with Embedder(base_model_q8) as q8:
+            result = index_project(project, q8)
+            assert result.chunks_embedded > 0, "another model's vectors are never reused"
+            store = ProjectStore.open(project)
+            assert store.model_id == q8.model_id and store.meta["generation"] != old_gen
+            assert not any(old_gen in n for n in store.table_names()), "old tables dropped"
+            assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
+        # Another file of the same model (its probe vector agrees) searches the index ...
+        assert top_path(project, f16, "hash a user's password with bcrypt") == "src/auth.go"
     # ... another model does not.
     with Embedder(other_model) as other, pytest.raises(CodeLampError, match="re-index"):
         Searcher(ProjectStore.open(project), other)

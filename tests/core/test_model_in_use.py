@@ -60,18 +60,18 @@ def test_a_model_truncated_while_in_use_is_a_clear_error_not_a_bus_error(default
 
 
 def test_a_replaced_model_is_refused_until_the_original_is_back(
-    default_model, default_model_q8, tmp_path
+    default_model, base_model_q8, tmp_path
 ):
     model = shutil.copy(default_model, tmp_path / "model.gguf")
     with Embedder(model) as emb:
         expected = emb.embed_query("retry failed uploads")
         model_id = emb.model_id
-        shutil.copy(default_model_q8, model)  # rewritten in place: same path, same inode
+        shutil.copy(base_model_q8, model)  # rewritten in place: same path, same inode
         with pytest.raises(ModelError, match=CHANGED):
             emb.embed_query("retry failed uploads")
         with pytest.raises(ModelError, match=CHANGED):
             emb.embed_documents(["def f(): pass"])
-        os.replace(shutil.copy(default_model_q8, tmp_path / "new.gguf"), model)  # a new file
+        os.replace(shutil.copy(base_model_q8, tmp_path / "new.gguf"), model)  # a new file
         with pytest.raises(ModelError, match=CHANGED):
             emb.embed_query("retry failed uploads")
         shutil.copy(default_model, model)  # the same bytes again: newer, but the same model

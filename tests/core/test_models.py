@@ -13,16 +13,19 @@ from app.core.errors import ModelError
 from app.core.models import PRESETS, check_dims, human_size, inspect_model
 
 
-def test_default_model_inspection(default_model):
-    info = inspect_model(default_model)
+@pytest.mark.parametrize(("which", "name", "quant", "preset"), [
+    ("default_model", "codelamp-code-v1", "Q8_0", "codelamp-code"),
+    ("base_model", "all-MiniLM-L6-v2", "F16", "all-minilm-l6-v2"),
+])  # fmt: skip
+def test_default_and_base_model_inspection(request, which, name, quant, preset):
+    path = request.getfixturevalue(which)
+    info = inspect_model(path)
     assert info.architecture == "bert"
-    assert info.name == "all-MiniLM-L6-v2"
-    assert info.quantization == "F16"
+    assert (info.name, info.quantization, info.preset.key) == (name, quant, preset)
     assert (info.embedding_dim, info.context_length, info.max_tokens) == (384, 512, 256)
     assert info.pooling == "mean" and not info.causal
-    assert info.preset.key == "all-minilm-l6-v2"
     assert 22_000_000 < info.param_count < 23_000_000  # MiniLM-L6 has 22.7M parameters
-    assert info.file_size == default_model.stat().st_size
+    assert info.file_size == path.stat().st_size
 
 
 def test_causal_q4_k_m_inspection(gemma_model):
@@ -68,7 +71,7 @@ def _write(path, data: bytes):
         (lambda d, m: _write(d / "t.gguf", b"hello, I am text"), "not a GGUF"),
         (lambda d, m: _cut(m, d / "cut10.gguf", 10), "truncated"),
         (lambda d, m: _cut(m, d / "cut_header.gguf", 200_000), "truncated"),
-        (lambda d, m: _cut(m, d / "cut_tensors.gguf", 30_000_000), "truncated"),
+        (lambda d, m: _cut(m, d / "cut_tensors.gguf", m.stat().st_size // 2), "truncated"),
         (lambda d, m: _cut(m, d / "last_byte.gguf", m.stat().st_size - 1), "truncated"),
     ],
     ids=["missing", "folder", "empty", "text", "10-bytes", "mid-header", "mid-tensors",

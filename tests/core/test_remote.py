@@ -106,13 +106,13 @@ def test_a_server_known_by_name_only(server, embedder, project):
     """No local GGUF of its model: known as remote:<name>, tokens estimated; the index is
     still searchable with a local copy of the model, whose probe vector agrees."""
     with remote(server) as emb:
-        assert emb.model_id == "remote:all-MiniLM-L6-v2.f16"
+        assert emb.model_id == "remote:codelamp-code-v1.q8_0"
         index_project(project, emb)
         assert top(project, emb, "retry a failed upload", k=1)[0].startswith("src/upload.py")
     assert top(project, embedder, "retry a failed upload", k=1)[0].startswith("src/upload.py")
 
 
-def test_a_local_model_found_by_the_server_s_name(server, embedder, installed_default_model):
+def test_a_local_model_found_by_the_server_s_name(server, embedder, default_model):
     from app.core.models import find_model_file
 
     with remote(server, find_local=find_model_file) as emb:
@@ -120,13 +120,14 @@ def test_a_local_model_found_by_the_server_s_name(server, embedder, installed_de
 
 
 def test_a_local_model_of_that_name_that_is_not_the_servers(other_server,
-                                                            installed_default_model):  # fmt: skip
-    """The server is said to run all-MiniLM, but its vectors say otherwise: the local file
-    of that name is not taken for it (its tokenizer and id would be wrong)."""
+                                                            default_model):  # fmt: skip
+    """The server is said to run the default model, but its vectors say otherwise: the
+    local file of that name is not taken for it (its tokenizer and id would be wrong)."""
     from app.core.models import find_model_file
 
-    with remote(other_server, find_local=find_model_file, model="all-MiniLM-L6-v2") as emb:
-        assert emb.model_id == "remote:all-MiniLM-L6-v2"
+    assert find_model_file("codelamp-code-v1") == default_model
+    with remote(other_server, find_local=find_model_file, model="codelamp-code-v1") as emb:
+        assert emb.model_id == "remote:codelamp-code-v1"
 
 
 def test_429_and_5xx_bursts_are_retried(proxy, embedder, default_model, project):
@@ -250,6 +251,6 @@ def test_a_model_swapped_behind_the_url_is_caught(proxy, other_server, default_m
 def test_an_index_refuses_a_server_running_another_model(server, other_server, embedder,
                                                          project):  # fmt: skip
     index_project(project, embedder)
-    with remote(other_server, model="all-MiniLM-L6-v2") as emb, pytest.raises(
+    with remote(other_server, model="codelamp-code-v1") as emb, pytest.raises(
             CodeLampError, match="built with"):  # fmt: skip
         Searcher(ProjectStore.open(project), emb)

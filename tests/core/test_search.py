@@ -51,10 +51,12 @@ def searcher(indexed, embedder, monkeypatch) -> Searcher:
     ],
 )
 def test_finds_code_by_meaning(searcher, mode, query, path, symbol):
-    top = searcher.search(query, k=3, mode=mode)[0]
-    assert top.path == path
-    if symbol:
-        assert symbol in top.symbol
+    results = searcher.search(query, k=3, mode=mode)
+    rank = next(i for i, r in enumerate(results) if r.path == path and symbol in r.symbol)
+    # Only documentation that names the answer may come before it: the default model ranks
+    # prose that answers a question high ("Settings live in a JSON file; see parse_config"
+    # for "load settings from a json file"; docs/MODEL.md).
+    assert all(r.path.endswith(".md") and symbol and symbol in r.text for r in results[:rank])
 
 
 def test_lexical_splits_identifiers_both_ways(searcher):
@@ -148,7 +150,7 @@ def test_dedupe_keeps_best_of_overlapping():
 
 def test_reciprocal_rank_fusion_rewards_agreement():
     both, only_vec, only_lex = _r("both.py", 1, 2), _r("v.py", 1, 2), _r("l.py", 1, 2)
-    fused = _fuse([[only_vec, both], [only_lex, both]])
+    fused = _fuse([([only_vec, both], 1.0), ([only_lex, both], 1.0)])
     assert fused[0].path == "both.py"
     assert fused[0].score == pytest.approx(2 / (RRF_K + 2))
 
@@ -158,7 +160,7 @@ def test_fusion_ranks_definitions_not_chunks():
     that list is second, not fourth."""
     long_fn = [_r("a.py", 10, 90) for _ in range(3)]
     other = _r("b.py", 1, 5)
-    fused = _fuse([[*long_fn, other], [other]])
+    fused = _fuse([([*long_fn, other], 1.0), ([other], 1.0)])
     scores = {r.path: r.score for r in fused}
     assert scores == pytest.approx({"a.py": 1 / (RRF_K + 1), "b.py": 1 / (RRF_K + 2) +
                                     1 / (RRF_K + 1)})  # fmt: skip

@@ -244,12 +244,12 @@ def test_second_writer_waits_for_the_lock(project, embedder):
     assert done.is_set() and "src/ledger.py" in indexed_paths(project)
 
 
-def test_cli_watch_logs_updates_and_stops_cleanly_on_sigterm(project, installed_default_model):
+def test_cli_watch_logs_updates_and_stops_cleanly_on_sigterm(project, default_model):
     import signal
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "watch", str(project), "--model",
-         str(installed_default_model)],
+         str(default_model)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
     )  # fmt: skip
     lines: list[str] = []

@@ -77,7 +77,7 @@ def top_path(root: Path, mode: str) -> str:
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damage_is_reported_then_rebuilt(tmp_path, installed_default_model, damage):
+def test_damage_is_reported_then_rebuilt(tmp_path, default_model, damage):
     root = make_project(tmp_path / "demo").resolve()
     first = codelamp("index", str(root))
     assert first.returncode == 0, first.stderr

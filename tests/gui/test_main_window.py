@@ -60,7 +60,7 @@ def memory() -> FakeMemory:
 
 
 @pytest.fixture
-def window(qtbot, installed_default_model, warnings_shown, memory):
+def window(qtbot, default_model, warnings_shown, memory):
     win = MainWindow(Settings.load(), memory_reader=memory)
     qtbot.addWidget(win)
     win.show()
@@ -191,7 +191,7 @@ def test_memory_gauge_reacts_and_critical_pauses_indexing(qtbot, window, memory,
     qtbot.waitUntil(lambda: window.indexing is None, timeout=60_000)
 
 
-def test_closing_during_indexing_is_clean(qtbot, installed_default_model, warnings_shown,
+def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
                                          memory, stdlib_copy):  # fmt: skip
     messages: list[str] = []
     previous = qInstallMessageHandler(lambda kind, ctx, msg: messages.append(msg))
@@ -208,7 +208,7 @@ def test_closing_during_indexing_is_clean(qtbot, installed_default_model, warnin
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
 
-    with Embedder(installed_default_model) as embedder:  # the index is consistent: it resumes
+    with Embedder(default_model) as embedder:  # the index is consistent: it resumes
         result = index_project(stdlib_copy, embedder)
     assert not result.cancelled and not result.rebuilt
     table = ProjectStore.open(stdlib_copy).chunks_table()
@@ -294,7 +294,7 @@ def test_index_and_search_on_an_embedding_server(qtbot, window, project, embeddi
     wait_indexed(qtbot, window, project)
     assert window.gate.embedder.label == f"the embedding server at {embedding_server}"
     # The server runs the default model, which is installed here: the index is its own.
-    assert window.statuses[str(project)]["model"].startswith("all-MiniLM-L6-v2")
+    assert window.statuses[str(project)]["model"].startswith("codelamp-code-v1")
     qtbot.keyClicks(window.query, "where do we retry failed uploads?")
     qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
     assert window.results.current_result().path == "src/upload.py"
@@ -317,13 +317,13 @@ def test_settings_say_why_a_key_cannot_be_stored(qtbot, window, warnings_shown):
     assert "s3cret" not in Settings.load().__repr__()
 
 
-def test_without_a_usable_model_exact_words_still_work(qtbot, installed_default_model,
+def test_without_a_usable_model_exact_words_still_work(qtbot, default_model,
                                                        warnings_shown, memory, project,
                                                        tmp_path):  # fmt: skip
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
 
-    with Embedder(installed_default_model) as embedder:
+    with Embedder(default_model) as embedder:
         index_project(project, embedder)
     settings = Settings.load()
     settings.projects = [str(project.resolve())]
@@ -385,12 +385,12 @@ def test_watching_keeps_results_fresh_and_can_be_turned_off(qtbot, window, proje
     assert root in window.watch_hub.watchers
 
 
-def test_model_loading_can_be_cancelled_and_retried(installed_default_model):
+def test_model_loading_can_be_cancelled_and_retried(default_model):
     from app.core.embedder import LoadCancelled
     from app.gui.workers import ModelGate
     from app.settings import Settings
 
-    gate = ModelGate(Settings(model_path=str(installed_default_model)))
+    gate = ModelGate(Settings(model_path=str(default_model)))
     seen: list[float] = []
 
     def cancel_midway(fraction: float, _message: str) -> None:
@@ -406,7 +406,7 @@ def test_model_loading_can_be_cancelled_and_retried(installed_default_model):
 
 
 def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
-    qtbot, installed_default_model, warnings_shown, memory, stdlib_copy
+    qtbot, default_model, warnings_shown, memory, stdlib_copy
 ):
     """Cancel the first index: the project says so, search says so (no KeyError), no
     watcher finishes it behind the user's back; the next start resumes it."""
@@ -478,3 +478,45 @@ def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, 
     window.remove_current()  # from the list only: the index stays
     assert window.projects.count() == 0 and window.settings.shared == []
     assert s3_env.keys(uri.split("/")[2])
+
+
+def test_an_index_of_the_earlier_default_keeps_working_and_the_reindex_is_offered(
+    qtbot, project, base_model, warnings_shown, memory
+):
+    """After the upgrade to CodeLamp's own model, a project indexed with all-MiniLM-L6-v2
+    (the earlier default) is searched with that model, is not watched with the new one, and
+    offers the re-index."""
+    from app.core.embedder import Embedder
+    from app.core.indexer import index_project
+
+    with Embedder(base_model) as old:
+        index_project(project, old)
+        old_id = old.model_id
+    root = str(project.resolve())
+    settings = Settings.load()
+    settings.projects.append(root)
+    settings.save()
+    window = MainWindow(Settings.load(), memory_reader=memory)  # the app starts again
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.statuses.get(root) is not None, timeout=30_000)
+    assert window.indexing is None and not window.upgrade_button.isVisible()
+
+    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
+    assert window.results.current_result().path == "src/upload.py"
+    qtbot.waitUntil(lambda: root in window.outdated)
+    assert window.outdated[root] == old_id
+    assert window.upgrade_button.isVisible() and "another model" in window.project_info.text()
+    assert "another model" in window.projects.currentItem().text()
+    assert root not in window.watch_hub.watchers  # its index is not the new model's
+
+    qtbot.mouseClick(window.upgrade_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.indexing is None
+                    and (window.statuses.get(root) or {}).get("model") != old_id,
+                    timeout=120_000)  # fmt: skip
+    assert window.statuses[root]["model"] == window.model_id
+    assert window.model_id.startswith("codelamp-code-v1")
+    assert root not in window.outdated and not window.upgrade_button.isVisible()
+    qtbot.waitUntil(lambda: root in window.watch_hub.watchers, timeout=30_000)
+    window.close()
