@@ -43,6 +43,7 @@ import tarfile
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -505,7 +506,95 @@ def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
                 print(f"  {model:36s} {chunking:16s} {mode:8s} MRR@10 {mrr:.3f}  "
                       f"Recall@10 {recall:.3f}", flush=True)  # fmt: skip
         print(f"  hybrid MRR@10 over the window baseline: {gain(table, embedder.model_id):+.1%}")
+        if args.ranking_study and embedder is embedders[-1]:
+            ranking_study(task, corpus, targets, embedder)
     return Outcome(task, about, len(targets), n_files, *counts[0], table)
+
+
+# --- The ranking signals, one at a time (--ranking-study) ---------------------------------
+
+
+def named_targets(store, targets: list[Target], words: bool) -> list[Target]:
+    """The same answers asked for by name: the definition's own name (``urlsplit``), or with
+    ``words`` its name's words (``url split``, names of two words or more only). Only names
+    that one definition in the corpus has."""
+    from app.core.lexical import identifier_words
+
+    rows = (store.chunks_table().search().select(["path", "def_start", "def_end", "symbol"])
+            .limit(None).to_arrow().to_pylist())  # fmt: skip
+    name_of = {(r["path"], r["def_end"]): r["symbol"].rsplit(".", 1)[-1] for r in rows
+               if r["symbol"]}  # fmt: skip
+    defs = {(r["path"], r["def_start"], r["symbol"]) for r in rows if r["symbol"]}
+    uses = Counter(symbol.rsplit(".", 1)[-1].lower() for _, _, symbol in defs)
+    out = []
+    for t in targets:
+        name = name_of.get((t.answers[0].path, t.answers[0].end))
+        if not name or uses[name.lower()] != 1:
+            continue
+        if words:
+            parts = identifier_words(name)
+            if len(parts) >= 2:
+                out.append(Target(" ".join(parts), t.answers))
+        else:
+            out.append(Target(name, t.answers))
+    return out
+
+
+def ranking_variants() -> dict[str, object]:
+    """No signal, each signal alone, the default, and the default without each signal."""
+    from dataclasses import fields, replace
+
+    from app.core.ranking import Ranking
+
+    default, off = Ranking(), Ranking.off()
+    variants = {"no signal": off}
+    for f in fields(Ranking):
+        if getattr(default, f.name) != getattr(off, f.name):
+            variants[f"only {f.name}"] = replace(off, **{f.name: getattr(default, f.name)})
+    variants["all (the default)"] = default
+    for f in fields(Ranking):
+        if getattr(default, f.name) != getattr(off, f.name):
+            variants[f"all but {f.name}"] = replace(default, **{f.name: getattr(off, f.name)})
+    return variants
+
+
+def with_tests(corpus: Path, dest: Path) -> Path:
+    """The stdlib corpus plus the standard library's own tests of its modules: tests that
+    call the answers by name, as in a real project."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(corpus, dest)
+    for name in sorted({Path(p.relative_to(corpus).parts[0]).stem for p in corpus.rglob("*.py")}):
+        for test in (stdlib / "test" / f"test_{name}.py", stdlib / "test" / f"test_{name}"):
+            if test.is_file():
+                (dest / "test").mkdir(exist_ok=True)
+                shutil.copy(test, dest / "test" / test.name)
+            elif test.is_dir():
+                shutil.copytree(test, dest / "test" / test.name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.txt"))
+    return dest
+
+
+def ranking_study(task: Task, corpus: Path, targets: list[Target], embedder) -> None:
+    from app.core.indexer import index_project
+    from app.core.search import Searcher
+    from app.core.store import ProjectStore
+
+    store = ProjectStore.open(corpus)
+    stores = dict.fromkeys(("documentation", "by name", "name's words"), store)
+    sets = {"documentation": targets, "by name": named_targets(store, targets, False),
+            "name's words": named_targets(store, targets, True)}  # fmt: skip
+    if task.name == "stdlib":
+        tested = with_tests(corpus, corpus.parent / "with-tests")
+        index_project(tested, embedder)
+        stores["with its tests"], sets["with its tests"] = ProjectStore.open(tested), targets
+    sizes = ", ".join(f"{name} {len(t)}" for name, t in sets.items())
+    print(f"  ranking signals, hybrid MRR@10 ({sizes} queries):")
+    for label, ranking in ranking_variants().items():
+        figures = "  ".join(
+            f"{evaluate(Searcher(stores[name], embedder, ranking), t, 'hybrid')[0]:.3f}"
+            if t else "  -  " for name, t in sets.items())  # fmt: skip
+        print(f"    {label:28s} {figures}", flush=True)
 
 
 def gain(table, model: str) -> float:
@@ -524,6 +613,11 @@ def main() -> None:
                         "questions and answers (default: %(default)s)")  # fmt: skip
     parser.add_argument("--write", type=Path, help="also write the results as Markdown (the "
                         "sections of tasks not run, and the Notes, are kept)")  # fmt: skip
+    parser.add_argument("--record", action="store_true", help="write the figures into the "
+                        "default model's sidecar (resources/models), when it was evaluated")
+    parser.add_argument("--ranking-study", action="store_true", help="also measure each "
+                        "ranking signal, alone and left out, on the task's queries and on "
+                        "queries that name the answer (with the last --model)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="folder for the corpora and baselines "
                         "(default: a new temp folder); reuse it with the same CODELAMP_HOME "
                         "to skip re-indexing")
@@ -540,6 +634,30 @@ def main() -> None:
     outcomes = [o for t in tasks if (o := run_task(t, embedders, work, args))]
     if args.write and outcomes:
         write_report(args.write, outcomes, args.seed)
+    if args.record and outcomes:
+        record(outcomes, embedders)
+
+
+def record(outcomes: list[Outcome], embedders: list) -> None:
+    """The figures go into the default model's sidecar (its provenance), next to those of
+    every other model compared in the same run."""
+    from app.core import default_model as dm
+
+    shipped = dm.find_default_model()
+    default = next((e for e in embedders if shipped and Path(e.model_path) == shipped), None)
+    if default is None:
+        sys.exit("--record: the default model was not among the models evaluated")
+    figures = {}
+    for o in outcomes:
+        models = {e.model_id: {mode: round(o.table[e.model_id, "CodeLamp", mode][0], 3)
+                               for mode in ("vector", "hybrid")} for e in embedders}  # fmt: skip
+        lexical = round(o.table["(any)", "CodeLamp", "lexical"][0], 3)
+        figures[o.task.name] = {"queries": o.queries, "lexical": lexical, **models}
+    sidecar = dm.sidecar_path(shipped)
+    meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    meta["evaluation"] = {"script": "scripts/eval_quality.py", "metric": "MRR@10", **figures}
+    sidecar.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded in {sidecar}")
 
 
 NOTES = "\n## Notes\n"  # from here on the report is written by hand, and kept on rewrite
