@@ -67,6 +67,8 @@ class SearchResult:
     score: float
     snippet: str = ""
     text: str = ""
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    snippet_line: int = 0
     row_id: int = field(default=-1, repr=False)
 
     def as_dict(self, with_text: bool = False) -> dict:
