@@ -1,16 +1,26 @@
-"""The preview: a result's whole file, coloured, with the result's lines marked."""
+"""The preview: a result's whole file, coloured, with the result's lines marked.
+
+The marked lines are painted as one band under the text, from the left edge to the right.
+They used to be full-width extra selections, which Qt draws in two pieces per line: the
+text, then the rest of the line from the text's natural width, which counts the overhang
+of a last italic or bold glyph while the first piece does not. The base colour showed
+through the gap as a stripe at the end of such lines.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from PySide6.QtGui import QColor, QFontDatabase, QTextCursor, QTextFormat
-from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPalette, QTextBlock, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from app.core.models import human_size
 from app.gui.highlight import CodeHighlighter
 
 PREVIEW_MAX_BYTES = 4 << 20
+CONTEXT_LINES = 3  # shown above a result's first line
 
 
 class Preview(QPlainTextEdit):
@@ -23,7 +33,7 @@ class Preview(QPlainTextEdit):
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.highlighter = CodeHighlighter(self.document(), self.palette())
         self.path: Path | None = None
-        self.lines = (0, 0)
+        self.lines = (0, 0)  # as asked for; marked_lines() is what the file has of them
         self.setPlaceholderText("Select a result to see its code here.")
 
     def show_file(self, path: Path, rel: str, start: int, end: int,
@@ -43,36 +53,48 @@ class Preview(QPlainTextEdit):
         self.path, self.lines = path, (start, end)
         self.highlighter.set_source(rel, text)
         self.setPlainText(text)
-        self._mark(start, end)
+        self.setTextCursor(QTextCursor(self.document().findBlockByNumber(max(0, start - 1))))
+        self.verticalScrollBar().setValue(max(0, start - 1 - CONTEXT_LINES))
 
     def clear_file(self) -> None:
         self.path, self.lines = None, (0, 0)
         self.highlighter.spans = {}
         self.setPlainText("")
-        self.setExtraSelections([])
 
     def marked_lines(self) -> tuple[int, int]:
-        """The 1-based lines highlighted now (for tests and the header)."""
-        selections = self.extraSelections()
-        if not selections:
-            return (0, 0)
-        first = selections[0].cursor.blockNumber() + 1
-        return first, first + len(selections) - 1
+        """The 1-based lines marked now: the asked-for lines that the file has."""
+        start, end = self.lines
+        count = self.document().blockCount()
+        return (start, min(end, count)) if 1 <= start <= count else (0, 0)
 
-    def _mark(self, start: int, end: int) -> None:
-        colour = QColor(self.palette().color(self.palette().ColorRole.Highlight))
+    def mark_colour(self) -> QColor:
+        colour = QColor(self.palette().color(QPalette.ColorRole.Highlight))
         colour.setAlpha(60)
-        selections = []
-        block = self.document().findBlockByNumber(max(0, start - 1))
-        while block.isValid() and block.blockNumber() < end:
-            sel = QTextEdit.ExtraSelection()
-            sel.format.setBackground(colour)
-            sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
-            sel.cursor = QTextCursor(block)
-            selections.append(sel)
-            block = block.next()
-        self.setExtraSelections(selections)
-        cursor = QTextCursor(self.document().findBlockByNumber(max(0, start - 1)))
-        self.setTextCursor(cursor)
-        # the first line of the chunk near the top, with a little context above
-        self.verticalScrollBar().setValue(max(0, start - 4))
+        return colour
+
+    def _visible_blocks(self) -> Iterator[tuple[QTextBlock, float, float]]:
+        """(block, top, bottom) in viewport coordinates, for the blocks on screen."""
+        block = self.firstVisibleBlock()
+        top = self.blockBoundingGeometry(block).translated(self.contentOffset()).top()
+        height = self.viewport().height()
+        while block.isValid() and top <= height:
+            bottom = top + self.blockBoundingRect(block).height()
+            if block.isVisible():
+                yield block, top, bottom
+            block, top = block.next(), bottom
+
+    def _marked_band(self) -> tuple[float, float] | None:
+        """The top and bottom of the marked lines on screen, if any are."""
+        first, last = self.marked_lines()
+        rows = [(top, bottom) for block, top, bottom in self._visible_blocks()
+                if first <= block.blockNumber() + 1 <= last]  # fmt: skip
+        return (rows[0][0], rows[-1][1]) if rows else None
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        band = self._marked_band()
+        if band is not None:
+            painter = QPainter(self.viewport())
+            painter.fillRect(QRectF(0, band[0], self.viewport().width(), band[1] - band[0]),
+                             self.mark_colour())  # fmt: skip
+            painter.end()
+        super().paintEvent(event)
