@@ -2,7 +2,7 @@
 
 One parse per file gives token spans per line (comments, strings, numbers, keywords, and
 the names definitions introduce); the highlighter paints each line from them. Languages
-without a grammar are shown plain.
+without a grammar are shown plain. Also the colours the preview and the results share.
 """
 
 from __future__ import annotations
@@ -97,3 +97,10 @@ def _formats(palette: QPalette) -> dict[str, QTextCharFormat]:
             fmt.setFontItalic(True)
         formats[kind] = fmt
     return formats
+
+
+def mix(colour: QColor, other: QColor, amount: float) -> QColor:
+    """``colour`` moved ``amount`` (0..1) of the way to ``other``: dimmed text is the text
+    colour mixed with the background, so it follows any palette."""
+    return QColor.fromRgbF(*(a + (b - a) * amount for a, b in zip(colour.getRgbF()[:3],
+                                                                 other.getRgbF()[:3], strict=True)))

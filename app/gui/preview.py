@@ -1,4 +1,5 @@
-"""The preview: a result's whole file, coloured, with the result's lines marked.
+"""The preview: a result's whole file, coloured, with line numbers and the result's lines
+marked.
 
 The marked lines are painted as one band under the text, from the left edge to the right.
 They used to be full-width extra selections, which Qt draws in two pieces per line: the
@@ -12,14 +13,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPalette, QTextBlock, QTextCursor
+from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QTextBlock,
+    QTextCursor,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from app.core.models import human_size
-from app.gui.highlight import CodeHighlighter
+from app.gui.highlight import CodeHighlighter, mix
 
 PREVIEW_MAX_BYTES = 4 << 20
+GUTTER_PADDING = 6  # pixels each side of the line numbers
 CONTEXT_LINES = 3  # shown above a result's first line
 
 
@@ -35,6 +46,10 @@ class Preview(QPlainTextEdit):
         self.path: Path | None = None
         self.lines = (0, 0)  # as asked for; marked_lines() is what the file has of them
         self.setPlaceholderText("Select a result to see its code here.")
+        self.gutter = _LineNumbers(self)
+        self.blockCountChanged.connect(self._fit_gutter)
+        self.updateRequest.connect(self._follow_text)
+        self._fit_gutter()
 
     def show_file(self, path: Path, rel: str, start: int, end: int,
                   stored: str | None = None) -> None:  # fmt: skip
@@ -98,3 +113,72 @@ class Preview(QPlainTextEdit):
                              self.mark_colour())  # fmt: skip
             painter.end()
         super().paintEvent(event)
+
+    # --- the line-number gutter -----------------------------------------------------------
+
+    def gutter_width(self) -> int:
+        digits = len(str(max(1, self.blockCount())))
+        return 2 * GUTTER_PADDING + digits * self.gutter.bold_metrics().horizontalAdvance("9")
+
+    def _fit_gutter(self, *_) -> None:
+        self.setViewportMargins(self.gutter_width(), 0, 0, 0)
+
+    def _follow_text(self, rect: QRect, dy: int) -> None:
+        """Scroll or repaint the gutter with the text."""
+        if dy:
+            self.gutter.scroll(0, dy)
+        else:
+            self.gutter.update(0, rect.y(), self.gutter.width(), rect.height())
+        if rect.contains(self.viewport().rect()):
+            self._fit_gutter()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        inside = self.contentsRect()
+        self.gutter.setGeometry(QRect(inside.left(), inside.top(), self.gutter_width(),
+                                      inside.height()))  # fmt: skip
+
+    def paint_gutter(self, painter: QPainter) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        painter.fillRect(self.gutter.rect(), palette.color(QPalette.ColorRole.Base))
+        band = self._marked_band()
+        if band is not None:
+            painter.fillRect(QRectF(0, band[0], self.gutter.width(), band[1] - band[0]),
+                             self.mark_colour())  # fmt: skip
+        first, last = self.marked_lines()
+        plain, bold = self.font(), self.gutter.bold_font()
+        dimmed = mix(text, palette.color(QPalette.ColorRole.Base), 0.5)
+        width = self.gutter.width() - GUTTER_PADDING
+        for block, top, bottom in self._visible_blocks():
+            number = block.blockNumber() + 1
+            marked = first <= number <= last
+            painter.setFont(bold if marked else plain)
+            painter.setPen(text if marked else dimmed)
+            painter.drawText(QRectF(0, top, width, bottom - top),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                             str(number))  # fmt: skip
+
+
+class _LineNumbers(QWidget):
+    """The preview's gutter; the preview paints it."""
+
+    def __init__(self, preview: Preview) -> None:
+        super().__init__(preview)
+        self.preview = preview
+
+    def bold_font(self) -> QFont:
+        font = QFont(self.preview.font())
+        font.setBold(True)
+        return font
+
+    def bold_metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.bold_font())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.preview.gutter_width(), 0)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        self.preview.paint_gutter(painter)
+        painter.end()
