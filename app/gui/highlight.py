@@ -104,3 +104,10 @@ def mix(colour: QColor, other: QColor, amount: float) -> QColor:
     colour mixed with the background, so it follows any palette."""
     return QColor.fromRgbF(*(a + (b - a) * amount for a, b in zip(colour.getRgbF()[:3],
                                                                  other.getRgbF()[:3], strict=True)))
+
+
+def match_background(palette: QPalette) -> QColor:
+    """Behind the query's words in the preview and the results: amber, translucent, so it
+    reads on the base colour, the marked lines and a selected row alike."""
+    dark = palette.color(QPalette.ColorRole.Base).lightness() < 128
+    return QColor(255, 176, 0, 120 if dark else 110)

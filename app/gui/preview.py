@@ -1,5 +1,6 @@
-"""The preview: a result's whole file, coloured, with line numbers and the result's lines
-marked.
+"""The preview: a result's whole file, coloured, with line numbers, the result's lines marked
+and the query's words (or a regex's matches) marked inside them; and its panel, which adds
+a header (path:lines symbol) and the buttons.
 
 The marked lines are painted as one band under the text, from the left edge to the right.
 They used to be full-width extra selections, which Qt draws in two pieces per line: the
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -24,10 +25,19 @@ from PySide6.QtGui import (
     QTextBlock,
     QTextCursor,
 )
-from PySide6.QtWidgets import QPlainTextEdit, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.models import human_size
-from app.gui.highlight import CodeHighlighter, mix
+from app.gui.highlight import CodeHighlighter, match_background, mix
 
 PREVIEW_MAX_BYTES = 4 << 20
 GUTTER_PADDING = 6  # pixels each side of the line numbers
@@ -37,50 +47,120 @@ CONTEXT_LINES = 3  # shown above a result's first line
 class Preview(QPlainTextEdit):
     """A result's whole file, coloured, with its lines marked and scrolled into view."""
 
+    file_changed = Signal()  # another file or lines, or none: the header follows
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.document().setUndoRedoEnabled(False)
         self.highlighter = CodeHighlighter(self.document(), self.palette())
         self.path: Path | None = None
+        self.rel = ""
+        self.symbol = ""
+        self.stored: str | None = None
         self.lines = (0, 0)  # as asked for; marked_lines() is what the file has of them
+        self.highlights: list[tuple[int, int, int]] = []
         self.setPlaceholderText("Select a result to see its code here.")
         self.gutter = _LineNumbers(self)
         self.blockCountChanged.connect(self._fit_gutter)
         self.updateRequest.connect(self._follow_text)
         self._fit_gutter()
 
-    def show_file(self, path: Path, rel: str, start: int, end: int,
-                  stored: str | None = None) -> None:  # fmt: skip
-        """``stored``: the result's text as indexed, shown (at its own lines) when the
-        file is not here (a shared index without a checkout)."""
-        try:
-            if path.stat().st_size > PREVIEW_MAX_BYTES:
-                text = f"{rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your editor."
-            else:
-                text = path.read_bytes().decode("utf-8", errors="replace")
-        except OSError as exc:
-            if stored is not None:
-                text = "\n" * (start - 1) + stored
-            else:
-                text = f"{rel} cannot be read now ({exc.strerror}). Re-index the project."
-        self.path, self.lines = path, (start, end)
-        self.highlighter.set_source(rel, text)
-        self.setPlainText(text)
+    # --- what is shown --------------------------------------------------------------------
+
+    def show_file(self, path: Path, rel: str, start: int, end: int, stored: str | None = None,
+                  highlights: list[tuple[int, int, int]] | None = None,
+                  symbol: str = "") -> None:  # fmt: skip
+        """Show ``path`` with lines ``start``..``end`` (1-based) marked, near the top.
+
+        ``stored``: the result's text as indexed, shown (at its own lines) when the file is
+        not here (a shared index without a checkout). ``highlights``: (line, start column,
+        end column) spans to mark inside the text, 1-based lines and [start, end) columns in
+        characters, for the query's words or a regex's matches."""
+        self.path, self.rel, self.symbol, self.stored = path, rel, symbol, stored
+        self.lines, self.highlights = (start, end), list(highlights or [])
+        self._load()
         self.setTextCursor(QTextCursor(self.document().findBlockByNumber(max(0, start - 1))))
         self.verticalScrollBar().setValue(max(0, start - 1 - CONTEXT_LINES))
+        self.horizontalScrollBar().setValue(0)
+        self.file_changed.emit()
+
+    def reload_keep_scroll(self) -> None:
+        """Read the file again (it changed on disk) and keep the view where it was: the
+        scroll positions, the marked lines and spans."""
+        if self.path is None:
+            return
+        vertical, horizontal = self.verticalScrollBar().value(), self.horizontalScrollBar().value()
+        self._load()
+        self.verticalScrollBar().setValue(vertical)
+        for _ in self._visible_blocks():
+            pass  # laid out now, so the horizontal range knows their widths
+        self.horizontalScrollBar().setValue(horizontal)
+
+    def showing(self, path: Path, start: int, end: int) -> bool:
+        """Whether this file and lines are shown now (then there is nothing to reload)."""
+        return self.path == path and self.lines == (start, end)
 
     def clear_file(self) -> None:
-        self.path, self.lines = None, (0, 0)
+        self.path, self.rel, self.symbol, self.stored = None, "", "", None
+        self.lines, self.highlights = (0, 0), []
         self.highlighter.spans = {}
         self.setPlainText("")
+        self.setExtraSelections([])
+        self.file_changed.emit()
+
+    def header_text(self) -> str:
+        """path:lines and the symbol, or "" when no file is shown."""
+        if self.path is None:
+            return ""
+        start, end = self.lines
+        where = f"{self.rel}:{start}" if end <= start else f"{self.rel}:{start}–{end}"
+        return f"{where}  {self.symbol}" if self.symbol else where
 
     def marked_lines(self) -> tuple[int, int]:
         """The 1-based lines marked now: the asked-for lines that the file has."""
         start, end = self.lines
         count = self.document().blockCount()
         return (start, min(end, count)) if 1 <= start <= count else (0, 0)
+
+    def _load(self) -> None:
+        text = self._read()
+        self.highlighter.set_source(self.rel, text)
+        self.setPlainText(text)
+        self.setExtraSelections(self._spans())
+
+    def _read(self) -> str:
+        start = self.lines[0]
+        try:
+            if self.path.stat().st_size > PREVIEW_MAX_BYTES:
+                return (f"{self.rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your "
+                        "editor.")
+            return self.path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            if self.stored is not None:
+                return "\n" * (start - 1) + self.stored
+            return f"{self.rel} cannot be read now ({exc.strerror}). Re-index the project."
+
+    def _spans(self) -> list[QTextEdit.ExtraSelection]:
+        colour = match_background(self.palette())
+        selections = []
+        for line, start, end in self.highlights:
+            block = self.document().findBlockByNumber(line - 1)
+            length = block.length() - 1  # without the newline
+            if not block.isValid() or not 0 <= start < min(end, length):
+                continue  # no such line, or an empty span
+            selection = QTextEdit.ExtraSelection()
+            selection.format.setBackground(colour)
+            selection.cursor = QTextCursor(block)
+            selection.cursor.setPosition(block.position() + start)
+            selection.cursor.setPosition(block.position() + min(end, length),
+                                         QTextCursor.MoveMode.KeepAnchor)  # fmt: skip
+            selections.append(selection)
+        return selections
+
+    # --- painting -------------------------------------------------------------------------
 
     def mark_colour(self) -> QColor:
         colour = QColor(self.palette().color(QPalette.ColorRole.Highlight))
@@ -182,3 +262,58 @@ class _LineNumbers(QWidget):
         painter = QPainter(self)
         self.preview.paint_gutter(painter)
         painter.end()
+
+
+class ElidedLabel(QLabel):
+    """One line of text cut with "…" on the left (the end of a path tells files apart)
+    rather than widening what holds it; the whole text is in the tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(0, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = self.contentsRect().width()
+        super().setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideLeft,
+                                                      width))  # fmt: skip
+
+
+class PreviewPanel(QWidget):
+    """The preview under its header (path:lines symbol, cleared with the preview) and its
+    buttons, which are enabled while a file is shown."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.preview = Preview()
+        self.header = ElidedLabel()
+        self.copy_button = QPushButton("Copy path:line")
+        self.open_button = QPushButton("Open in editor")
+        row = QHBoxLayout()
+        row.addWidget(self.header, 1)
+        row.addWidget(self.copy_button)
+        row.addWidget(self.open_button)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
+        column.addWidget(self.preview, 1)
+        self.preview.file_changed.connect(self._follow_preview)
+        self._follow_preview()
+
+    def _follow_preview(self) -> None:
+        self.header.setText(self.preview.header_text())
+        for button in (self.copy_button, self.open_button):
+            button.setEnabled(self.preview.path is not None)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtGui import QColor, QImage, QPalette
 
-from app.gui.preview import Preview
+from app.gui.highlight import match_background
+from app.gui.preview import Preview, PreviewPanel
 
 # Lines that end in an italic comment or a bold name: glyphs whose ink reaches past their
 # advance, the case that left a gap at the end of marked lines.
@@ -124,3 +125,74 @@ def test_marked_line_numbers_are_emphasised(qtbot, tmp_path):
         1, line_rows(preview, 9, scale)[3])  # the band runs under the gutter too
     assert mark.alpha() < 255
     assert ink(12) > ink(21)  # the same digits, bold and in the text colour
+
+
+def test_reload_keeps_the_scroll_and_the_marks(qtbot, tmp_path):
+    source = tmp_path / "long.txt"
+    source.write_text(numbered_lines(400, long_line=205))
+    preview = shown(qtbot, Preview(), 400, 200)
+    preview.show_file(source, "long.txt", 200, 210, highlights=[(205, 0, 8)])
+    preview.verticalScrollBar().setValue(198)
+    preview.horizontalScrollBar().setValue(120)
+    assert preview.horizontalScrollBar().value() == 120
+    source.write_text("# a new first line\n" + numbered_lines(400, long_line=205))
+    preview.reload_keep_scroll()
+    assert preview.toPlainText().startswith("# a new first line")
+    assert preview.verticalScrollBar().value() == 198
+    assert preview.horizontalScrollBar().value() == 120
+    assert preview.marked_lines() == (200, 210)
+    [span] = preview.extraSelections()
+    assert (span.cursor.blockNumber() + 1, span.cursor.selectedText()) == (205, "line_204")
+
+
+def test_showing_names_the_shown_file_and_lines(qtbot, tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text(numbered_lines(20))
+    preview = shown(qtbot, Preview())
+    assert not preview.showing(source, 3, 5)
+    preview.show_file(source, "a.txt", 3, 5)
+    assert preview.showing(source, 3, 5)
+    assert not preview.showing(source, 3, 6)
+    assert not preview.showing(tmp_path / "b.py", 3, 5)
+    preview.clear_file()
+    assert not preview.showing(source, 3, 5)
+
+
+def test_highlights_mark_spans_inside_lines(qtbot, tmp_path):
+    source = tmp_path / "a.py"
+    source.write_text("def retry_upload():\n    return upload(retry=True)\n")
+    preview = shown(qtbot, Preview())
+    preview.show_file(source, "a.py", 1, 2,
+                      highlights=[(1, 4, 9), (2, 11, 17), (2, 18, 99), (9, 0, 3), (1, 5, 5)])
+    marked = [(s.cursor.blockNumber() + 1, s.cursor.selectedText())
+              for s in preview.extraSelections()]  # fmt: skip
+    # past the line's end is cut there; a line that is not there or an empty span is skipped
+    assert marked == [(1, "retry"), (2, "upload"), (2, "retry=True)")]
+    assert {s.format.background().color().name() for s in preview.extraSelections()} == {
+        match_background(preview.palette()).name()}
+
+
+def test_clear_file_clears_the_header(qtbot, tmp_path):
+    source = tmp_path / "src" / "upload.txt"
+    source.parent.mkdir()
+    source.write_text(numbered_lines(40))
+    panel = shown(qtbot, PreviewPanel())
+    assert panel.header.text() == "" and not panel.open_button.isEnabled()
+    panel.preview.show_file(source, "src/upload.txt", 17, 25, symbol="retry_failed_upload")
+    assert panel.header.full_text == "src/upload.txt:17–25  retry_failed_upload"
+    assert panel.open_button.isEnabled() and panel.copy_button.isEnabled()
+    panel.preview.clear_file()
+    assert panel.header.text() == "" and panel.header.full_text == ""
+    assert panel.preview.toPlainText() == "" and not panel.copy_button.isEnabled()
+
+
+def test_a_long_header_is_elided_and_does_not_widen_the_panel(qtbot, tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text(numbered_lines(5))
+    panel = shown(qtbot, PreviewPanel(), 360, 200)
+    rel = "/".join(["a_very_long_folder_name"] * 12) + "/a.txt"
+    panel.preview.show_file(source, rel, 1, 2, symbol="some_function")
+    assert panel.header.text().startswith("…") and panel.header.text().endswith("some_function")
+    assert panel.header.toolTip() == panel.header.full_text
+    assert panel.minimumSizeHint().width() < 360
+    assert panel.header.minimumSizeHint().width() == 0
