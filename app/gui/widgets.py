@@ -1,5 +1,5 @@
-"""The window's parts: the results list, the memory gauge and opening a result in the
-editor. The preview is in preview.py."""
+"""The window's smaller parts: the memory gauge and opening a result in the editor. The
+results are in results_view.py, the preview in preview.py."""
 
 from __future__ import annotations
 
@@ -11,56 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QMessageBox,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from app.core.memory import MemoryReading, pressure, read_memory
 from app.core.models import human_size
-
-
-class ResultList(QListWidget):
-    """Results as two-line rows; Enter opens the selected one."""
-
-    open_requested = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setUniformItemSizes(False)
-        self.setAlternatingRowColors(True)
-        self.setWordWrap(False)
-
-    def show_results(self, results: list, keep=None) -> None:
-        """Show ``results``; the one equal to ``keep`` (same file and symbol) stays
-        selected, so a refresh does not move the user."""
-        self.clear()
-        for r in results:
-            where = f"{r.path}:{r.start_line}–{r.end_line}"
-            title = f"{r.symbol}  ·  {where}" if r.symbol else where
-            item = QListWidgetItem(f"{title}    {r.score:.3f}\n    {r.snippet}")
-            item.setToolTip(f"{where}\n{r.language}, score {r.score:.4f}")
-            item.setData(Qt.ItemDataRole.UserRole, r)
-            self.addItem(item)
-        if results:
-            same = [i for i, r in enumerate(results) if keep is not None and
-                    (r.path, r.symbol, r.start_line) == (keep.path, keep.symbol, keep.start_line)]
-            self.setCurrentRow(same[0] if same else 0)
-
-    def current_result(self):
-        item = self.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item else None
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentItem():
-            self.open_requested.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class MemoryGauge(QLabel):

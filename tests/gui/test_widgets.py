@@ -4,10 +4,13 @@ an editor. Results are made by hand; no model or index is needed."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QColor, QImage, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFontDatabase, QFontMetricsF, QImage, QPalette
 
+from app.core.search import SearchResult
 from app.gui.highlight import match_background
 from app.gui.preview import Preview, PreviewPanel
+from app.gui.results_view import BAR, PAD, PATH, RESULT, ResultView, fit_snippet
 
 # Lines that end in an italic comment or a bold name: glyphs whose ink reaches past their
 # advance, the case that left a gap at the end of marked lines.
@@ -196,3 +199,169 @@ def test_a_long_header_is_elided_and_does_not_widen_the_panel(qtbot, tmp_path):
     assert panel.header.toolTip() == panel.header.full_text
     assert panel.minimumSizeHint().width() < 360
     assert panel.header.minimumSizeHint().width() == 0
+
+
+# --- the results view ---------------------------------------------------------------------
+
+
+def result(path: str, start: int, symbol: str = "", score: float = 0.5, snippet: str = "",
+           highlights: list[tuple[int, int]] | None = None) -> SearchResult:  # fmt: skip
+    return SearchResult(path, start, start + 5, symbol, "python", score, snippet,
+                        highlights=highlights or [])  # fmt: skip
+
+
+RANKED = [
+    result("src/a.py", 10, "first", 0.9),
+    result("lib/b.py", 3, "second", 0.8),
+    result("src/a.py", 40, "third", 0.7),
+    result("c.py", 1, "", 0.3),
+]
+
+
+@pytest.fixture
+def view(qtbot) -> ResultView:
+    return shown(qtbot, ResultView(), 420, 600)
+
+
+def rows(view: ResultView) -> list[tuple[str, list[str]]]:
+    files = [view.topLevelItem(n) for n in range(view.topLevelItemCount())]
+    return [(f.data(0, PATH), [f.child(n).data(0, RESULT).symbol for n in range(f.childCount())])
+            for f in files]  # fmt: skip
+
+
+def test_results_are_grouped_by_file_in_rank_order(view):
+    view.show_results(RANKED)
+    assert rows(view) == [("src/a.py", ["first", "third"]), ("lib/b.py", ["second"]),
+                          ("c.py", [""])]  # fmt: skip
+    assert view.result_count() == 4
+    assert view.summary() == "4 results in 3 files"
+    view.show_results(RANKED[1:2])
+    assert view.summary() == "1 result in 1 file"
+    view.show_results([])
+    assert (view.summary(), view.result_count(), view.current_result()) == ("", 0, None)
+
+
+def test_the_first_result_is_selected_or_the_kept_one(qtbot, view):
+    changes = []
+    view.result_changed.connect(changes.append)
+    view.show_results(RANKED)
+    assert view.current_result() is RANKED[0] and changes == [RANKED[0]]
+    again = [result(r.path, r.start_line, r.symbol, r.score / 2) for r in RANKED]
+    view.show_results(again, keep=RANKED[2])  # same path, symbol and line; a new object
+    assert view.current_result() is again[2] and changes[-1] is again[2]
+    view.show_results(again, keep=result("gone.py", 1, "gone"))
+    assert view.current_result() is again[0]
+    view.setCurrentItem(view.topLevelItem(1))  # a file row
+    assert view.current_result() is None and changes[-1] is None
+    view.show_results(again)
+    view.clear()
+    assert changes[-1] is None and view.summary() == ""
+
+
+def test_move_skips_file_rows_and_folded_files(view):
+    view.show_results(RANKED)
+    symbols = []
+    for _ in range(4):
+        view.move(1)
+        symbols.append(view.current_result().symbol)
+    assert symbols == ["third", "second", "", ""]  # clamped at the last
+    view.move(-2)
+    assert view.current_result().symbol == "third"
+    view.move(-10)
+    assert view.current_result().symbol == "first"
+    view.move(10)
+    assert view.current_result().symbol == ""
+    view.topLevelItem(1).setExpanded(False)  # lib/b.py
+    view.move(-1)
+    assert view.current_result().symbol == "third"
+    view.move(1)
+    assert view.current_result().symbol == ""
+    view.setCurrentItem(view.topLevelItem(1))  # from a file row: the next result after it
+    view.move(1)
+    assert view.current_result().symbol == ""
+    view.setCurrentItem(view.topLevelItem(1))
+    view.move(-1)
+    assert view.current_result().symbol == "third"
+
+
+def test_page_rows_is_a_page_of_results(view):
+    height = view.itemDelegate().result_height(view.font())
+    assert view.page_rows() == view.viewport().height() // height > 5
+
+
+def test_enter_opens_a_result_and_folds_a_file(qtbot, view):
+    view.show_results(RANKED)
+    view.setFocus()
+    with qtbot.waitSignal(view.open_requested):
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+    file_row = view.topLevelItem(0)
+    view.setCurrentItem(file_row)
+    with qtbot.assertNotEmitted(view.open_requested):
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert not file_row.isExpanded()
+    qtbot.keyClick(view, Qt.Key.Key_Enter)
+    assert file_row.isExpanded()
+    second = view.visualItemRect(file_row.child(1)).center()
+    with qtbot.waitSignal(view.open_requested):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=second)
+        qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=second)
+    assert view.current_result() is RANKED[2]
+
+
+def test_tooltips_give_the_exact_score_language_and_path(view):
+    view.show_results(RANKED)
+    tip = view.topLevelItem(0).child(1).toolTip(0)
+    assert tip == "src/a.py:40–45\npython · score 0.7000"
+    assert view.topLevelItem(0).toolTip(0) == "src/a.py\n2 results"
+
+
+def test_fit_snippet_keeps_the_marked_words_in_view(qapp):
+    metrics = QFontMetricsF(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    char = metrics.horizontalAdvance("x")
+    text = "x = retry(upload)"
+    assert fit_snippet(text, [(4, 9), (10, 16)], metrics, 100 * char) == (text, [(4, 9),
+                                                                               (10, 16)])
+    shown, spans = fit_snippet(text, [(10, 16), (4, 9)], metrics, 12.5 * char)
+    assert shown.endswith("…") and len(shown) <= 12
+    assert spans == [(4, 9), (10, len(shown) - 1)]  # the second cut where the text is
+    long = "a" * 80 + " retry(upload)"
+    shown, spans = fit_snippet(long, [(81, 86)], metrics, 30.5 * char)
+    assert shown.startswith("…") and shown[spans[0][0]:spans[0][1]] == "retry"
+    assert spans[0][0] == 1 + 8  # the ellipsis, then eight characters before the word
+
+
+def amber_pixels(image: QImage, rect) -> int:
+    """Pixels where red is high and blue low: the marked words' background, in any palette."""
+    return sum(1 for y in range(rect.top(), rect.bottom())
+               for x in range(rect.left(), rect.right())
+               if (c := image.pixelColor(x, y)).red() - c.blue() > 60 and c.green() > 60)
+
+
+def test_the_query_words_are_marked_in_the_snippets(qtbot, palette, view):
+    snippet = "def retry_failed_upload(client, blob):"
+    view.show_results([result("a.py", 1, "first", 0.9, "def first():"),
+                       result("a.py", 9, "upload", 0.8, snippet, [(4, 9), (17, 23)]),
+                       result("a.py", 30, "plain", 0.7, snippet)])  # fmt: skip
+    image = view.viewport().grab().toImage()
+    image.setDevicePixelRatio(1)
+    marked, plain = (view.visualItemRect(view.topLevelItem(0).child(n)) for n in (1, 2))
+    metrics = QFontMetricsF(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    char = metrics.horizontalAdvance("x")
+    assert amber_pixels(image, marked) > 0.5 * 11 * char * metrics.height()  # 2 words' boxes
+    assert amber_pixels(image, plain) == 0
+
+
+def test_long_rows_are_cut_not_pushed_off_the_edge(qtbot, view):
+    name = "deep/" * 30 + "module_with_a_long_name.py"
+    view.show_results([result("a.py", 1, "first", 1.0),
+                       result(name, 1, "a_function_with_a_very_long_name_" * 3, 0.5,
+                              "x = 1  # " + "a comment that goes on " * 10)])  # fmt: skip
+    view.resize(240, 300)
+    row = view.visualItemRect(view.topLevelItem(1).child(0))  # not selected
+    image = view.viewport().grab().toImage()
+    image.setDevicePixelRatio(1)
+    accent = view.palette().color(QPalette.ColorRole.Highlight).rgb()  # the bar's fill
+    bar = [x for y in range(row.top(), row.bottom()) for x in range(row.left(), row.right())
+           if image.pixel(x, y) == accent]  # fmt: skip
+    assert bar and max(bar) <= row.right() - PAD + 1  # the score bar is there, inside
+    assert BAR.width() // 2 - 1 <= len(set(bar)) <= BAR.width() // 2 + 1  # half the best
