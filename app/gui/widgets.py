@@ -76,20 +76,42 @@ def editor_command(configured: str) -> str:
     return ""
 
 
-def open_in_editor(configured: str, path: Path, line: int, parent: QWidget) -> None:
+EDITOR_HINT = ("Set one in Settings ▸ Editor command: {file} and {line} are filled in, as in "
+               "“code -g {file}:{line}”.")
+
+
+def start_editor(configured: str, path: Path, line: int) -> str:
+    """Open ``path`` at ``line`` with :func:`editor_command`'s command, or the system's
+    opener without one. "" once it has started, else what went wrong, to show."""
     command = editor_command(configured)
     if not command:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-        return
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            return ""
+        return (f"No editor was found to open {path.name}: no editor command is set, VS Code "
+                "(code) is not on the PATH, $VISUAL and $EDITOR are empty, and the system "
+                f"has no program for this file.\n\n{EDITOR_HINT}")
     try:
         args = [a.format(file=str(path), line=line) for a in shlex.split(command)]
+    except (ValueError, KeyError, IndexError):
+        return (f"The editor command “{command}” cannot be used: only {{file}} and {{line}} "
+                f"are filled in, and quotes must be closed.\n\n{EDITOR_HINT}")
+    program = args[0] if args else ""
+    if not shutil.which(program):
+        return f"The editor command’s program “{program}” was not found.\n\n{EDITOR_HINT}"
+    try:
         subprocess.Popen(args, start_new_session=sys.platform != "win32",
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)  # fmt: skip
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        QMessageBox.warning(parent, "Open in editor",
-                            f"Could not run “{command}”: {exc}.\nSet the editor command in "
-                            "Settings; {file} and {line} are filled in.")  # fmt: skip
+    except OSError as exc:
+        return f"Could not run “{command}”: {exc.strerror or exc}.\n\n{EDITOR_HINT}"
+    return ""
+
+
+def open_in_editor(configured: str, path: Path, line: int, parent: QWidget) -> None:
+    """:func:`start_editor`, with a message when it could not."""
+    problem = start_editor(configured, path, line)
+    if problem:
+        QMessageBox.warning(parent, "Open in editor", problem)
 
 
 def ago(timestamp: float | None) -> str:

@@ -3,14 +3,19 @@ an editor. Results are made by hand; no model or index is needed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFontDatabase, QFontMetricsF, QImage, QPalette
+from PySide6.QtGui import QColor, QDesktopServices, QFontDatabase, QFontMetricsF, QImage, QPalette
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.core.search import SearchResult
 from app.gui.highlight import match_background
 from app.gui.preview import Preview, PreviewPanel
 from app.gui.results_view import BAR, PAD, PATH, RESULT, ResultView, fit_snippet
+from app.gui.widgets import open_in_editor, start_editor
 
 # Lines that end in an italic comment or a bold name: glyphs whose ink reaches past their
 # advance, the case that left a gap at the end of marked lines.
@@ -365,3 +370,80 @@ def test_long_rows_are_cut_not_pushed_off_the_edge(qtbot, view):
            if image.pixel(x, y) == accent]  # fmt: skip
     assert bar and max(bar) <= row.right() - PAD + 1  # the score bar is there, inside
     assert BAR.width() // 2 - 1 <= len(set(bar)) <= BAR.width() // 2 + 1  # half the best
+
+
+# --- opening an editor --------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_editor_here(monkeypatch, tmp_path) -> list[str]:
+    """No code on the PATH, no $VISUAL or $EDITOR, and a system opener that declines; the
+    URLs it was asked to open."""
+    asked: list[str] = []
+
+    def decline(url) -> bool:
+        asked.append(url.toLocalFile())
+        return False
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.setattr(QDesktopServices, "openUrl", decline)
+    return asked
+
+
+def test_no_editor_and_no_opener_says_so(no_editor_here, tmp_path):
+    source = tmp_path / "a.py"
+    problem = start_editor("", source, 3)
+    assert no_editor_here == [str(source)]
+    assert problem.startswith("No editor was found to open a.py")
+    assert "Settings ▸ Editor command" in problem
+
+
+def test_the_system_opener_is_used_without_a_command(no_editor_here, monkeypatch, tmp_path):
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: True)
+    assert start_editor("", tmp_path / "a.py", 3) == ""
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    ("no-such-editor-here +{line} {file}", "program “no-such-editor-here” was not found"),
+    ("edit {filename}", "cannot be used: only {file} and {line} are filled in"),
+    ("edit '{file}", "cannot be used"),
+])  # fmt: skip
+def test_a_command_that_cannot_run_says_why(no_editor_here, tmp_path, command, says):
+    problem = start_editor(command, tmp_path / "a.py", 3)
+    assert says in problem and "Settings ▸ Editor command" in problem
+    assert no_editor_here == []
+
+
+def test_a_command_that_runs_opens_quietly(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args))
+    command = f"'{sys.executable}' -X utf8 {{file}}:{{line}}"
+    assert start_editor(command, tmp_path / "my file.py", 7) == ""
+    assert started == [[sys.executable, "-X", "utf8", f"{tmp_path / 'my file.py'}:7"]]
+
+
+def test_a_command_that_fails_to_start_says_why(monkeypatch, tmp_path):
+    def refuse(args, **_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    problem = start_editor(f"'{sys.executable}' {{file}}", tmp_path / "a.py", 1)
+    assert "Could not run" in problem and "Permission denied" in problem
+    assert "Settings ▸ Editor command" in problem
+
+
+def test_open_in_editor_shows_the_problem(no_editor_here, monkeypatch, qtbot, tmp_path):
+    shown_boxes = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda parent, title, text: shown_boxes.append((parent, title, text)))
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    open_in_editor("", tmp_path / "a.py", 3, parent)
+    [(where, title, text)] = shown_boxes
+    assert (where, title) == (parent, "Open in editor")
+    assert text == start_editor("", tmp_path / "a.py", 3)
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: True)
+    open_in_editor("", tmp_path / "a.py", 3, parent)
+    assert len(shown_boxes) == 1
