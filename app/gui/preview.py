@@ -201,7 +201,10 @@ class Preview(QPlainTextEdit):
         return 2 * GUTTER_PADDING + digits * self.gutter.bold_metrics().horizontalAdvance("9")
 
     def _fit_gutter(self, *_) -> None:
-        self.setViewportMargins(self.gutter_width(), 0, 0, 0)
+        width = self.gutter_width()
+        self.setViewportMargins(width, 0, 0, 0)
+        inside = self.contentsRect()
+        self.gutter.setGeometry(QRect(inside.left(), inside.top(), width, inside.height()))
 
     def _follow_text(self, rect: QRect, dy: int) -> None:
         """Scroll or repaint the gutter with the text."""
@@ -214,9 +217,7 @@ class Preview(QPlainTextEdit):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        inside = self.contentsRect()
-        self.gutter.setGeometry(QRect(inside.left(), inside.top(), self.gutter_width(),
-                                      inside.height()))  # fmt: skip
+        self._fit_gutter()
 
     def paint_gutter(self, painter: QPainter) -> None:
         palette = self.palette()
@@ -254,9 +255,6 @@ class _LineNumbers(QWidget):
 
     def bold_metrics(self) -> QFontMetrics:
         return QFontMetrics(self.bold_font())
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(self.preview.gutter_width(), 0)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)

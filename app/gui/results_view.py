@@ -185,7 +185,6 @@ class ResultView(QTreeWidget):
         self.setIndentation(14)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QTreeWidget.SelectionMode.SingleSelection)
-        self.setMouseTracking(True)
         self.setItemDelegate(ResultDelegate(self))
         self.announced = None  # the result result_changed last gave
         self.count_shown = 0
