@@ -2,7 +2,7 @@
 
 One parse per file gives token spans per line (comments, strings, numbers, keywords, and
 the names definitions introduce); the highlighter paints each line from them. Languages
-without a grammar are shown plain. Also the colours the preview and the results share.
+without a grammar are shown plain. Also the colours and fonts the preview and the results share.
 """
 
 from __future__ import annotations
@@ -104,6 +104,18 @@ def mix(colour: QColor, other: QColor, amount: float) -> QColor:
     colour mixed with the background, so it follows any palette."""
     return QColor.fromRgbF(*(a + (b - a) * amount for a, b in zip(colour.getRgbF()[:3],
                                                                  other.getRgbF()[:3], strict=True)))
+
+
+def dimmed(text: QColor, background: QColor) -> QColor:
+    """Secondary text (folders, line numbers) on ``background``."""
+    return mix(text, background, 0.45)
+
+
+def bolder(font: QFont) -> QFont:
+    """``font`` in bold: marked line numbers, result titles."""
+    bold = QFont(font)
+    bold.setBold(True)
+    return bold
 
 
 def match_background(palette: QPalette) -> QColor:

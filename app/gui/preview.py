@@ -17,7 +17,6 @@ from pathlib import Path
 from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QFont,
     QFontDatabase,
     QFontMetrics,
     QPainter,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.models import human_size
-from app.gui.highlight import CodeHighlighter, match_background, mix
+from app.gui.highlight import CodeHighlighter, bolder, dimmed, match_background
 
 PREVIEW_MAX_BYTES = 4 << 20
 GUTTER_PADDING = 6  # pixels each side of the line numbers
@@ -228,14 +227,14 @@ class Preview(QPlainTextEdit):
             painter.fillRect(QRectF(0, band[0], self.gutter.width(), band[1] - band[0]),
                              self.mark_colour())  # fmt: skip
         first, last = self.marked_lines()
-        plain, bold = self.font(), self.gutter.bold_font()
-        dimmed = mix(text, palette.color(QPalette.ColorRole.Base), 0.5)
+        plain, bold = self.font(), bolder(self.font())
+        dim = dimmed(text, palette.color(QPalette.ColorRole.Base))
         width = self.gutter.width() - GUTTER_PADDING
         for block, top, bottom in self._visible_blocks():
             number = block.blockNumber() + 1
             marked = first <= number <= last
             painter.setFont(bold if marked else plain)
-            painter.setPen(text if marked else dimmed)
+            painter.setPen(text if marked else dim)
             painter.drawText(QRectF(0, top, width, bottom - top),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
                              str(number))  # fmt: skip
@@ -248,13 +247,8 @@ class _LineNumbers(QWidget):
         super().__init__(preview)
         self.preview = preview
 
-    def bold_font(self) -> QFont:
-        font = QFont(self.preview.font())
-        font.setBold(True)
-        return font
-
     def bold_metrics(self) -> QFontMetrics:
-        return QFontMetrics(self.bold_font())
+        return QFontMetrics(bolder(self.preview.font()))
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.highlight import match_background, mix
+from app.gui.highlight import bolder, dimmed, match_background, mix
 
 RESULT = Qt.ItemDataRole.UserRole  # a result row's SearchResult
 SHARE = Qt.ItemDataRole.UserRole + 1  # a result row's score / the best score, 0..1
@@ -57,7 +57,7 @@ class ResultDelegate(QStyledItemDelegate):
     """Paints file rows and result rows (see the module's docstring)."""
 
     def result_height(self, font: QFont) -> int:
-        return (QFontMetrics(_bold(font)).height() + QFontMetrics(_mono()).height()
+        return (QFontMetrics(bolder(font)).height() + QFontMetrics(_mono()).height()
                 + 2 * PAD)  # fmt: skip
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
@@ -110,14 +110,14 @@ class ResultDelegate(QStyledItemDelegate):
         painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter, name)
         left = room - used - GAP
         if folder and left > metrics.horizontalAdvance("…/"):
-            painter.setPen(mix(ink, paper, 0.45))
+            painter.setPen(dimmed(ink, paper))
             painter.drawText(rect.adjusted(used + GAP, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
                              metrics.elidedText(folder, Qt.TextElideMode.ElideLeft, left))
 
     def _paint_result(self, painter: QPainter, opt: QStyleOptionViewItem, rect: QRect,
                       index: QModelIndex, ink, paper, selected: bool, group) -> None:  # fmt: skip
         r = index.data(RESULT)
-        bold, mono = _bold(opt.font), _mono()
+        bold, mono = bolder(opt.font), _mono()
         title_metrics, plain_metrics = QFontMetrics(bold), QFontMetrics(opt.font)
         first = QRect(rect.left(), rect.top() + PAD, rect.width(), title_metrics.height())
 
@@ -138,7 +138,7 @@ class ResultDelegate(QStyledItemDelegate):
         painter.setPen(ink)
         painter.drawText(first, Qt.AlignmentFlag.AlignVCenter, title)
         painter.setFont(opt.font)
-        painter.setPen(mix(ink, paper, 0.45))
+        painter.setPen(dimmed(ink, paper))
         painter.drawText(first.adjusted(title_metrics.horizontalAdvance(title) + GAP, 0, 0, 0),
                          Qt.AlignmentFlag.AlignVCenter, lines)  # fmt: skip
 
@@ -158,12 +158,6 @@ class ResultDelegate(QStyledItemDelegate):
         painter.setFont(mono)
         painter.setPen(ink)
         painter.drawText(second, Qt.AlignmentFlag.AlignVCenter, text)
-
-
-def _bold(font: QFont) -> QFont:
-    bold = QFont(font)
-    bold.setBold(True)
-    return bold
 
 
 def _mono() -> QFont:
