@@ -32,6 +32,14 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _drop_stdout() -> None:
+    """The reader of stdout has gone (`codelamp ... | head`): send what is left to
+    devnull, so neither a later print nor the flush at exit fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from app import paths
     from app.core.default_model import DEFAULT_FILE
@@ -403,12 +411,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
 
     def report(event) -> None:
-        if args.json:
-            print(json.dumps({"time": round(time.time(), 3), "root": str(event.root),
-                              "event": event.kind, "message": event.message,
-                              "paths": event.paths}, ensure_ascii=False), flush=True)  # fmt: skip
-        else:
-            print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
+        try:
+            if args.json:
+                print(json.dumps({"time": round(time.time(), 3), "root": str(event.root),
+                                  "event": event.kind, "message": event.message,
+                                  "paths": event.paths}, ensure_ascii=False),
+                      flush=True)  # fmt: skip
+            else:
+                print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
+        except BrokenPipeError:  # `codelamp watch ... | head`: the reader is done; stop
+            _drop_stdout()
+            stop.set()
 
     watchers = [ProjectWatcher(root, embedder, report, progress=progress,
                                index_options=options) for root in roots]  # fmt: skip
@@ -574,7 +587,11 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     try:
-        return args.func(args)
+        code = args.func(args)
+        # Output still buffered would meet a reader that has gone at exit, where the error
+        # can only be printed ("Exception ignored ..."): meet it here.
+        sys.stdout.flush()
+        return code
     except UsageError as exc:
         print(f"codelamp: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -585,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         print("codelamp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `codelamp ... | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return EXIT_OK
     except BaseException as exc:  # noqa: BLE001 - a bug or a native panic: one line, logged
         # Imported here: the store loads pyarrow, which `models embed` and co. never need.
