@@ -125,3 +125,20 @@ def make_project(root: Path) -> Path:
 
 INDEXED = {"src/upload.py", "src/config.py", "src/auth.go", "web/api.ts", "lib/cache.rs",
            "README.md", ".gitignore"}  # fmt: skip
+
+
+BIG_FILE = "m_big.py"
+
+
+def make_one_big_file_project(root: Path, big_functions: int = 80) -> Path:
+    """Four small files, one big file of ``big_functions`` distinct functions (a chunk
+    each), four small files, in that order: most of the work is the big file."""
+    root.mkdir(parents=True)
+    for i in range(4):
+        (root / f"a{i}.py").write_text(f"def before_{i}(x):\n    return x + {i}\n")
+        (root / f"z{i}.py").write_text(f"def after_{i}(y):\n    return y * {i}\n")
+    body = "\n".join(f"    total += values[{j}] * {j}  # weight {j} of the sum" for j in range(14))
+    (root / BIG_FILE).write_text("\n\n".join(
+        f"def weighted_sum_{i}(values):\n    total = {i}\n{body}\n    return total\n"
+        for i in range(big_functions)))  # fmt: skip
+    return root

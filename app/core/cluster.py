@@ -318,6 +318,8 @@ class Cluster:
             for h, vector in zip(batch["hash"], batch["vector"], strict=True):
                 for item in waiting.pop(str(h)):
                     item.new_vectors[str(h)] = vector
+                    run.credit(item, 1)
+                    run.state.current = item.record.path  # the file vectors come in for
                     missing[id(item)] -= 1
                     if not missing[id(item)]:
                         run.finish(item, writer)
@@ -338,7 +340,7 @@ class Cluster:
                     if (problem := _user_error(exc)) is not None:
                         raise problem from None
                     raise
-                run.control.wait_if_paused()
+                run.wait_if_paused()
                 if run.control.cancelled:
                     return
                 yield batch

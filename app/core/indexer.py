@@ -17,6 +17,7 @@ import hashlib
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,18 +64,64 @@ BATCH_CHUNKS = 2000
 BATCH_FILES = 500
 BATCH_SECONDS = 10.0
 _DONE = object()
+# The ETA is the bytes left divided by the rate of about the last ETA_WINDOW_S seconds of
+# work (not the average since the start, nor an exponential average): the window forgets.
+# A burst of cached files or a slow start no longer counts half a minute later, while the
+# rate still spans many embedding steps, so it does not follow each one. Bytes, because
+# embedding costs about the same per byte in a big file as in small ones (tokens follow
+# bytes); a count of files made one big file look like no progress at all.
+ETA_WINDOW_S = 30.0
+ETA_SETTLE_S = 2.0  # no ETA in the first seconds of work: too little to go on
 
 
 @dataclass
 class IndexProgress:
+    """Where a run is; ``current`` is the file being embedded now (the lock's holder while
+    "waiting"). Progress counts bytes of source: the files of this run that changed."""
+
     phase: str  # "waiting", "scanning", "indexing", "finishing", "done" or "cancelled"
     files_total: int = 0
     files_done: int = 0
+    bytes_total: int = 0  # the sizes of the files to (re)index in this run
+    bytes_done: int = 0  # finished files, and the share of a file whose chunks have vectors
     chunks_embedded: int = 0
     chunks_cached: int = 0
     chunks_per_s: float = 0.0
     eta_s: float | None = None
     current: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """How much of the run is done, from 0 to 1."""
+        if self.bytes_total:
+            return min(1.0, self.bytes_done / self.bytes_total)
+        if self.files_total:  # empty files only
+            return self.files_done / self.files_total
+        return 1.0 if self.phase in ("finishing", "done") else 0.0
+
+
+class Eta:
+    """Seconds left, from the rate of the last ``window_s`` seconds (see ETA_WINDOW_S).
+
+    Times are of any clock that only runs while there is work: the indexer's leaves out
+    the time spent paused, which would otherwise read as a rate near zero."""
+
+    def __init__(self, now: float, window_s: float = ETA_WINDOW_S,
+                 settle_s: float = ETA_SETTLE_S) -> None:  # fmt: skip
+        self.started, self.window_s, self.settle_s = now, window_s, settle_s
+        self.samples: deque[tuple[float, int]] = deque([(now, 0)])
+
+    def update(self, now: float, done: int, total: int) -> float | None:
+        """The time left once ``done`` of ``total`` bytes are done at ``now``; None until
+        ``settle_s`` have passed, and while nothing moved in the window."""
+        self.samples.append((now, done))
+        # The oldest sample kept is the newest one at least window_s old.
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window_s:
+            self.samples.popleft()
+        then, done_then = self.samples[0]
+        if now - self.started < self.settle_s or done <= done_then:
+            return None
+        return (total - done) * (now - then) / (done - done_then)
 
 
 @dataclass
@@ -129,6 +176,12 @@ class _FileWork:
     hashes: list[str] = field(default_factory=list)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     new_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    chunks_done: int = 0  # chunks with a vector, cached or embedded
+
+    @property
+    def bytes_done(self) -> int:
+        """The share of the file's bytes that its chunks with a vector stand for."""
+        return self.record.size * self.chunks_done // len(self.hashes) if self.hashes else 0
 
 
 def content_key(piece: Piece) -> str:
@@ -251,7 +304,9 @@ class _Run:
         self.abandoned = threading.Event()  # the embedding side has stopped
         self.state = IndexProgress("scanning")
         self.errors: list[BaseException] = []
-        self.started = time.monotonic()
+        self.paused_s = 0.0  # time spent paused, left out of the rates
+        self.started = self.clock()
+        self.eta = Eta(self.started)
 
     def _report(self) -> None:
         """Tell the listener, with a copy: the GUI reads it on another thread, and a
@@ -264,7 +319,7 @@ class _Run:
 
     def execute(self, rules: FileRules, only: Sequence[str] | None,
                 chunk_tokens: int | None) -> IndexResult:  # fmt: skip
-        self.started = time.monotonic()  # not counting any wait for the lock
+        self.started = self.clock()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self._report()
         self.embedder.model_id  # noqa: B018 - a server that cannot be used fails before any write
@@ -321,7 +376,9 @@ class _Run:
             if (previous.get(s.rel) is None or previous[s.rel].reason != s.reason)
         ]
         self.result.files_deleted = len(deleted)
-        self.state = IndexProgress("indexing", files_total=len(changed))
+        self.state = IndexProgress("indexing", files_total=len(changed),
+                                   bytes_total=sum(e.size for e in changed))  # fmt: skip
+        self.eta = Eta(self.clock())
         self._report()
 
         writer = _Writer(store, gen, embedder, self.cache)
@@ -358,6 +415,16 @@ class _Run:
     @property
     def chunk_limit(self) -> int:
         return self.chunk_tokens or self.embedder.max_tokens
+
+    def clock(self) -> float:
+        """Seconds of work: the monotonic clock less the time spent paused."""
+        return time.monotonic() - self.paused_s
+
+    def wait_if_paused(self) -> None:
+        """Block while the run is paused; that time is not work (see :meth:`clock`)."""
+        began = time.monotonic()
+        self.control.wait_if_paused()
+        self.paused_s += time.monotonic() - began
 
     def _index_here(self, changed: list[FileEntry], previous: dict[str, FileRecord],
                     writer: _Writer) -> None:  # fmt: skip
@@ -407,13 +474,22 @@ class _Run:
             item.vectors = self.cache.get_many(self.embedder.model_id, item.hashes)
 
     def uncached(self, item: _FileWork) -> dict[str, str]:
-        """The texts of ``item`` to embed, by content key: those the cache lacks."""
+        """The texts of ``item`` to embed, by content key: those the cache lacks. The
+        embedding side takes ``item`` up: it is the current file."""
+        self.state.current = item.record.path
         if not item.pieces:
             return {}
         new = {h: p.embed_text for h, p in zip(item.hashes, item.pieces, strict=True)
                if h not in item.vectors}  # fmt: skip
         self.state.chunks_cached += len(item.hashes) - len(new)
+        self.credit(item, len(item.hashes) - len(new))
         return new
+
+    def credit(self, item: _FileWork, chunks: int) -> None:
+        """``chunks`` more chunks of ``item`` have their vectors: so much of it is done."""
+        before = item.bytes_done
+        item.chunks_done += chunks
+        self.state.bytes_done += item.bytes_done - before
 
     def _embed_all(self, work: queue.Queue, writer: _Writer) -> None:
         """The caller's thread: embed what the cache did not have, in file order.
@@ -443,16 +519,18 @@ class _Run:
                      writer: _Writer) -> None:  # fmt: skip
         step_size = self.embedder.batch_size
         for i in range(0, len(todo), step_size):
+            step = todo[i : i + step_size]
+            # The files before the last one in a step end in it: the last one is in flight.
+            self.state.current = step[-1][0].record.path
+            self.tick()  # what is done so far, and the file being embedded now
+            self.wait_if_paused()
             if self.control.cancelled:
                 break
-            self.control.wait_if_paused()
-            step = todo[i : i + step_size]
-            self.state.current = step[-1][0].record.path
             vectors = self.embedder.embed_documents([text for _, _, text in step])
             for (item, h, _), vec in zip(step, vectors, strict=True):
                 item.new_vectors[h] = vec
+                self.credit(item, 1)
             self.state.chunks_embedded += len(step)
-            self.tick()
         for item in group:  # after a cancel, the files embedded whole: their work is kept
             if not self.control.cancelled or all(
                     h in item.vectors or h in item.new_vectors for h in item.hashes):  # fmt: skip
@@ -468,17 +546,13 @@ class _Run:
         else:
             self.result.files_indexed += 1
         writer.put(item)
-        self.state.current = item.record.path
         self.state.files_done += 1
+        self.state.bytes_done += item.record.size - item.bytes_done
 
     def tick(self) -> None:
-        s = self.state
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        s.chunks_per_s = s.chunks_embedded / elapsed
-        remaining = s.files_total - s.files_done
-        if s.files_done and s.chunks_per_s > 0:
-            per_file = s.chunks_embedded / s.files_done
-            s.eta_s = remaining * per_file / s.chunks_per_s
+        s, now = self.state, self.clock()
+        s.chunks_per_s = s.chunks_embedded / max(now - self.started, 1e-6)
+        s.eta_s = self.eta.update(now, s.bytes_done, s.bytes_total)
         self._report()
 
 

@@ -28,6 +28,7 @@ from sample_project import make_project
 from app.cli import main
 from app.core.cache import EmbeddingCache
 from app.core.errors import CodeLampError, ModelError
+from app.core.files import FileRules
 from app.core.indexer import IndexControl, index_project
 from app.core.remote import RemoteEmbedder
 from app.core.search import Searcher
@@ -187,6 +188,10 @@ def test_pause_on_the_cluster_holds_until_resume_and_progress_is_reported(
     indexing = [p for p in reports if p.phase == "indexing"]
     assert indexing[-1].files_done == indexing[-1].files_total == result.files_indexed
     assert indexing[-1].chunks_embedded == result.chunks_embedded > 0
+    assert indexing[-1].bytes_done == indexing[-1].bytes_total > 0  # the run is counted whole
+    fractions = [p.fraction for p in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {p.current for p in indexing} - {""} <= {e.rel for e in FileRules(root).walk().files}
     assert reports[-1].phase == "done"
 
 

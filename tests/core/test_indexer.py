@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sample_project import INDEXED, make_project
+from sample_project import BIG_FILE, INDEXED, make_one_big_file_project, make_project
 
 from app.core.cache import EmbeddingCache
 from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
-from app.core.indexer import IndexControl, effective_chunk_tokens, index_project
+from app.core.indexer import Eta, IndexControl, effective_chunk_tokens, index_project
 from app.core.search import Searcher
 from app.core.store import NotFinished, ProjectStore, project_status
 
@@ -321,3 +321,80 @@ def test_batches_of_a_run_that_failed_before_its_commit_are_committed_by_the_nex
     result = index_project(project, embedder)  # every file looks done: still commit
     assert result.files_indexed == 0
     assert top_path(project, embedder, "reconcile ledger balances") == "src/upload.py"
+
+
+def test_eta_waits_for_a_few_seconds_of_work_and_some_bytes():
+    eta = Eta(100.0)
+    assert eta.update(101.0, 500, 10_000) is None, "too early to say"
+    assert eta.update(103.0, 500, 10_000) == pytest.approx(9_500 * 3 / 500)
+    assert Eta(0.0).update(5.0, 0, 10_000) is None, "nothing done: no rate yet"
+
+
+def test_eta_forgets_a_burst_once_it_leaves_the_window():
+    """Half the bytes come from the cache in the first second, then 50 bytes/s: the
+    average since the start would promise the end far too soon for a long time."""
+    eta, total, done = Eta(0.0), 20_000, 10_000
+    eta.update(1.0, done, total)
+    estimates = {}
+    for t in range(2, 121):
+        done += 50
+        estimates[t] = eta.update(float(t), done, total)
+    average_since_start = (total - 10_000 - 39 * 50) / ((10_000 + 39 * 50) / 40)
+    assert average_since_start < 30, "what the old average said at 40 s"
+    assert estimates[40] == pytest.approx((total - 10_000 - 39 * 50) / 50)
+    assert estimates[120] == pytest.approx((total - done) / 50)
+
+
+def test_eta_stays_steady_over_uneven_steps():
+    """Steps alternate fast and slow (small files, then a big file's long chunks): each
+    step's own rate says 4x more or less time; the ETA stays near the truth."""
+    eta, total, done, t, seen = Eta(0.0), 30_000, 0, 0, []
+    while done < total:
+        t += 1
+        done += 200 if t % 2 else 50
+        seen.append((t, eta.update(float(t), done, total)))
+    end = t  # the real time left at t is end - t
+    for t, estimate in seen:
+        if t >= 32 and end - t >= 10:
+            assert estimate == pytest.approx(end - t, rel=0.1), t
+
+
+def test_progress_counts_bytes_and_moves_through_a_big_file(tmp_path, embedder):
+    """The bug: progress counted files, so one big file sat at the same percentage for
+    minutes. Now it moves chunk by chunk, and names the big file while it does."""
+    root = make_one_big_file_project(tmp_path / "p")
+    reports = []
+    result = index_project(root, embedder, progress=reports.append)
+    assert result.files_indexed == 9
+    fractions = [p.fraction for p in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    indexing = [p for p in reports if p.phase == "indexing"]
+    assert {p.bytes_total for p in indexing} == {sum(f.stat().st_size for f in root.iterdir())}
+    assert {p.files_total for p in indexing} == {9}
+    assert indexing[-1].bytes_done == indexing[-1].bytes_total
+    # The big file is the fifth: until it is written, at most the four before it are.
+    in_big = [p for p in indexing if p.files_done < 5 and p.current == BIG_FILE]
+    done = [p.bytes_done for p in in_big]
+    assert done == sorted(done) and len(set(done) - {0}) >= 3, done
+    assert in_big[-1].fraction - in_big[0].fraction > 0.5, "most of the work is that file"
+    assert all(p.fraction < 1 for p in in_big)
+
+
+def test_time_spent_paused_is_not_counted_as_work(tmp_path, embedder):
+    """A pause would read as a rate near zero: an ETA far too long after a resume."""
+    import threading
+
+    root = make_one_big_file_project(tmp_path / "p", big_functions=40)
+    control, paused_s, reports, once = IndexControl(), 3.0, [], threading.Event()
+
+    def pause_once(p):
+        reports.append(p)
+        if p.chunks_embedded and not once.is_set():
+            once.set()
+            control.pause()
+            threading.Timer(paused_s, control.resume).start()
+
+    result = index_project(root, embedder, control=control, progress=pause_once)
+    last = [p for p in reports if p.phase == "indexing"][-1]
+    assert result.seconds > paused_s
+    assert last.chunks_per_s > result.chunks_embedded / (result.seconds - paused_s + 0.5)

@@ -347,7 +347,11 @@ def test_catch_up_reports_progress_like_an_index(project, embedder):
         watcher.stop(flush=False, timeout=30)
     phases = {p.phase for p in seen}
     assert {"scanning", "indexing", "done"} <= phases
-    assert any(p.phase == "indexing" and p.files_total == 1 for p in seen)
+    size = (project / "src" / "ledger.py").stat().st_size
+    assert any(p.phase == "indexing" and p.files_total == 1 and p.bytes_total == size
+               for p in seen)  # fmt: skip
+    assert any(p.current == "src/ledger.py" for p in seen)
+    assert [p.fraction for p in seen if p.phase == "done"][-1] == 1.0
 
 
 def test_an_index_deleted_under_the_watcher_is_not_rebuilt_from_one_file(project, embedder):
