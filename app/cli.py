@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from app.core.errors import CodeLampError, UsageError
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_NAME = "codelamp-cli.log"
 STOP_S = 1.5  # codelamp watch stops this soon after SIGINT or SIGTERM
+MIN_PATH_SHOWN = 12  # characters: the progress line leaves out a current file cut shorter
 
 
 def _print_json(data) -> None:
@@ -184,7 +186,9 @@ def _positive(value: str) -> int:
 
 
 class _ProgressLine:
-    """A one-line progress display on stderr, redrawn at most ten times a second."""
+    """A one-line progress display on stderr, redrawn at most ten times a second: the
+    share of the bytes done, counts, the ETA and the file being embedded, cut to the
+    terminal's width (a line that wraps cannot be redrawn)."""
 
     def __init__(self) -> None:
         self.last = 0.0
@@ -195,8 +199,13 @@ class _ProgressLine:
             return
         self.last = now
         eta = f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}" if p.eta_s else ""
-        line = (f"{p.phase}: {p.files_done}/{p.files_total} files · {p.chunks_embedded} "
-                f"embedded, {p.chunks_cached} from cache · {p.chunks_per_s:.0f} chunks/s{eta}")
+        line = (f"{p.phase}: {int(p.fraction * 100)}% · {p.files_done}/{p.files_total} "
+                f"files · {p.chunks_embedded} embedded, {p.chunks_cached} from cache · "
+                f"{p.chunks_per_s:.0f} chunks/s{eta}")
+        room = shutil.get_terminal_size().columns - 1 - len(line) - len(" · ")
+        if p.phase == "indexing" and p.current and room >= MIN_PATH_SHOWN:
+            shown = p.current if len(p.current) <= room else "…" + p.current[1 - room :]
+            line += f" · {shown}"
         print(f"\r\033[K{line}", end="\n" if p.phase in ("done", "cancelled") else "",
               file=sys.stderr, flush=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sample_project import INDEXED, make_project
+from sample_project import BIG_FILE, INDEXED, make_one_big_file_project, make_project
 
 from app.core.store import ProjectStore, project_dir
 
@@ -307,3 +309,36 @@ def test_the_app_never_imports_the_training_or_cluster_tools(project):
     proc = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_index_progress_on_a_terminal_counts_bytes_and_names_the_file(tmp_path,
+                                                                      default_model):  # fmt: skip
+    """On a terminal `codelamp index` redraws one line: the share of the bytes done, the
+    ETA once it has a few seconds of work to go on, and the file being embedded."""
+    root = make_one_big_file_project(tmp_path / "p", big_functions=120)
+    terminal, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(root)],
+                            stdout=subprocess.PIPE, stderr=follower,
+                            env=os.environ | {"COLUMNS": "200"})  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            data = os.read(terminal, 65536)
+        except OSError:  # EIO: the command has closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(terminal)
+    assert proc.wait(timeout=600) == 0
+    proc.stdout.close()
+    lines = shown.decode().split("\r\033[K")
+    line = re.compile(r"(\w+): (\d+)% · (\d+)/9 files · .* chunks/s( · ETA \d+:\d\d)?( · .+)?")
+    seen = [m.groups() for m in map(line.fullmatch, (t.strip() for t in lines)) if m]
+    assert seen and seen[-1][:2] == ("done", "100"), lines
+    percents = [int(pct) for _, pct, *_ in seen]
+    assert percents == sorted(percents)
+    in_big = [int(pct) for phase, pct, _, _, current in seen if current == f" · {BIG_FILE}"]
+    assert len(set(in_big)) >= 3 and 0 < min(in_big) < max(in_big) < 100, in_big
+    assert any(eta for *_, eta, _ in seen), "an ETA once a few seconds of work are done"
