@@ -174,7 +174,7 @@ class FileRules:
             for name in IGNORE_FILES if rel_dir else _ROOT_IGNORE_FILES:
                 path = folder / name
                 try:
-                    data = _read_regular(path, _MAX_IGNORE_FILE_BYTES)
+                    data = read_regular(path, _MAX_IGNORE_FILE_BYTES)
                 except FileNotFoundError:
                     continue
                 except (OSError, SkipFile) as exc:
@@ -384,7 +384,7 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # Windows has no FIFOs to wait on
 _OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
-def _read_regular(path: Path, limit: int) -> bytes:
+def read_regular(path: str | Path, limit: int) -> bytes:
     """The bytes of the regular file at ``path``, if it holds at most ``limit`` of them.
 
     What was scanned as a file may since have become something else. Opening does not
@@ -402,26 +402,31 @@ def _read_regular(path: Path, limit: int) -> bytes:
             raise SkipFile(_too_large(st.st_size, limit))
         if _NONBLOCK:  # a regular file: reads must not come back empty-handed
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            data = file.read(limit + 1)
+        # Reads ask for the size fstat gave plus a byte (to see growth), not for the limit:
+        # a buffered read(limit + 1) allocates the whole limit for every file, which made
+        # reading 891 small files 6x slower with a 64 MiB limit (app/core/grep.py).
+        parts, size = [], 0
+        while size <= limit and (part := os.read(fd, max(st.st_size + 1 - size, 1 << 16))):
+            parts.append(part)
+            size += len(part)
     finally:
         os.close(fd)
-    if len(data) > limit:  # still growing
+    if size > limit:  # still growing
         raise SkipFile(f"too large (over {_mb(limit)})")
-    return data
+    return b"".join(parts)
 
 
 def load_text(entry: FileEntry) -> str:
     """The file as text with "\\n" line ends; raises SkipFile for what should not be indexed."""
     try:
-        data = _read_regular(entry.path, entry.max_bytes)
+        data = read_regular(entry.path, entry.max_bytes)
     except FileNotFoundError as exc:
         raise SkipFile("deleted before it could be read") from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink put in the file's place
             raise SkipFile("replaced by a symlink") from exc
         raise SkipFile(f"unreadable: {exc.strerror}") from exc
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if is_binary(data):
         raise SkipFile("binary")
     text = decode(data)
     if holds_secret(text, entry.rel):
@@ -436,6 +441,11 @@ def load_text(entry: FileEntry) -> str:
     if any(marker in first for marker in _GENERATED_MARKERS):
         raise SkipFile("generated")
     return text
+
+
+def is_binary(data: bytes) -> bool:
+    """A NUL byte near the start, in anything but UTF-16 text."""
+    return b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff"))
 
 
 def decode(data: bytes) -> str:
@@ -453,4 +463,4 @@ def decode(data: bytes) -> str:
                     text = data.decode("cp1252")
                 except UnicodeDecodeError:
                     text = data.decode("latin-1")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
