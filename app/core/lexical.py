@@ -8,6 +8,7 @@ go through :func:`split_identifiers`, which keeps each identifier and adds its w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Boundaries inside an identifier: lower->Upper, ACRONYMWord, letter<->digit.
@@ -65,4 +66,77 @@ def fts_text(path: str, symbol: str, text: str) -> str:
 
 def text_words(text: str) -> set[str]:
     """Every lower-case word in ``text``, identifiers split: for matching query words."""
-    return {w for ident in _IDENTIFIER.findall(text) for w in identifier_words(ident)}
+    return {w for _, _, w in _parts(text)}
+
+
+def _parts(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, lower-case word) of every identifier part in ``text``: the words of
+    :func:`identifier_words`, with where they are."""
+    for ident in _IDENTIFIER.finditer(text):
+        for part in _CAMEL.finditer(ident.group()):
+            yield ident.start() + part.start(), ident.start() + part.end(), part.group().lower()
+
+
+# Words that say how a question is asked, not what it is about.
+_STOP = frozenset(
+    """
+a an and are as at be by can code could do does find for from function functions give
+how i if in into is it its me method methods my of on or our should so some that the
+their there this to us use used uses using want we what when where which who why will
+with you
+""".split()  # noqa: SIM905 - a word list reads best as words
+)
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "es", "ed", "s")
+
+
+def stem(word: str) -> str:
+    """A light stem for identifier words: ``parser``, ``parsing``, ``parses`` -> ``pars``."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+    return word.removesuffix("e") if len(word) > 4 else word
+
+
+def words_match(a: str, b: str) -> bool:
+    """Same stem, or one stem starts the other (``config``/``configuration``)."""
+    return _stems_match(stem(a), stem(b))
+
+
+def _stems_match(a: str, b: str) -> bool:
+    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
+
+
+def query_words(query: str) -> list[str]:
+    """The words a query is about: identifiers split, lower case, no question words."""
+    words = [w for ident in _IDENTIFIER.findall(query) for w in identifier_words(ident)]
+    return [w for w in words if w not in _STOP and len(w) > 1]
+
+
+def find_words(line: str, words: Iterable[str]) -> tuple[set[str], list[tuple[int, int]]]:
+    """Which of ``words`` (:func:`query_words`) ``line`` mentions, and where: the
+    [start, end) spans of the identifier parts that match one of them (:func:`words_match`,
+    so case and word endings do not matter). The matching parts of one identifier make one
+    span when they touch or only ``_`` is between them (``parse_config``, ``parseConfig``)."""
+    stems = {stem(w): w for w in words}
+    found: set[str] = set()
+    spans: list[tuple[int, int]] = []
+    if not stems:
+        return found, spans
+    for start, end, part in _parts(line):
+        part_stem = stem(part)
+        hits = [w for s, w in stems.items() if _stems_match(part_stem, s)]
+        if not hits:
+            continue
+        found.update(hits)
+        if spans and line[spans[-1][1] : start] in ("", "_"):
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return found, spans
+
+
+def word_spans(line: str, query: str) -> list[tuple[int, int]]:
+    """The [start, end) character spans in ``line`` of the words of ``query``, matched as
+    identifier parts ignoring case and word endings: ``parse config`` marks
+    ``parse_config``, ``ConfigParser`` and ``parseConfig``. For highlighting."""
+    return find_words(line, query_words(query))[1]

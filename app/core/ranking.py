@@ -22,17 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from app.core.lexical import identifier_words
+from app.core.lexical import identifier_words, query_words, words_match
 
-# Words that say how a question is asked, not what it is about.
-_STOP = frozenset(
-    """
-a an and are as at be by can code could do does find for from function functions give
-how i if in into is it its me method methods my of on or our should so some that the
-their there this to us use used uses using want we what when where which who why will
-with you
-""".split()  # noqa: SIM905 - a word list reads best as words
-)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # An identifier as people type one: snake_case, camelCase/PascalCase, or dotted.
 _SYMBOLISH = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z]\w*_\w*|_\w+|"
@@ -40,7 +31,6 @@ _SYMBOLISH = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z]\w*_\w*|_\
 # A query that names a symbol is short ("where is parse_config defined"); a long one that
 # mentions a name ("Like parse_args, but ...") is about something else.
 NAMING_WORDS = 5
-_SUFFIXES = ("ations", "ation", "ings", "ing", "ers", "er", "ies", "ied", "es", "ed", "s")
 # Paths that are rarely what a search is for: tests, vendored copies, compatibility shims,
 # TypeScript's declaration stubs. A query that mentions one of _ASKS_FOR_DEMOTED keeps them.
 _DEMOTED_PARTS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "vendor",
@@ -72,26 +62,6 @@ class Ranking:
         """The default signals; ``demote=False`` (a setting, ``--no-demote``) ranks tests,
         vendored code, shims and stubs like any other code."""
         return cls() if demote else cls(demote=1.0)
-
-
-def stem(word: str) -> str:
-    """A light stem for identifier words: ``parser``, ``parsing``, ``parses`` -> ``pars``."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
-    return word.removesuffix("e") if len(word) > 4 else word
-
-
-def words_match(a: str, b: str) -> bool:
-    """Same stem, or one stem starts the other (``config``/``configuration``)."""
-    a, b = stem(a), stem(b)
-    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
-
-
-def query_words(query: str) -> list[str]:
-    """The words a query is about: identifiers split, lower case, no question words."""
-    words = [w for ident in _WORD.findall(query) for w in identifier_words(ident)]
-    return [w for w in words if w not in _STOP and len(w) > 1]
 
 
 def named_symbols(query: str) -> set[str]:
