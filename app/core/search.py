@@ -4,6 +4,10 @@ Hybrid, the default, runs both searches and fuses their rankings by reciprocal r
 fusion: meaning finds code that uses other words than the query; words find exact
 identifiers that a small embedding model blurs. Lexical mode needs no model at all.
 
+A result is a definition, shown by its best line: the one that mentions the most query
+words (identifiers split, so ``parse config`` finds ``parse_config``), else its
+signature. ``highlights`` mark the query words in that line.
+
 Vector search is exact whenever the vectors fit a memory budget (100k chunks of the default
 model take 154 MB): one matrix product in RAM beats LanceDB's flat scan by 25x and any
 approximate index in recall. Larger indexes use the IVF index that the store builds.
@@ -29,7 +33,7 @@ import pyarrow.compute as pc
 from app.core import damage
 from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
-from app.core.lexical import fts_query, text_words
+from app.core.lexical import find_words, fts_query, query_words
 from app.core.models import check_dims
 from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
@@ -55,6 +59,13 @@ MAX_QUERY_CHARS = 10_000
 _UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # Results name the whole definition: a hit on one part of a split function is that function.
 _META = ["path", "def_start", "def_end", "language", "symbol"]
+# A snippet is one line, cut to this many characters around its first highlight.
+SNIPPET_CHARS = 300
+SNIPPET_CONTEXT = 40  # characters kept before a highlight that a cut would hide
+# Lines above a definition's signature: blank, decorators and annotations, Rust
+# attributes, comments. (Markdown's "# Heading" is its signature: only blanks are skipped.)
+_PREAMBLE = re.compile(r"\s*(?:$|@|#!?\[|//|/\*|\*|--|#(?:\s|!|$))")
+_BLANK = re.compile(r"\s*$")
 
 
 @dataclass
@@ -65,10 +76,10 @@ class SearchResult:
     symbol: str
     language: str
     score: float
-    snippet: str = ""
-    text: str = ""
-    highlights: list[tuple[int, int]] = field(default_factory=list)
-    snippet_line: int = 0
+    snippet: str = ""  # one line, without its indentation, at most SNIPPET_CHARS long
+    text: str = ""  # the chunk that matched
+    snippet_line: int = 0  # the snippet's line number in the file (1-based)
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in snippet
     row_id: int = field(default=-1, repr=False)
 
     def as_dict(self, with_text: bool = False) -> dict:
@@ -239,7 +250,7 @@ class Searcher:
                     raise self.store.damage_found(damage.lance_detail(exc)) from exc
                 self.store = self.store.reopen()
                 self.refresh()
-        return _snippets(results, query)
+        return results
 
     def _catch_up(self) -> None:
         """A shared index: see a newer commit, if there is one (now and then)."""
@@ -263,7 +274,7 @@ class Searcher:
                            (self._lexical(query, pool, flt), self.ranking.lexical)])  # fmt: skip
             ranked = rerank(fused, query, self.ranking)
         results = _dedupe(ranked, k)
-        self._fill_text(results)
+        self._fill_text(results, query_words(query))
         return results
 
     def _vector(self, vec: np.ndarray, n: int, flt: _Filter) -> list[SearchResult]:
@@ -294,15 +305,17 @@ class Searcher:
                              r["language"], float(score(r)), row_id=r["_rowid"])
                 for r in rows]  # fmt: skip
 
-    def _fill_text(self, results: list[SearchResult]) -> None:
-        """Fetch the source text of the final results only."""
+    def _fill_text(self, results: list[SearchResult], words: list[str]) -> None:
+        """Fetch the source text of the final results only, and pick their snippets."""
         if not results:
             return
-        rows = (self.table.take_row_ids([r.row_id for r in results]).select(["text"])
-                .with_row_id().to_arrow().to_pylist())  # fmt: skip
-        text = {r["_rowid"]: r["text"] for r in rows}
+        rows = (self.table.take_row_ids([r.row_id for r in results])
+                .select(["text", "start_line"]).with_row_id().to_arrow().to_pylist())  # fmt: skip
+        by_id = {row["_rowid"]: row for row in rows}
         for r in results:
-            r.text = text.get(r.row_id, "")
+            row = by_id.get(r.row_id, {"text": "", "start_line": r.start_line})
+            r.text = row["text"]
+            _show_best_line(r, row["start_line"], words)
 
     def _filter(self, language: str | None, path_glob: str | None) -> _Filter:
         """The last filter is kept: matching a glob against 50k paths takes 35 ms, and a
@@ -394,12 +407,40 @@ def _dedupe(results: list[SearchResult], k: int) -> list[SearchResult]:
     return kept
 
 
-def _snippets(results: list[SearchResult], query: str) -> list[SearchResult]:
-    """One line per result: the first line that mentions a query word, else the first
-    line with code on it."""
-    words = {w for w in text_words(query) if len(w) > 2}
-    for r in results:
-        lines = [ln.strip() for ln in r.text.splitlines() if ln.strip()]
-        hit = next((ln for ln in lines if words & text_words(ln)), None)
-        r.snippet = (hit or (lines[0] if lines else ""))[:200]
-    return results
+def _show_best_line(r: SearchResult, first_line: int, words: list[str]) -> None:
+    """Show the line of ``r.text`` (which starts at file line ``first_line``) that mentions
+    the most of ``words``, the earliest of equals; with none, the definition's signature."""
+    lines = r.text.split("\n")
+    best, best_found, best_spans = -1, 0, []
+    for i, line in enumerate(lines):
+        found, spans = find_words(line, words)
+        if len(found) > best_found:
+            best, best_found, best_spans = i, len(found), spans
+    if best < 0:
+        best = _signature(lines, r.language)
+    r.snippet_line = first_line + best
+    r.snippet, r.highlights = _excerpt(lines[best], best_spans)
+
+
+def _signature(lines: list[str], language: str) -> int:
+    """The index of the first line that is not blank, a decorator or a comment; failing
+    that, of the first that is not blank."""
+    for skipped in (_BLANK if language == "markdown" else _PREAMBLE, _BLANK):
+        for i, line in enumerate(lines):
+            if not skipped.match(line):
+                return i
+    return 0
+
+
+def _excerpt(line: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """``line`` without its indentation and trailing blanks, cut to SNIPPET_CHARS so that
+    the first span shows, and ``spans`` (sorted) moved to match: clipped to the cut, empty
+    ones dropped."""
+    text = line.strip()
+    shift = len(line) - len(line.lstrip())
+    start = 0
+    if spans and spans[0][1] - shift > SNIPPET_CHARS:
+        start = max(0, min(spans[0][0] - shift - SNIPPET_CONTEXT, len(text) - SNIPPET_CHARS))
+    cut = text[start : start + SNIPPET_CHARS]
+    moved = [(max(0, s - shift - start), min(len(cut), e - shift - start)) for s, e in spans]
+    return cut, [(s, e) for s, e in moved if s < e]

@@ -79,10 +79,20 @@ def test_result_fields(searcher):
     r = searcher.search("retry failed upload", k=1)[0]
     assert (r.language, r.start_line) == ("python", 17)
     assert r.end_line >= 25
-    assert "retry_failed_upload" in r.text and r.snippet
+    assert "retry_failed_upload" in r.text
+    assert r.snippet.startswith("def retry_failed_upload(client: UploadClient,")
+    assert r.snippet_line == 17
+    assert [r.snippet[s:e] for s, e in r.highlights] == ["retry_failed_upload", "Upload"]
     assert r.score > 0
     assert set(r.as_dict()) == {"path", "start_line", "end_line", "symbol", "language",
-                                "score", "snippet"}  # fmt: skip
+                                "score", "snippet", "snippet_line", "highlights"}  # fmt: skip
+
+
+def test_a_snippet_is_the_line_with_the_most_query_words(searcher):
+    """Not the first line with one of them (`settings = json.load(fh)`)."""
+    r = next(r for r in searcher.search("timeout settings", k=5) if r.symbol == "parse_config")
+    assert (r.snippet, r.snippet_line) == ('settings.setdefault("timeout", 30)', 8)
+    assert [r.snippet[s:e] for s, e in r.highlights] == ["settings", "timeout"]
 
 
 def test_language_filter(searcher):
