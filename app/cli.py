@@ -24,6 +24,8 @@ EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_NAME = "codelamp-cli.log"
 STOP_S = 1.5  # codelamp watch stops this soon after SIGINT or SIGTERM
 MIN_PATH_SHOWN = 12  # characters: the progress line leaves out a current file cut shorter
+RESULTS_SHOWN = 10  # codelamp search's default -k: ranked results
+LINES_SHOWN = 1000  # ... and matching lines (text, regex)
 
 
 def _print_json(data) -> None:
@@ -257,6 +259,18 @@ def _index_until_interrupted(root: Path, embedder, **options):
             signal.signal(sig, previous)
 
 
+def _search_mode(value: str):
+    """--mode: a SearchMode by its value or its label (search.py imported only now)."""
+    from app.core.search import SearchMode
+
+    try:
+        return SearchMode(value)
+    except ValueError:
+        names = ", ".join(f"{m.value}" + (f" ({m.label.lower()})" if m.label.lower() != m.value
+                                          else "") for m in SearchMode)  # fmt: skip
+        raise argparse.ArgumentTypeError(f"{value!r}: use one of {names}") from None
+
+
 def _chunk_tokens(value: str) -> int:
     """--chunk-tokens: 0 (the model's limit) or at least MIN_CHUNK_TOKENS, said plainly."""
     from app.core.chunking import MIN_CHUNK_TOKENS
@@ -320,35 +334,45 @@ def cmd_search(args: argparse.Namespace) -> int:
     from app.core.search import Searcher
     from app.core.store import ProjectStore
 
+    mode = args.mode
+    k = args.k if args.k is not None else LINES_SHOWN if mode.per_line else RESULTS_SHOWN
     location = _store(args)
     store = ProjectStore.open(_root_to_read(args, location), location=location)
-    embedder = None if args.mode == "lexical" else make_embedder(args, store)
+    embedder = make_embedder(args, store) if mode.needs_model else None
     searcher = Searcher(store, embedder, Ranking.configured(args.demote))
 
-    def run(query: str) -> list:
-        return searcher.search(query, k=args.k, mode=args.mode, language=args.lang,
-                               path_glob=args.path_glob)  # fmt: skip
+    def answer(query: str) -> dict:
+        results = searcher.search(query, k=k, mode=mode, language=args.lang,
+                                  path_glob=args.path_glob)  # fmt: skip
+        found = {"query": query, "mode": mode.value, "results": [r.as_dict() for r in results]}
+        return found | {"total": searcher.last_total} if mode.per_line else found
 
     if args.query == "-":  # one query per line; one JSON line per query
         for line in sys.stdin:
             if query := line.strip():
                 try:
-                    answer = {"query": query, "results": [r.as_dict() for r in run(query)]}
+                    found = answer(query)
                 except UsageError as exc:  # this line is refused; the next may be fine
-                    answer = {"query": query, "error": str(exc)}
-                print(json.dumps(answer, ensure_ascii=False), flush=True)
+                    found = {"query": query, "error": str(exc)}
+                print(json.dumps(found, ensure_ascii=False), flush=True)
         return EXIT_OK
-    results = run(args.query)
+    found = answer(args.query)
     if args.json:
-        _print_json({"query": args.query, "mode": args.mode,
-                     "results": [r.as_dict() for r in results]})  # fmt: skip
+        _print_json(found)
         return EXIT_OK
+    results = found["results"]
     if not results:
         print("No results.")
     for i, r in enumerate(results, 1):
-        symbol = f"  {r.symbol}" if r.symbol else ""
-        print(f"{i:2d}. {r.path}:{r.start_line}-{r.end_line}{symbol}  "
-              f"({r.language}, {r.score:.3f})\n      {r.snippet}")
+        if mode.per_line:
+            print(f"{r['path']}:{r['start_line']}: {r['snippet']}")
+            continue
+        symbol = f"  {r['symbol']}" if r["symbol"] else ""
+        print(f"{i:2d}. {r['path']}:{r['start_line']}-{r['end_line']}{symbol}  "
+              f"({r['language']}, {r['score']:.3f})\n      {r['snippet']}")
+    if mode.per_line and found["total"] > len(results):
+        print(f"codelamp: showing the first {len(results):,} of {found['total']:,} matching "
+              "lines; -k N shows more.", file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 
@@ -513,8 +537,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", metavar="PATH",
                    help="the project folder (optional with --store)")
     p.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
-    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    p.add_argument("--mode", choices=("hybrid", "vector", "lexical"), default="hybrid")
+    p.add_argument("-k", type=int, help=f"number of results (default {RESULTS_SHOWN}; text "
+                   f"and regex: matching lines, default {LINES_SHOWN})")
+    p.add_argument("--mode", type=_search_mode, default="hybrid",
+                   help="hybrid (default): meaning and words; vector (or semantic): meaning; "
+                   "lexical (or keywords): words, BM25. These rank definitions. text: the "
+                   "exact string; regex: a Python regular expression. These list every "
+                   "matching line, ignoring case unless the query has a capital. Only hybrid "
+                   "and vector need the model")
     p.add_argument("--lang", help="only these languages, e.g. python or python,go")
     p.add_argument("--path", dest="path_glob", metavar="GLOB",
                    help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")

@@ -77,6 +77,37 @@ def test_search_filters_on_the_command_line(project):
     assert {r["path"] for r in json.loads(proc.stdout)["results"]} == {"web/api.ts"}
 
 
+def test_text_regex_and_keywords_modes_on_the_command_line(project):
+    index_json(project)
+    # Text and regex never load the model: a missing one does not matter to them.
+    proc = codelamp("search", str(project), "bcrypt", "--mode", "text", "--json",
+                    "--model", str(project / "no-such-model.gguf"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["query"], out["mode"], out["total"]) == ("bcrypt", "text", 4)
+    assert [(r["path"], r["start_line"], r["end_line"]) for r in out["results"]] == [
+        ("src/auth.go", n, n) for n in (3, 5, 7, 12)]  # fmt: skip
+    first = out["results"][0]
+    assert (first["snippet"], first["snippet_line"], first["highlights"]) == (
+        'import "golang.org/x/crypto/bcrypt"', 3, [[28, 34]])  # fmt: skip
+    assert first["symbol"] == "" and out["results"][1]["symbol"] == "HashPassword"
+
+    cut = codelamp("search", str(project), r"pass\w+", "--mode", "regex", "-k", "2")
+    assert cut.returncode == 0, cut.stderr
+    assert cut.stdout.splitlines() == [
+        "src/auth.go:5: // HashPassword returns the bcrypt hash of a user's password.",
+        "src/auth.go:6: func HashPassword(password string) (string, error) {"]
+    assert "showing the first 2 of 5 matching lines" in cut.stderr
+    bad = codelamp("search", str(project), "pass(", "--mode", "regex")
+    assert bad.returncode == 2 and "Not a valid regular expression: missing )" in bad.stderr
+
+    for mode in ("keywords", "lexical", "Keywords"):
+        proc = codelamp("search", str(project), "bcrypt", "--mode", mode, "-k", "1", "--json")
+        out = json.loads(proc.stdout)
+        assert out["mode"] == "lexical" and "total" not in out
+        assert out["results"][0]["path"] == "src/auth.go"
+
+
 def test_queries_from_stdin_one_json_line_each(project):
     index_json(project)
     queries = "hash a password\n\nload settings from a json file\n"
@@ -101,7 +132,9 @@ def test_bad_paths_are_one_line_errors(tmp_path, args):
 
 def test_usage_errors_exit_2(project):
     assert codelamp("search", str(project)).returncode == 2
-    assert codelamp("search", str(project), "q", "--mode", "psychic").returncode == 2
+    psychic = codelamp("search", str(project), "q", "--mode", "psychic")
+    assert psychic.returncode == 2 and "'psychic': use one of hybrid, vector (semantic), " \
+        "lexical (keywords), text, regex" in psychic.stderr  # fmt: skip
     for size in ("5", "-1", "63", "lots"):  # were silently raised to 64 or read as 0
         proc = codelamp("index", str(project), "--chunk-tokens", size)
         assert proc.returncode == 2 and "at least 64" in proc.stderr, proc.stderr

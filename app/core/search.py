@@ -1,12 +1,13 @@
-"""Find code by meaning (vectors), by words (BM25), or both fused.
+"""Find code by meaning (vectors), by words (BM25), both fused, or by exact text.
 
 Hybrid, the default, runs both searches and fuses their rankings by reciprocal rank
 fusion: meaning finds code that uses other words than the query; words find exact
-identifiers that a small embedding model blurs. Lexical mode needs no model at all.
+identifiers that a small embedding model blurs. Keywords (BM25 alone) needs no model, nor
+do Text and Regex, which list every matching line of the indexed files (app/core/grep.py).
 
-A result is a definition, shown by its best line: the one that mentions the most query
-words (identifiers split, so ``parse config`` finds ``parse_config``), else its
-signature. ``highlights`` mark the query words in that line.
+A ranked result is a definition, shown by its best line: the one that mentions the most
+query words (identifiers split, so ``parse config`` finds ``parse_config``), else its
+signature. ``highlights`` mark the query words, or the matches, in that line.
 
 Vector search is exact whenever the vectors fit a memory budget (100k chunks of the default
 model take 154 MB): one matrix product in RAM beats LanceDB's flat scan by 25x and any
@@ -25,12 +26,13 @@ import difflib
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.core import damage
+from app.core import damage, grep
 from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import find_words, fts_query, query_words
@@ -39,7 +41,40 @@ from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
 from app.core.store import ProjectStore, index_command, sql_in
 
-MODES = ("hybrid", "vector", "lexical")
+
+class SearchMode(StrEnum):
+    """How to search. A mode is named by its value or, ignoring case, by its label
+    (``SearchMode("keywords")`` is KEYWORDS)."""
+
+    HYBRID = "hybrid"
+    SEMANTIC = "vector"
+    KEYWORDS = "lexical"
+    TEXT = "text"
+    REGEX = "regex"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def needs_model(self) -> bool:
+        """It embeds the query, so the Searcher needs the index's model."""
+        return self in (SearchMode.HYBRID, SearchMode.SEMANTIC)
+
+    @property
+    def per_line(self) -> bool:
+        """Its results are matching lines in file order, not ranked definitions."""
+        return self in (SearchMode.TEXT, SearchMode.REGEX)
+
+    @classmethod
+    def _missing_(cls, value: object) -> SearchMode | None:
+        name = str(value).strip().lower()
+        return next((mode for mode in cls if name in (mode.value, mode.label.lower())), None)
+
+
+_LABELS = {SearchMode.HYBRID: "Hybrid", SearchMode.SEMANTIC: "Semantic",
+           SearchMode.KEYWORDS: "Keywords", SearchMode.TEXT: "Text",
+           SearchMode.REGEX: "Regex"}  # fmt: skip
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
 # lists of web documents) lets a definition ranked modestly by both lists beat the one that
 # the vector search ranks first. With two lists, a small constant trusts the top of each:
@@ -70,14 +105,16 @@ _BLANK = re.compile(r"\s*$")
 
 @dataclass
 class SearchResult:
+    """A definition (ranked modes) or a line (Text, Regex: ``start_line == end_line``)."""
+
     path: str
     start_line: int
     end_line: int
-    symbol: str
+    symbol: str  # the definition; for a line, the innermost indexed one around it, or ""
     language: str
-    score: float
+    score: float  # ranked modes: higher is better; Text, Regex: matches on the line
     snippet: str = ""  # one line, without its indentation, at most SNIPPET_CHARS long
-    text: str = ""  # the chunk that matched
+    text: str = ""  # the chunk that matched; for a line, the whole line
     snippet_line: int = 0  # the snippet's line number in the file (1-based)
     highlights: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in snippet
     row_id: int = field(default=-1, repr=False)
@@ -102,11 +139,21 @@ class _Filter:
 
     languages: list[str] | None = None  # None: every language
     paths: list[str] | None = None  # None: every path
+    _path_set: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def empty(self) -> bool:
         """Nothing can match."""
         return self.paths == []
+
+    def admits(self, path: str, language: str) -> bool:
+        if self.languages and language not in self.languages:
+            return False
+        if self.paths is not None:
+            if self._path_set is None:
+                self._path_set = frozenset(self.paths)
+            return path in self._path_set
+        return True
 
     def sql(self) -> str | None:
         clauses = []
@@ -178,7 +225,7 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
             f"{embedder.model_id}. Search with the model it was built with (--model FILE, "
             f"or --embedder URL for a server), re-index with "
             f"`{index_command(store.root, store.location)}`, "
-            "or use lexical search, which needs no model."
+            "or search by Keywords, Text or Regex, which need no model."
         )
 
 
@@ -192,6 +239,7 @@ class Searcher:
         self.ranking = ranking or Ranking()
         if embedder is not None and store.model_id:
             _check_model(store, embedder)
+        self.last_total = 0  # see search()
         self.refresh()
 
     def refresh(self) -> None:
@@ -204,24 +252,30 @@ class Searcher:
         self._paths: list[str] | None = None
         self._languages: list[str] | None = None
         self._last_filter: tuple[tuple, _Filter] | None = None
+        self._files: dict[str, _IndexedFile] | None = None
 
     def search(
         self,
         query: str,
         k: int = 10,
-        mode: str = "hybrid",
+        mode: SearchMode | str = SearchMode.HYBRID,
         language: str | None = None,
         path_glob: str | None = None,
     ) -> list[SearchResult]:
-        """The ``k`` best definitions for ``query``. Raises :class:`UsageError` for input
-        that cannot work (an unknown mode or language, a bad glob, k < 1, an overlong
-        query); a blank query finds nothing."""
-        if mode not in MODES:
-            raise UsageError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}.")
+        """The ``k`` best definitions for ``query``, or with Text and Regex the first ``k``
+        matching lines, by path and line. :attr:`last_total` then says how many were found
+        in all: every matching line for Text and Regex (more than ``k`` when the answer was
+        cut), the number of results for the other modes.
+
+        Raises :class:`UsageError` for input that cannot work (an unknown mode or language,
+        a bad glob or regex, k < 1, an overlong query); a blank query finds nothing."""
+        mode = _mode(mode)
         if k < 1:
             raise UsageError(f"The number of results must be at least 1, not {k}.")
-        if mode != "lexical" and self.embedder is None:
-            raise CodeLampError("Semantic search needs a model; lexical search works without.")
+        if mode.needs_model and self.embedder is None:
+            raise CodeLampError(f"{mode.label} search needs a model; Keywords, Text and "
+                                "Regex search work without one.")  # fmt: skip
+        self.last_total = 0
         query = _UNREADABLE.sub(" ", query).strip()
         if len(query) > MAX_QUERY_CHARS:
             raise UsageError(
@@ -231,12 +285,18 @@ class Searcher:
             )
         if not query:
             return []
-        vec = self.embedder.embed_query(query) if mode != "lexical" else None
+        lines = grep.LinePattern(query, mode is SearchMode.REGEX) if mode.per_line else None
+        vec = self.embedder.embed_query(query) if mode.needs_model else None
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 with damage.native_stderr_held():
                     self._catch_up()
-                    results = self._search(query, vec, k, mode, language, path_glob)
+                    flt = self._filter(language, path_glob)
+                    if lines is not None:
+                        results, self.last_total = self._grep(lines, k, flt)
+                    else:
+                        results = self._search(query, vec, k, mode, flt)
+                        self.last_total = len(results)
                 break
             except BaseException as exc:
                 if not damage.read_failure(exc):
@@ -260,14 +320,13 @@ class Searcher:
                 self.store = self.store.reopen()
                 self.refresh()
 
-    def _search(self, query, vec, k, mode, language, path_glob) -> list[SearchResult]:
-        flt = self._filter(language, path_glob)
+    def _search(self, query, vec, k, mode, flt: _Filter) -> list[SearchResult]:
         if flt.empty or not self.rows:
             return []
         pool = min(max(50, k * 5), self.rows)  # a huge k would overflow LanceDB's limit
-        if mode == "vector":
+        if mode is SearchMode.SEMANTIC:
             ranked = self._vector(vec, pool, flt)
-        elif mode == "lexical":
+        elif mode is SearchMode.KEYWORDS:
             ranked = self._lexical(query, pool, flt)
         else:
             fused = _fuse([(self._vector(vec, pool, flt), 1.0),
@@ -316,6 +375,47 @@ class Searcher:
             row = by_id.get(r.row_id, {"text": "", "start_line": r.start_line})
             r.text = row["text"]
             _show_best_line(r, row["start_line"], words)
+
+    def _grep(self, pattern: grep.LinePattern, k: int,
+              flt: _Filter) -> tuple[list[SearchResult], int]:  # fmt: skip
+        """The first ``k`` lines that match, and how many do in all."""
+        if flt.empty:
+            return [], 0
+        indexed = self._indexed_files()
+        paths = [p for p in sorted(indexed) if flt.admits(p, indexed[p].language)]
+        if self.store.root.is_dir():
+            files = ((path, pattern.file_lines(data))
+                     for path, data in grep.files_on_disk(self.store.root, paths))  # fmt: skip
+        else:  # a shared index, its project not here: the text it stores (read each time)
+            files = ((path, pattern.lines(text))
+                     for path, text in grep.stored_files(self._stored_chunks(paths)))  # fmt: skip
+        matches, total = grep.grep(files, k)
+        return [indexed[m.path].line_result(m, pattern) for m in matches], total
+
+    def _indexed_files(self) -> dict[str, _IndexedFile]:
+        """Every indexed file that has chunks, with its language and definitions."""
+        if self._files is None:
+            columns = (self.table.search().select(_META).limit(None).to_arrow()
+                       .to_pydict())  # fmt: skip
+            self._files = {}
+            for path, start, end, language, symbol in zip(*(columns[c] for c in _META),
+                                                           strict=True):  # fmt: skip
+                file = self._files.setdefault(path, _IndexedFile(language))
+                if symbol:
+                    file.definitions.append((start, end, symbol))
+        return self._files
+
+    def _stored_chunks(self, paths: list[str]) -> list[tuple[str, int, str]]:
+        """(path, start line, text) of the chunks of ``paths``, by path, in stored order."""
+        if not paths:
+            return []
+        wanted = set(paths)
+        data = (self.table.search().select(["path", "start_line", "text"]).with_row_id(True)
+                .limit(None).to_arrow().to_pydict())  # fmt: skip
+        rows = [(path, row_id, start, text) for path, start, text, row_id in zip(
+            data["path"], data["start_line"], data["text"], data["_rowid"], strict=True)
+            if path in wanted]  # fmt: skip
+        return [(path, start, text) for path, _, start, text in sorted(rows)]
 
     def _filter(self, language: str | None, path_glob: str | None) -> _Filter:
         """The last filter is kept: matching a glob against 50k paths takes 35 ms, and a
@@ -405,6 +505,32 @@ def _dedupe(results: list[SearchResult], k: int) -> list[SearchResult]:
             if len(kept) == k:
                 break
     return kept
+
+
+def _mode(mode: SearchMode | str) -> SearchMode:
+    try:
+        return SearchMode(mode)
+    except ValueError:
+        names = ", ".join(m.value for m in SearchMode)
+        raise UsageError(f"Unknown search mode {mode!r}; use one of {names}.") from None
+
+
+@dataclass
+class _IndexedFile:
+    """What the index knows of a file, for the lines Text and Regex find in it."""
+
+    language: str
+    definitions: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, symbol
+
+    def line_result(self, match: grep.LineMatch, pattern: grep.LinePattern) -> SearchResult:
+        spans = pattern.spans(match.text)
+        around = [(end - start, symbol) for start, end, symbol in self.definitions
+                  if start <= match.line <= end]  # fmt: skip
+        r = SearchResult(match.path, match.line, match.line, min(around)[1] if around else "",
+                         self.language, float(max(1, len(spans))), text=match.text,
+                         snippet_line=match.line)  # fmt: skip
+        r.snippet, r.highlights = _excerpt(match.text, spans)
+        return r
 
 
 def _show_best_line(r: SearchResult, first_line: int, words: list[str]) -> None:

@@ -83,7 +83,7 @@ def test_result_fields(searcher):
     assert r.snippet.startswith("def retry_failed_upload(client: UploadClient,")
     assert r.snippet_line == 17
     assert [r.snippet[s:e] for s, e in r.highlights] == ["retry_failed_upload", "Upload"]
-    assert r.score > 0
+    assert r.score > 0 and searcher.last_total == 1
     assert set(r.as_dict()) == {"path", "start_line", "end_line", "symbol", "language",
                                 "score", "snippet", "snippet_line", "highlights"}  # fmt: skip
 

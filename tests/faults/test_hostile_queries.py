@@ -21,7 +21,7 @@ from sample_project import make_project
 from app.cli import EXIT_USAGE
 from app.core.errors import UsageError
 from app.core.indexer import index_project
-from app.core.search import MAX_QUERY_CHARS, MODES, Searcher
+from app.core.search import MAX_QUERY_CHARS, Searcher, SearchMode
 from app.core.store import ProjectStore
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,7 @@ ODD_FILES = ["odd/it's.py", "odd/100%.py", "odd/a_b.py", "odd/axb.py",
              "odd/x'); DROP TABLE chunks_x; --.py", "odd/back\\slash.py"]  # fmt: skip
 SQL_LOOKING = ["python' OR '1'='1", "x'); DROP TABLE chunks_x; --", "%", "_"]
 EXACT_ONLY = pytest.mark.parametrize("indexed", ["exact"], indirect=True)
+RANKED = [mode for mode in SearchMode if not mode.per_line]
 
 
 @pytest.fixture(scope="module", params=["exact", "ann"])
@@ -61,13 +62,13 @@ def searcher(indexed, embedder, monkeypatch) -> Searcher:
 
 def test_blank_queries_find_nothing(searcher):
     for query in ["", " \t\n ", "\x00\x01\x1b\x7f", "\ud800 \udcff"]:
-        for mode in MODES:
+        for mode in SearchMode:
             assert searcher.search(query, mode=mode) == []
 
 
 def test_control_characters_and_broken_unicode_read_as_spaces(searcher):
     for query in ["retry\x00failed\x1b[31m upload\x7f", "retry \ud800failed\udcff upload"]:
-        for mode in MODES:
+        for mode in RANKED:
             assert searcher.search(query, k=1, mode=mode)[0].symbol == "retry_failed_upload"
 
 
@@ -75,7 +76,7 @@ def test_an_overlong_query_is_refused_not_cut(searcher):
     with pytest.raises(UsageError, match="102,400 characters long; the limit is 10,000"):
         searcher.search("x" * 102_400)
     at_limit = ("retry failed upload " * 1000)[:MAX_QUERY_CHARS]
-    for mode in MODES:
+    for mode in RANKED:
         assert searcher.search(at_limit, k=1, mode=mode)[0].symbol == "retry_failed_upload"
 
 
@@ -103,12 +104,12 @@ def test_a_language_that_is_not_indexed_is_refused(searcher, language):
 
 
 def test_a_language_filter_keeps_to_that_language(searcher):
-    for mode in MODES:
+    for mode in RANKED:
         results = searcher.search("hash a password", mode=mode, language=" GO ,")
         assert results and {r.language for r in results} == {"go"}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", list(SearchMode))
 def test_sql_looking_globs_match_only_the_files_so_named(searcher, mode):
     def found(glob: str) -> set[str]:
         results = searcher.search("marmalade jar", k=20, mode=mode, path_glob=glob)
