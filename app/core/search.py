@@ -22,11 +22,13 @@ the in-RAM matrix); a query goes to the full-text index as plain words only
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -110,7 +112,7 @@ class SearchResult:
     path: str
     start_line: int
     end_line: int
-    symbol: str  # the definition; for a line, the innermost indexed one around it, or ""
+    symbol: str  # the definition; for a line, the indexed one around it, or ""
     language: str
     score: float  # ranked modes: higher is better; Text, Regex: matches on the line
     snippet: str = ""  # one line, without its indentation, at most SNIPPET_CHARS long
@@ -403,6 +405,8 @@ class Searcher:
                 file = self._files.setdefault(path, _IndexedFile(language))
                 if symbol:
                     file.definitions.append((start, end, symbol))
+            for file in self._files.values():
+                file.definitions.sort()
         return self._files
 
     def _stored_chunks(self, paths: list[str]) -> list[tuple[str, int, str]]:
@@ -520,13 +524,19 @@ class _IndexedFile:
     """What the index knows of a file, for the lines Text and Regex find in it."""
 
     language: str
-    definitions: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, symbol
+    # (start, end, symbol), sorted. They never overlap: each is one chunk, or the
+    # consecutive parts of a split definition (chunking.definition_spans).
+    definitions: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def symbol_at(self, line: int) -> str:
+        """The definition around ``line``: the last to start at or before it, if it
+        reaches that far; else ""."""
+        i = bisect.bisect_right(self.definitions, line, key=itemgetter(0)) - 1
+        return self.definitions[i][2] if i >= 0 and self.definitions[i][1] >= line else ""
 
     def line_result(self, match: grep.LineMatch, pattern: grep.LinePattern) -> SearchResult:
         spans = pattern.spans(match.text)
-        around = [(end - start, symbol) for start, end, symbol in self.definitions
-                  if start <= match.line <= end]  # fmt: skip
-        r = SearchResult(match.path, match.line, match.line, min(around)[1] if around else "",
+        r = SearchResult(match.path, match.line, match.line, self.symbol_at(match.line),
                          self.language, float(max(1, len(spans))), text=match.text,
                          snippet_line=match.line)  # fmt: skip
         r.snippet, r.highlights = _excerpt(match.text, spans)
