@@ -260,14 +260,14 @@ def _index_until_interrupted(root: Path, embedder, **options):
 
 
 def _search_mode(value: str):
-    """--mode: a SearchMode by its value or its label (search.py imported only now)."""
-    from app.core.search import SearchMode
+    """--mode: a SearchMode by its value or its label."""
+    from app.core.modes import SearchMode
 
     try:
         return SearchMode(value)
     except ValueError:
-        names = ", ".join(f"{m.value}" + (f" ({m.label.lower()})" if m.label.lower() != m.value
-                                          else "") for m in SearchMode)  # fmt: skip
+        names = ", ".join(m.value if m.label.lower() == m.value else
+                          f"{m.value} ({m.label.lower()})" for m in SearchMode)  # fmt: skip
         raise argparse.ArgumentTypeError(f"{value!r}: use one of {names}") from None
 
 
@@ -345,7 +345,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         results = searcher.search(query, k=k, mode=mode, language=args.lang,
                                   path_glob=args.path_glob)  # fmt: skip
         found = {"query": query, "mode": mode.value, "results": [r.as_dict() for r in results]}
-        return found | {"total": searcher.last_total} if mode.per_line else found
+        return (found | {"total": searcher.last_total}) if mode.per_line else found
 
     if args.query == "-":  # one query per line; one JSON line per query
         for line in sys.stdin:
@@ -400,7 +400,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info["store"]:
         print(f"  shared index at {info['store']}")
     print(f"  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
-          f"skipped: {len(skipped)}\n  model: {info['model']} ({info['dims']} dims)\n"
+          f"skipped: {len(skipped)}\n  languages: {', '.join(info['languages']) or 'none'}\n"
+          f"  model: {info['model']} ({info['dims']} dims)\n"
           f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
     for path, why in skipped:
         print(f"  skipped {path}: {why}")

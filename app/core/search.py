@@ -27,7 +27,6 @@ import difflib
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from operator import itemgetter
 
 import numpy as np
@@ -39,44 +38,11 @@ from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
 from app.core.lexical import find_words, fts_query, query_words
 from app.core.models import check_dims
+from app.core.modes import SearchMode
 from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
 from app.core.store import ProjectStore, index_command, sql_in
 
-
-class SearchMode(StrEnum):
-    """How to search. A mode is named by its value or, ignoring case, by its label
-    (``SearchMode("keywords")`` is KEYWORDS)."""
-
-    HYBRID = "hybrid"
-    SEMANTIC = "vector"
-    KEYWORDS = "lexical"
-    TEXT = "text"
-    REGEX = "regex"
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-    @property
-    def needs_model(self) -> bool:
-        """It embeds the query, so the Searcher needs the index's model."""
-        return self in (SearchMode.HYBRID, SearchMode.SEMANTIC)
-
-    @property
-    def per_line(self) -> bool:
-        """Its results are matching lines in file order, not ranked definitions."""
-        return self in (SearchMode.TEXT, SearchMode.REGEX)
-
-    @classmethod
-    def _missing_(cls, value: object) -> SearchMode | None:
-        name = str(value).strip().lower()
-        return next((mode for mode in cls if name in (mode.value, mode.label.lower())), None)
-
-
-_LABELS = {SearchMode.HYBRID: "Hybrid", SearchMode.SEMANTIC: "Semantic",
-           SearchMode.KEYWORDS: "Keywords", SearchMode.TEXT: "Text",
-           SearchMode.REGEX: "Regex"}  # fmt: skip
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
 # lists of web documents) lets a definition ranked modestly by both lists beat the one that
 # the vector search ranks first. With two lists, a small constant trusts the top of each:
@@ -119,11 +85,14 @@ class SearchResult:
     text: str = ""  # the chunk that matched; for a line, the whole line
     snippet_line: int = 0  # the snippet's line number in the file (1-based)
     highlights: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in snippet
+    project: str = ""  # the project's root, when the results of several are merged
     row_id: int = field(default=-1, repr=False)
 
     def as_dict(self, with_text: bool = False) -> dict:
         d = asdict(self)
         d.pop("row_id")
+        if not self.project:
+            d.pop("project")
         if not with_text:
             d.pop("text")
         return d

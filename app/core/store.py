@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app import paths
 from app.core import damage, faults
@@ -672,6 +673,8 @@ def project_status(root: Path | None, thorough: bool = True,
     skipped = sorted((r.path, r.reason) for r in records.values() if r.status == "skipped")
     last = float(store.meta.get("last_indexed", 0))
     model, dims = store.model_id, store.dims
+    chunks = store.chunks_table(gen) if records else None
+    languages = chunks.search().select(["language"]).limit(None).to_arrow() if chunks else None
     if not store.finished:
         model = store.meta.get("building_model_id")
         dims = int(store.meta["building_dims"]) if "building_dims" in store.meta else None
@@ -681,7 +684,9 @@ def project_status(root: Path | None, thorough: bool = True,
         "state": "ready" if store.finished else "unfinished",
         "building": "building" in store.meta,
         "files": sum(r.status == "indexed" for r in records.values()),
-        "chunks": store.chunks_table(gen).count_rows() if records else 0,
+        "chunks": chunks.count_rows() if chunks else 0,
+        "languages": sorted(pc.unique(languages.column("language")).to_pylist())
+        if languages else [],
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
         "model": model, "dims": dims, "chunk_tokens": store.chunk_tokens,
         "index_bytes": store.size_on_disk(),

@@ -16,7 +16,8 @@ from app.core.errors import UsageError
 from app.core.indexer import index_project
 from app.core.lexical import word_spans
 from app.core.location import Location
-from app.core.search import SNIPPET_CHARS, Searcher, SearchMode
+from app.core.modes import SearchMode
+from app.core.search import SNIPPET_CHARS, Searcher
 from app.core.store import ProjectStore
 
 FILES = {

@@ -21,7 +21,8 @@ from sample_project import make_project
 from app.cli import EXIT_USAGE
 from app.core.errors import UsageError
 from app.core.indexer import index_project
-from app.core.search import MAX_QUERY_CHARS, Searcher, SearchMode
+from app.core.modes import SearchMode
+from app.core.search import MAX_QUERY_CHARS, Searcher
 from app.core.store import ProjectStore
 
 pytestmark = pytest.mark.slow
