@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,11 +100,14 @@ def start_editor(configured: str, path: Path, line: int) -> str:
     if not shutil.which(program):
         return f"The editor command’s program “{program}” was not found.\n\n{EDITOR_HINT}"
     try:
-        subprocess.Popen(args, start_new_session=sys.platform != "win32",
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)  # fmt: skip
+        editor = subprocess.Popen(args, start_new_session=sys.platform != "win32",
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
     except OSError as exc:
         return f"Could not run “{command}”: {exc.strerror or exc}.\n\n{EDITOR_HINT}"
+    # Reaped when it exits (a terminal editor's wrapper soon, an IDE maybe hours later),
+    # so no zombie is left behind.
+    threading.Thread(target=editor.wait, name="codelamp-editor", daemon=True).start()
     return ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from PySide6.QtCore import Qt
@@ -416,12 +417,18 @@ def test_a_command_that_cannot_run_says_why(no_editor_here, tmp_path, command, s
     assert no_editor_here == []
 
 
-def test_a_command_that_runs_opens_quietly(monkeypatch, tmp_path):
-    started = []
-    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(args))
-    command = f"'{sys.executable}' -X utf8 {{file}}:{{line}}"
+def test_a_command_that_runs_opens_quietly(tmp_path):
+    """A real editor command (quoted program, placeholders inside an argument) starts,
+    gets the file and line, and is reaped when it exits."""
+    seen = tmp_path / "argv.txt"
+    editor = tmp_path / "editor.py"
+    editor.write_text(f"import sys\nopen({str(seen)!r}, 'w').write(repr(sys.argv[1:]))\n")
+    command = f"'{sys.executable}' -X utf8 {editor} {{file}}:{{line}}"
     assert start_editor(command, tmp_path / "my file.py", 7) == ""
-    assert started == [[sys.executable, "-X", "utf8", f"{tmp_path / 'my file.py'}:7"]]
+    deadline = time.monotonic() + 30
+    while not seen.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen.read_text() == repr([f"{tmp_path / 'my file.py'}:7"])
 
 
 def test_a_command_that_fails_to_start_says_why(monkeypatch, tmp_path):
