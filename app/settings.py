@@ -41,7 +41,9 @@ class Settings:
     memory_high_percent: float = HIGH_PERCENT
     memory_critical_percent: float = CRITICAL_PERCENT
     window_geometry: str = ""  # Qt's saveGeometry(), base64
-    splitter_state: str = ""
+    splitter_state: str = ""  # results | preview
+    main_splitter_state: str = ""  # projects | search
+    query_history: list[str] = field(default_factory=list)  # newest first
     search_mode: str = "hybrid"
     demote_tests: bool = True  # hybrid ranks tests, vendored code, shims and stubs lower
     schema_version: int = SCHEMA_VERSION

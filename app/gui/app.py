@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -60,22 +59,6 @@ def application(argv: list[str] | None = None) -> QApplication:
     if ICON.is_file():
         app.setWindowIcon(QIcon(str(ICON)))
     return app
-
-
-def quiet_gc() -> None:
-    """Keep Python's garbage collector from stalling the window.
-
-    A full collection walks every object in the process: with LanceDB, pyarrow and the
-    model loaded that is 50-90 ms, during which no thread (the GUI's included) runs
-    Python. Objects alive after start-up are frozen out of collections, and full
-    collections are left for idle moments (:func:`collect_when_idle`).
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 1_000)
-
-
-def collect_when_idle() -> None:
-    gc.collect()
 
 
 # Libraries Qt's X11 plugin needs that a minimal desktop may lack, with their Debian and

@@ -201,8 +201,12 @@ class SettingsDialog(QDialog):
 
     def _describe(self) -> None:
         if self.use_default.isChecked():
-            self.model_info.setText("all-MiniLM-L6-v2 fine-tuned for code search: 384 dims, "
-                                    "256 tokens, 25 MB on disk, ~90 MB in memory.")  # fmt: skip
+            from app.core.default_model import shipped_model_path
+
+            # The same figures as for any file: one estimate of the memory it needs.
+            usable, text = describe_model(shipped_model_path())
+            self.model_info.setText(f"CodeLamp's own code-search model (all-MiniLM-L6-v2 "
+                                    f"fine-tuned on code)\n{text}" if usable else text)
             return
         name = self.model_file.text()
         if not name:

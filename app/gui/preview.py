@@ -60,6 +60,7 @@ class Preview(QPlainTextEdit):
         self.symbol = ""
         self.stored: str | None = None
         self.lines = (0, 0)  # as asked for; marked_lines() is what the file has of them
+        self.stamp: tuple[int, int] | None = None  # the shown file's (mtime, size) when read
         self.highlights: list[tuple[int, int, int]] = []
         self.setPlaceholderText("Select a result to see its code here.")
         self.gutter = _LineNumbers(self)
@@ -98,6 +99,11 @@ class Preview(QPlainTextEdit):
             pass  # laid out now, so the horizontal range knows their widths
         self.horizontalScrollBar().setValue(horizontal)
 
+    def reload_if_changed(self) -> None:
+        """:meth:`reload_keep_scroll` if the file on disk is not the one shown."""
+        if self.path is not None and _stamp(self.path) != self.stamp:
+            self.reload_keep_scroll()
+
     def showing(self, path: Path, start: int, end: int) -> bool:
         """Whether this file and lines are shown now (then there is nothing to reload)."""
         return self.path == path and self.lines == (start, end)
@@ -132,6 +138,7 @@ class Preview(QPlainTextEdit):
 
     def _read(self) -> str:
         start = self.lines[0]
+        self.stamp = _stamp(self.path)
         try:
             if self.path.stat().st_size > PREVIEW_MAX_BYTES:
                 return (f"{self.rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your "
@@ -238,6 +245,14 @@ class Preview(QPlainTextEdit):
             painter.drawText(QRectF(0, top, width, bottom - top),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
                              str(number))  # fmt: skip
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 class _LineNumbers(QWidget):

@@ -193,11 +193,13 @@ class ResultView(QTreeWidget):
             super().clear()
             self.count_shown = len(results)
             best = max((r.score for r in results), default=0.0)
-            files: dict[str, QTreeWidgetItem] = {}
+            files: dict[tuple[str, str], QTreeWidgetItem] = {}
             for r in results:
-                if r.path not in files:
-                    files[r.path] = _file_row(self, r.path)
-                item = _result_row(files[r.path], r, r.score / best if best > 0 else 1.0)
+                key = (r.project, r.path)  # the project matters when all are searched
+                if key not in files:
+                    shown = f"{PurePosixPath(r.project).name}/{r.path}" if r.project else r.path
+                    files[key] = _file_row(self, shown)
+                item = _result_row(files[key], r, r.score / best if best > 0 else 1.0)
                 if chosen is None and keep is not None and _same(r, keep):
                     chosen = item
             for row in files.values():
@@ -222,6 +224,12 @@ class ResultView(QTreeWidget):
 
     def result_count(self) -> int:
         return self.count_shown
+
+    def all_results(self) -> list:
+        """The results in the order shown (the order :meth:`move` goes through)."""
+        return [self.topLevelItem(f).child(n).data(0, RESULT)
+                for f in range(self.topLevelItemCount())
+                for n in range(self.topLevelItem(f).childCount())]  # fmt: skip
 
     def summary(self) -> str:
         """'30 results in 12 files', or '' when there are none."""
@@ -296,7 +304,8 @@ def _with_children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
 
 
 def _same(r, other) -> bool:
-    return (r.path, r.symbol, r.start_line) == (other.path, other.symbol, other.start_line)
+    return (r.project, r.path, r.symbol, r.start_line) == \
+        (other.project, other.path, other.symbol, other.start_line)  # fmt: skip
 
 
 def _plural(count: int, noun: str) -> str:

@@ -76,18 +76,21 @@ def _run(work: Path, model: Path, started: float) -> dict:
     project.mkdir()
     for name, text in SAMPLE.items():
         (project / name).write_text(text, encoding="utf-8")
+    c, search = window.controller, window.search
     try:
         window.add_project(str(project))
-        _wait(app, lambda: window.indexing is None and window.statuses.get(str(project)))
-        window.query.setText(QUERY)
-        window.search_now()
-        _wait(app, lambda: window.results.count() > 0 or "rror" in window.message.text())
-        top = window.results.current_result()
+        _wait(app, lambda: c.indexing is None and c.statuses.get(str(project)))
+        search.query.setText(QUERY)
+        search.search_now()
+        _wait(app, lambda: search.results.result_count() > 0
+              or "rror" in window.status.message.text())  # fmt: skip
+        top = search.results.current_result()
         return {"ok": top is not None and top.path == EXPECTED,
                 "window_shown_s": round(shown, 3), "top": top.path if top else None,
-                "message": window.message.text()}  # fmt: skip
+                "message": window.status.message.text()}  # fmt: skip
     finally:
         window.close()
+        _wait(app, lambda: c.done)
 
 
 def _wait(app, done) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -94,6 +94,8 @@ class ModelGate:
 
 @dataclass
 class SearchRequest:
+    """``root`` is one project, or ``ALL_PROJECTS`` to search every one of ``roots``."""
+
     serial: int
     root: str
     query: str
@@ -101,6 +103,12 @@ class SearchRequest:
     mode: str
     language: str | None
     path_glob: str | None
+    refresh: bool = False  # the files changed: keep the user where they were
+    total: int = 0  # matching lines in all, in the text and regex modes (set by the engine)
+    roots: tuple[str, ...] = ()
+
+
+ALL_PROJECTS = "*"
 
 
 class Engine(QObject):
@@ -193,20 +201,27 @@ class Engine(QObject):
             embedder.close()
 
     @Slot(object)
+    def close_gate(self, gate: ModelGate) -> None:
+        """Free a replaced model here, where no search can be using it."""
+        gate.close()
+
+    @Slot(object)
     def search(self, request: SearchRequest) -> None:
+        from app.core.modes import SearchMode
         from app.core.store import NotFinished
 
         try:
             embedder = None
-            if request.mode != "lexical":
+            if SearchMode(request.mode).needs_model:
                 embedder = self._load()
                 if embedder is None:
                     self.results.emit(request, [], "Semantic search needs the model; "
-                                      "use “Exact words” meanwhile.")  # fmt: skip
+                                      "Keywords and Text work meanwhile.")  # fmt: skip
                     return
-            searcher = self._searcher(request.root, embedder)
-            found = searcher.search(request.query, k=request.k, mode=request.mode,
-                                    language=request.language, path_glob=request.path_glob)
+            if request.root == ALL_PROJECTS:
+                found = self._search_everywhere(request, embedder)
+            else:
+                found = self._search(request.root, request, embedder)
             self.results.emit(request, found, "")
         except NotFinished:  # the CLI's message names a command; here F5 does it
             self.results.emit(request, [], "Indexing this project has not finished. Press F5 "
@@ -214,6 +229,34 @@ class Engine(QObject):
         except Exception as exc:  # noqa: BLE001 - reported to the window
             self._searchers.pop(request.root, None)
             self.results.emit(request, [], _message(exc))
+
+    def _search(self, root: str, request: SearchRequest, embedder) -> list:
+        searcher = self._searcher(root, embedder)
+        found = searcher.search(request.query, k=request.k, mode=request.mode,
+                                language=request.language, path_glob=request.path_glob)
+        request.total += getattr(searcher, "last_total", len(found))
+        return found
+
+    def _search_everywhere(self, request: SearchRequest, embedder) -> list:
+        """Every project's results, merged by score (file order for text and regex).
+        A project that lacks the language asked for, or cannot be searched now, is left
+        out; an error only when none could answer."""
+        from app.core.errors import CodeLampError
+        from app.core.modes import SearchMode
+
+        found, errors = [], []
+        for root in request.roots:
+            try:
+                results = self._search(root, request, embedder)
+            except CodeLampError as exc:
+                errors.append(f"{Path(root).name}: {exc}")
+                continue
+            found += [replace(r, project=root) for r in results]
+        if errors and len(errors) == len(request.roots):
+            raise CodeLampError("\n".join(errors))
+        if SearchMode(request.mode).per_line:
+            return sorted(found, key=lambda r: (r.project, r.path, r.start_line))[:request.k]
+        return sorted(found, key=lambda r: r.score, reverse=True)[:request.k]
 
     def _searcher(self, root: str, embedder):
         """The project's searcher. An index built with another model that is still on this
@@ -318,14 +361,6 @@ class WatchHub(QObject):
         self.watchers[root] = watcher
         return ""
 
-    def stop(self, root: str, flush: bool = True) -> None:
-        watcher = self.watchers.pop(root, None)
-        if watcher is not None:
-            watcher.stop(flush=flush, timeout=30)
-
-    def stop_all(self, flush: bool = False) -> None:
-        for root in list(self.watchers):
-            self.stop(root, flush)
 
 
 def start_thread(worker: QObject, name: str) -> QThread:

@@ -5,18 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
-from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl, qInstallMessageHandler
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl, qInstallMessageHandler
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QMessageBox
-from sample_project import make_project
 from tiny_gguf import write_tiny_gguf
+from window_helpers import GB, Heartbeat, close, wait_indexed
 
 from app.core.chunking import MIN_CHUNK_TOKENS
-from app.core.memory import MemoryReading
 from app.core.models import human_size
 from app.core.store import ProjectStore
 from app.gui.dialogs import SettingsDialog
@@ -24,171 +20,114 @@ from app.gui.main_window import MainWindow
 from app.settings import Settings
 
 pytestmark = pytest.mark.slow
-GB = 1 << 30
 
-
-class FakeMemory:
-    """Injected readings for the gauge; normal until a test says otherwise."""
-
-    def __init__(self) -> None:
-        self.reading = MemoryReading(300 << 20, 16 * GB, 24 * GB)
-
-    def __call__(self) -> MemoryReading:
-        return self.reading
-
-    def set_used(self, percent: float) -> None:
-        self.reading = MemoryReading(300 << 20, int(24 * GB * (1 - percent / 100)), 24 * GB)
-
-
-@pytest.fixture
-def warnings_shown(monkeypatch) -> list[str]:
-    """Modal message boxes would block an offscreen test: record them instead."""
-    shown: list[str] = []
-
-    def record(_parent, title, text, *args, **kwargs):
-        shown.append(f"{title}: {text}")
-        return QMessageBox.StandardButton.Yes
-
-    for name in ("warning", "information", "critical", "question"):
-        monkeypatch.setattr(QMessageBox, name, record)
-    return shown
-
-
-@pytest.fixture
-def memory() -> FakeMemory:
-    return FakeMemory()
-
-
-@pytest.fixture
-def window(qtbot, default_model, warnings_shown, memory):
-    win = MainWindow(Settings.load(), memory_reader=memory)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    if not win.closing:
-        win.close()
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    return make_project(tmp_path / "demo")
-
-
-@pytest.fixture
-def stdlib_copy(tmp_path) -> Path:
-    """A few hundred chunks of real code: long enough to watch the window while it indexes."""
-    from bench_index import copy_packages
-
-    return copy_packages(tmp_path / "stdlib", ["json", "http", "email"])
-
-
-def wait_indexed(qtbot, win: MainWindow, root: Path, timeout: int = 180_000) -> None:
-    qtbot.waitUntil(lambda: win.indexing is None and win.statuses.get(str(root)) is not None,
-                    timeout=timeout)  # fmt: skip
 
 
 def test_starts_without_loading_the_model_and_shows_what_to_do(window):
-    assert window.gate.embedder is None
-    assert "Add a folder to start" in window.empty.text()
-    assert window.memory.text().startswith("RAM ")
+    assert window.controller.gate.embedder is None
+    assert "Add a folder to start" in window.search.empty.text()
+    assert window.status.memory.text().startswith("RAM ")
 
 
 def test_add_index_search_select_preview(qtbot, window, project):
     assert window.add_project(str(project))
     wait_indexed(qtbot, window, project)
-    assert window.statuses[str(project)]["files"] >= 5
-    assert "files" in window.projects.currentItem().text()
+    assert window.controller.statuses[str(project)]["files"] >= 5
+    assert "files" in window.projects.list.currentItem().text()
 
-    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
-    first = window.results.current_result()
+    qtbot.keyClicks(window.search.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=60_000)
+    first = window.search.results.current_result()
     assert first.path == "src/upload.py" and "retry_failed_upload" in first.symbol
 
-    qtbot.waitUntil(lambda: window.preview.path is not None)
-    assert window.preview.path == project / "src" / "upload.py"
-    assert window.preview.marked_lines() == (first.start_line, first.end_line)
-    assert "def retry_failed_upload" in window.preview.toPlainText()
+    qtbot.waitUntil(lambda: window.search.preview.path is not None)
+    assert window.search.preview.path == project / "src" / "upload.py"
+    assert window.search.preview.marked_lines() == (first.start_line, first.end_line)
+    assert "def retry_failed_upload" in window.search.preview.toPlainText()
 
-    window.results.setFocus()
-    qtbot.keyClick(window.results, Qt.Key.Key_Down)
-    assert window.results.currentRow() == 1
-    assert window.preview.marked_lines() == (window.results.current_result().start_line,
-                                             window.results.current_result().end_line)
+    window.search.results.setFocus()
+    qtbot.keyClick(window.search.results, Qt.Key.Key_Down)
+    assert window.search.results.current_result() == window.search.results.all_results()[1]
+    current = window.search.results.current_result()
+    assert window.search.preview.marked_lines() == (current.start_line, current.end_line)
 
-    window.copy_location()
+    window.search.copy_location()
     from PySide6.QtGui import QGuiApplication
 
     assert QGuiApplication.clipboard().text().endswith(
-        f"{window.results.current_result().path}:{window.results.current_result().start_line}")
+        f"{window.search.results.current_result().path}:{window.search.results.current_result().start_line}")
 
     window.escape_action.trigger()
-    assert window.query.text() == "" and window.results.count() == 0
-    assert window.query.hasFocus() or not window.isActiveWindow()
+    assert window.search.query.text() == "" and window.search.results.result_count() == 0
+    assert window.search.query.hasFocus() or not window.isActiveWindow()
 
 
 def test_exact_words_mode_and_filters(qtbot, window, project):
     window.add_project(str(project))
     wait_indexed(qtbot, window, project)
-    window.mode.setCurrentIndex(2)  # exact words
-    window.path_glob.setText("*.go")
-    qtbot.keyClicks(window.query, "password")
-    qtbot.keyClick(window.query, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=30_000)
-    paths = {window.results.item(i).data(Qt.ItemDataRole.UserRole).path
-             for i in range(window.results.count())}  # fmt: skip
+    window.search.mode.setCurrentIndex(2)  # exact words
+    window.search.path_glob.setText("*.go")
+    qtbot.keyClicks(window.search.query, "password")
+    window.search.search_now()
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=30_000)
+    paths = {r.path for r in window.search.results.all_results()}
     assert paths == {"src/auth.go"}
 
 
 def test_gui_thread_never_stalls_while_indexing(qtbot, window, stdlib_copy):
     """A 10 ms heartbeat on the GUI thread while a real folder is indexed with the model."""
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def beat() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(beat)
     window.add_project(str(stdlib_copy))
-    qtbot.waitUntil(lambda: window.progress.maximum() > 1, timeout=60_000)  # embedding
-    last[0] = time.perf_counter()
-    timer.start()
-    wait_indexed(qtbot, window, stdlib_copy, timeout=600_000)
-    timer.stop()
-    assert len(gaps) > 100
-    assert max(gaps) < 0.100, f"longest stall {max(gaps) * 1000:.0f} ms"
+    qtbot.waitUntil(lambda: window.status.progress.maximum() > 1, timeout=60_000)  # embedding
+    with Heartbeat() as beat:
+        wait_indexed(qtbot, window, stdlib_copy, timeout=600_000)
+    assert len(beat.gaps) > 100
+    assert beat.longest_ms < 100, f"longest stall {beat.longest_ms:.0f} ms"
+
+
+def test_remove_during_indexing_never_freezes_the_window(qtbot, window, stdlib_copy,
+                                                         warnings_shown):  # fmt: skip
+    """The reported freeze: Remove while work runs. It says "removing…" at once, and the
+    project goes when its work has stopped."""
+    window.add_project(str(stdlib_copy))
+    qtbot.waitUntil(lambda: window_is_embedding(window), timeout=60_000)
+    with Heartbeat() as beat:
+        qtbot.mouseClick(window.projects.remove_button, Qt.MouseButton.LeftButton)
+        assert "removing" in window.projects.list.currentItem().text()
+        assert not window.projects.remove_button.isEnabled()
+        qtbot.waitUntil(lambda: window.projects.list.count() == 0, timeout=120_000)
+    assert beat.longest_ms < 100, f"longest stall {beat.longest_ms:.0f} ms"
+    assert warnings_shown[-1].startswith("Remove project: Remove ")
+    assert window.controller.indexing is None and window.settings.projects == []
 
 
 def test_memory_gauge_reacts_and_critical_pauses_indexing(qtbot, window, memory, stdlib_copy,
                                                           warnings_shown):  # fmt: skip
     memory.set_used(50)
-    window.memory.refresh()
-    assert window.memory.level == "normal"
-    assert window.memory.text() == f"RAM {human_size(300 << 20)} · {human_size(12 * GB)} free"
-    assert "pressure: normal" in window.memory.toolTip()
+    window.status.memory.refresh()
+    assert window.status.memory.level == "normal"
+    expected = f"RAM {human_size(300 << 20)} · {human_size(12 * GB)} free"
+    assert window.status.memory.text() == expected
+    assert "pressure: normal" in window.status.memory.toolTip()
 
     memory.set_used(90)
-    window.memory.refresh()
-    assert window.memory.level == "high"
+    window.status.memory.refresh()
+    assert window.status.memory.level == "high"
     assert window.memory_warning.isVisible() and not window.memory_warning.isModal()
-    window.memory.refresh()  # still high: no second warning
-    assert window.warned_high
+    window.status.memory.refresh()  # still high: no second warning
+    assert window.memory_warning is not None
 
     window.add_project(str(stdlib_copy))
-    qtbot.waitUntil(lambda: window.indexer.control is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.controller.indexer.control is not None, timeout=60_000)
     memory.set_used(97)
-    window.memory.refresh()
-    assert window.memory.level == "critical"
-    assert window.indexer.control.paused
-    assert "paused" in window.message.text()
+    window.status.memory.refresh()
+    assert window.status.memory.level == "critical"
+    assert window.controller.indexer.control.paused
+    assert "paused" in window.status.message.text()
     memory.set_used(60)
-    window.memory.refresh()
-    assert not window.indexer.control.paused
-    window.cancel_work()
-    qtbot.waitUntil(lambda: window.indexing is None, timeout=60_000)
+    window.status.memory.refresh()
+    assert not window.controller.indexer.control.paused
+    window.controller.cancel()
+    qtbot.waitUntil(lambda: window.controller.indexing is None, timeout=60_000)
 
 
 def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
@@ -200,8 +139,14 @@ def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
         win.show()
         win.add_project(str(stdlib_copy))
         qtbot.waitUntil(lambda: window_is_embedding(win), timeout=60_000)
-        win.close()
-        assert not win.index_thread.isRunning() and not win.engine_thread.isRunning()
+        with Heartbeat() as beat:
+            win.close()
+            assert win.status.message.text() == "Stopping…" and win.isVisible()
+            qtbot.waitUntil(lambda: win.controller.done, timeout=120_000)
+        assert not win.isVisible()
+        assert beat.longest_ms < 100, f"the GUI thread stalled {beat.longest_ms:.0f} ms"
+        c = win.controller
+        assert not c.index_thread.isRunning() and not c.engine_thread.isRunning()
     finally:
         qInstallMessageHandler(previous)
     assert not [m for m in messages if "QThread" in m], messages
@@ -217,8 +162,8 @@ def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
 
 
 def window_is_embedding(win: MainWindow) -> bool:
-    return win.indexer.control is not None and win.progress.maximum() > 1 and \
-        win.progress.value() >= 1  # fmt: skip
+    return win.controller.indexer.control is not None and win.status.progress.maximum() > 1 and \
+        win.status.progress.value() >= 1  # fmt: skip
 
 
 def test_dropping_a_folder_adds_it_and_a_file_is_refused(qtbot, window, project, tmp_path,
@@ -249,7 +194,7 @@ def test_missing_folder_and_unreadable_folder(qtbot, window, project, tmp_path, 
     wait_indexed(qtbot, window, project)
     shutil.rmtree(project)  # the folder disappears; re-indexing says so and nothing breaks
     window.reindex_current()
-    qtbot.waitUntil(lambda: window.indexing is None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.controller.indexing is None, timeout=60_000)
     assert any("No folder at" in w for w in warnings_shown)
     assert window.isVisible()
 
@@ -276,7 +221,7 @@ def test_chunk_limit_from_settings_reaches_the_index(qtbot, window, project):
     assert window.settings.max_chunk_tokens == MIN_CHUNK_TOKENS
     assert window.add_project(str(project))
     wait_indexed(qtbot, window, project)
-    assert window.statuses[str(project)]["chunk_tokens"] == MIN_CHUNK_TOKENS
+    assert window.controller.statuses[str(project)]["chunk_tokens"] == MIN_CHUNK_TOKENS
 
 
 def test_index_and_search_on_an_embedding_server(qtbot, window, project, embedding_server,
@@ -292,12 +237,12 @@ def test_index_and_search_on_an_embedding_server(qtbot, window, project, embeddi
     assert Settings.load().embedder_urls == [embedding_server]
     assert window.add_project(str(project))
     wait_indexed(qtbot, window, project)
-    assert window.gate.embedder.label == f"the embedding server at {embedding_server}"
+    assert window.controller.gate.embedder.label == f"the embedding server at {embedding_server}"
     # The server runs the default model, which is installed here: the index is its own.
-    assert window.statuses[str(project)]["model"].startswith("codelamp-code-v1")
-    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
-    assert window.results.current_result().path == "src/upload.py"
+    assert window.controller.statuses[str(project)]["model"].startswith("codelamp-code-v1")
+    qtbot.keyClicks(window.search.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=60_000)
+    assert window.search.results.current_result().path == "src/upload.py"
     assert not warnings_shown
 
 
@@ -331,58 +276,60 @@ def test_without_a_usable_model_exact_words_still_work(qtbot, default_model,
     win = MainWindow(settings, memory_reader=memory)
     qtbot.addWidget(win)
     win.show()
-    qtbot.waitUntil(lambda: win.statuses.get(str(project.resolve())) is not None, timeout=30_000)
-    qtbot.keyClicks(win.query, "parse config")
-    qtbot.keyClick(win.query, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: win.controller.statuses.get(str(project.resolve())) is not None,
+                    timeout=30_000)  # fmt: skip
+    qtbot.keyClicks(win.search.query, "parse config")
+    win.search.search_now()
     qtbot.waitUntil(lambda: any("could not be loaded" in w for w in warnings_shown),
                     timeout=30_000)  # fmt: skip
-    assert win.mode.currentData() == "lexical"  # switched, so the user can go on
-    qtbot.waitUntil(lambda: win.results.count() > 0, timeout=30_000)
-    assert win.results.current_result().path == "src/config.py"
-    win.close()
+    assert win.search.mode.currentData() == "lexical"  # switched, so the user can go on
+    qtbot.waitUntil(lambda: win.search.results.result_count() > 0, timeout=30_000)
+    assert win.search.results.current_result().path == "src/config.py"
+    close(qtbot, win)
 
 
 def test_projects_and_geometry_persist(qtbot, window, project):
     window.add_project(str(project))
     wait_indexed(qtbot, window, project)
     window.resize(700, 500)  # within the offscreen screen, which is 800x600
-    window.close()
+    close(qtbot, window)
     again = MainWindow(Settings.load())
     qtbot.addWidget(again)
     assert again.settings.projects == [str(project.resolve())]
-    assert again.projects.count() == 1
+    assert again.projects.list.count() == 1
     assert (again.width(), again.height()) == (700, 500)
-    again.close()
+    close(qtbot, again)
 
 
 def test_watching_keeps_results_fresh_and_can_be_turned_off(qtbot, window, project):
     window.add_project(str(project))
     wait_indexed(qtbot, window, project)
     root = str(project.resolve())
-    qtbot.waitUntil(lambda: root in window.watch_hub.watchers, timeout=30_000)
-    qtbot.waitUntil(lambda: window.watch_label.text().startswith("watching"), timeout=30_000)
-    qtbot.keyClicks(window.query, "reconcile ledger balances")
-    qtbot.keyClick(window.query, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=30_000)
-    assert window.results.current_result().path != "src/ledger.py"
+    qtbot.waitUntil(lambda: root in window.controller.watch_hub.watchers, timeout=30_000)
+    qtbot.waitUntil(lambda: window.status.watch_label.text().startswith("watching"), timeout=30_000)
+    qtbot.keyClicks(window.search.query, "reconcile ledger balances")
+    window.search.search_now()
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=30_000)
+    assert window.search.results.current_result().path != "src/ledger.py"
 
     (project / "src" / "ledger.py").write_text(
         "def reconcile_ledger_balances(ledger):\n"
         "    return sum(e.amount for e in ledger.entries) == ledger.balance\n")
     def first_path() -> str:
-        return window.results.item(0).data(Qt.ItemDataRole.UserRole).path
+        found = window.search.results.all_results()
+        return found[0].path if found else ""
 
-    before = window.results.current_result()
-    qtbot.waitUntil(lambda: window.results.count() > 0 and first_path() == "src/ledger.py",
+    before = window.search.results.current_result()
+    qtbot.waitUntil(lambda: first_path() == "src/ledger.py",
                     timeout=30_000)  # fmt: skip
-    assert window.results.current_result().path == before.path  # the selection stays put
-    qtbot.waitUntil(lambda: "updated" in window.watch_label.text(), timeout=10_000)
+    assert window.search.results.current_result().path == before.path  # the selection stays put
+    qtbot.waitUntil(lambda: "updated" in window.status.watch_label.text(), timeout=10_000)
 
-    window.watch_box.setChecked(False)
-    assert root not in window.watch_hub.watchers and root in window.settings.unwatched
-    assert window.watch_label.text() == "not watching"
-    window.watch_box.setChecked(True)
-    assert root in window.watch_hub.watchers
+    window.projects.watch_box.setChecked(False)
+    assert root not in window.controller.watch_hub.watchers and root in window.settings.unwatched
+    assert window.status.watch_label.text() == "not watching"
+    window.projects.watch_box.setChecked(True)
+    assert root in window.controller.watch_hub.watchers
 
 
 def test_model_loading_can_be_cancelled_and_retried(default_model):
@@ -415,31 +362,34 @@ def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
     qtbot.addWidget(win)
     win.show()
     win.add_project(root)
-    files_done = re.compile(r"Indexing stdlib: [1-9]\d*/")
-    qtbot.waitUntil(lambda: files_done.match(win.message.text()) is not None, timeout=60_000)
-    win.cancel_work()
-    qtbot.waitUntil(lambda: win.indexing is None and win.statuses.get(root) is not None,
+    files_done = re.compile(r"Indexing stdlib: \d+% · [1-9]\d*/")
+    qtbot.waitUntil(lambda: files_done.match(win.status.message.text()) is not None,
                     timeout=60_000)  # fmt: skip
-    assert win.statuses[root]["state"] == "unfinished"
-    assert "not finished" in win.projects.currentItem().text()
-    assert "interrupted" in win.project_info.text()
-    win.query.setText("parse a json document")
-    win.search_now()
+    win.controller.cancel()
+    qtbot.waitUntil(lambda: win.controller.indexing is None
+                    and win.controller.statuses.get(root) is not None,
+                    timeout=60_000)  # fmt: skip
+    assert win.controller.statuses[root]["state"] == "unfinished"
+    assert "not finished" in win.projects.list.currentItem().text()
+    assert win.projects.reindex_button.text() == "Resume"
+    assert "interrupted" in win.projects.info.text()
+    win.search.query.setText("parse a json document")
+    win.search.search_now()
     qtbot.wait(1500)
     assert not any("KeyError" in w or "Unexpected" in w for w in warnings_shown)
-    assert "not finished" in win.empty.text() or "interrupted" in win.empty.text()
+    assert "not finished" in win.search.empty.text() or "interrupted" in win.search.empty.text()
     qtbot.wait(1500)  # the watcher would have started by now
-    assert root not in win.watch_hub.watchers
-    assert win.statuses[root]["state"] == "unfinished"
-    win.close()
+    assert root not in win.controller.watch_hub.watchers
+    assert win.controller.statuses[root]["state"] == "unfinished"
+    close(qtbot, win)
 
     again = MainWindow(Settings.load(), memory_reader=memory)
     qtbot.addWidget(again)
     again.show()
-    qtbot.waitUntil(lambda: (again.statuses.get(root) or {}).get("state") == "ready",
+    qtbot.waitUntil(lambda: (again.controller.statuses.get(root) or {}).get("state") == "ready",
                     timeout=180_000)  # fmt: skip
-    qtbot.waitUntil(lambda: root in again.watch_hub.watchers, timeout=30_000)
-    again.close()
+    qtbot.waitUntil(lambda: root in again.controller.watch_hub.watchers, timeout=30_000)
+    close(qtbot, again)
 
 
 def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, embedder,
@@ -459,24 +409,26 @@ def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, 
 
     monkeypatch.setattr(SharedIndexDialog, "exec", fill_in)
     window.shared_action.trigger()
-    qtbot.waitUntil(lambda: window.statuses.get(uri) is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.controller.statuses.get(uri) is not None, timeout=30_000)
     assert window.settings.shared == [uri] and Settings.load().shared == [uri]
-    assert "shared, read-only" in window.projects.currentItem().text()
-    assert "Shared index" in window.project_info.text()
-    assert not window.reindex_button.isEnabled() and not window.watch_box.isEnabled()
-    assert window.watch_label.text() == "shared index: read-only"
+    assert "shared, read-only" in window.projects.list.currentItem().text()
+    assert "Shared index" in window.projects.info.text()
+    assert not window.projects.reindex_button.isEnabled()
+    assert not window.projects.watch_box.isEnabled()
+    assert window.status.watch_label.text() == "shared index: read-only"
     window.reindex_action.trigger()
-    assert window.indexing is None and not window.watch_hub.watchers
+    assert window.controller.indexing is None and not window.controller.watch_hub.watchers
 
-    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
-    assert window.results.current_result().path == "src/upload.py"
-    qtbot.waitUntil(lambda: "def retry_failed_upload" in window.preview.toPlainText())
+    qtbot.keyClicks(window.search.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=60_000)
+    assert window.search.results.current_result().path == "src/upload.py"
+    qtbot.waitUntil(lambda: "def retry_failed_upload" in window.search.preview.toPlainText())
     if path := os.environ.get("CODELAMP_SCREENSHOT"):
         window.grab().save(path)
 
     window.remove_current()  # from the list only: the index stays
-    assert window.projects.count() == 0 and window.settings.shared == []
+    qtbot.waitUntil(lambda: window.projects.list.count() == 0)
+    assert window.settings.shared == []
     assert s3_env.keys(uri.split("/")[2])
 
 
@@ -499,24 +451,26 @@ def test_an_index_of_the_earlier_default_keeps_working_and_the_reindex_is_offere
     window = MainWindow(Settings.load(), memory_reader=memory)  # the app starts again
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.statuses.get(root) is not None, timeout=30_000)
-    assert window.indexing is None and not window.upgrade_button.isVisible()
+    qtbot.waitUntil(lambda: window.controller.statuses.get(root) is not None, timeout=30_000)
+    assert window.controller.indexing is None and not window.projects.upgrade_button.isVisible()
 
-    qtbot.keyClicks(window.query, "where do we retry failed uploads?")
-    qtbot.waitUntil(lambda: window.results.count() > 0, timeout=60_000)
-    assert window.results.current_result().path == "src/upload.py"
-    qtbot.waitUntil(lambda: root in window.outdated)
-    assert window.outdated[root] == old_id
-    assert window.upgrade_button.isVisible() and "another model" in window.project_info.text()
-    assert "another model" in window.projects.currentItem().text()
-    assert root not in window.watch_hub.watchers  # its index is not the new model's
+    qtbot.keyClicks(window.search.query, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: window.search.results.result_count() > 0, timeout=60_000)
+    assert window.search.results.current_result().path == "src/upload.py"
+    qtbot.waitUntil(lambda: root in window.controller.outdated_models)
+    assert window.controller.outdated_models[root] == old_id
+    assert window.projects.upgrade_button.isVisible()
+    assert "another model" in window.projects.info.text()
+    assert "another model" in window.projects.list.currentItem().text()
+    assert root not in window.controller.watch_hub.watchers  # its index is not the new model's
 
-    qtbot.mouseClick(window.upgrade_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.indexing is None
-                    and (window.statuses.get(root) or {}).get("model") != old_id,
+    qtbot.mouseClick(window.projects.upgrade_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.controller.indexing is None
+                    and (window.controller.statuses.get(root) or {}).get("model") != old_id,
                     timeout=120_000)  # fmt: skip
-    assert window.statuses[root]["model"] == window.model_id
-    assert window.model_id.startswith("codelamp-code-v1")
-    assert root not in window.outdated and not window.upgrade_button.isVisible()
-    qtbot.waitUntil(lambda: root in window.watch_hub.watchers, timeout=30_000)
-    window.close()
+    assert window.controller.statuses[root]["model"] == window.controller.model_id
+    assert window.controller.model_id.startswith("codelamp-code-v1")
+    assert root not in window.controller.outdated_models
+    assert not window.projects.upgrade_button.isVisible()
+    qtbot.waitUntil(lambda: root in window.controller.watch_hub.watchers, timeout=30_000)
+    close(qtbot, window)

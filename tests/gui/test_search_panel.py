@@ -1,0 +1,219 @@
+"""Searching in the real window, offscreen, with the real model and a real index: the
+results grouped by file, the keyboard flow, the modes and filters, and a display that
+never shows something stale."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from window_helpers import close, wait_indexed
+
+from app.core.modes import SearchMode
+from app.gui.main_window import MainWindow
+from app.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def indexed(qtbot, window, project) -> MainWindow:
+    window.add_project(str(project))
+    wait_indexed(qtbot, window, project)
+    return window
+
+
+def search(qtbot, win: MainWindow, query: str, mode: SearchMode | None = None) -> list:
+    s = win.search
+    if mode is not None:
+        s.mode.setCurrentIndex(s.mode.findData(mode.value))
+    s.query.setText(query)
+    s.search_now()
+    qtbot.waitUntil(lambda: s.shown is not None and s.shown.serial == s.serial, timeout=60_000)
+    return s.results.all_results()
+
+
+def test_results_are_grouped_by_file_and_counted(qtbot, indexed):
+    found = search(qtbot, indexed, "upload a blob and retry")
+    files = {r.path for r in found}
+    assert indexed.search.results.summary() == \
+        f"{len(found)} results in {len(files)} files"  # fmt: skip
+    assert indexed.search.summary.text().startswith(indexed.search.results.summary())
+    assert indexed.status.message.text().startswith(indexed.search.results.summary())
+    top = indexed.search.results.current_result()
+    assert top is found[0] and top.path == "src/upload.py"
+    assert top.snippet and top.snippet_line >= top.start_line
+
+
+def test_keyboard_only_type_down_down_enter_opens_the_editor(qtbot, indexed, project,
+                                                             tmp_path):  # fmt: skip
+    """Quick Open: the keys work in the search box itself, with no Tab dance."""
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "editor.py"
+    script.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(' '.join(sys.argv[1:]))\n")
+    indexed.settings.editor_command = f"{sys.executable} {script} {{file}} {{line}}"
+    s = indexed.search
+    s.query.setFocus()
+    qtbot.keyClicks(s.query, "load settings from a json file")
+    qtbot.waitUntil(lambda: s.results.result_count() >= 3, timeout=60_000)
+    found = s.results.all_results()
+    assert s.results.current_result() is found[0]  # a new query selects the top result
+    qtbot.keyClick(s.query, Qt.Key.Key_Down)
+    qtbot.keyClick(s.query, Qt.Key.Key_Down)
+    assert s.results.current_result() is found[2] and s.query.hasFocus()
+    qtbot.keyClick(s.query, Qt.Key.Key_Up)
+    assert s.results.current_result() is found[1]
+    qtbot.keyClick(s.query, Qt.Key.Key_Return)
+    qtbot.waitUntil(opened.exists, timeout=10_000)
+    assert opened.read_text() == f"{project.resolve() / found[1].path} {found[1].start_line}"
+    assert indexed.settings.query_history[0] == "load settings from a json file"
+
+
+def test_earlier_queries_come_back_with_up_in_an_empty_box(qtbot, indexed):
+    search(qtbot, indexed, "parse config")
+    indexed.search.remember_query()
+    indexed.search.clear()
+    qtbot.keyClick(indexed.search.query, Qt.Key.Key_Up)
+    popup = indexed.search.history.popup()
+    assert popup.isVisible() and popup.model().index(0, 0).data() == "parse config"
+    assert Settings.load().query_history[0] == "parse config"
+
+
+def test_nothing_stale_after_esc_a_project_switch_or_no_results(qtbot, indexed, tmp_path):
+    s = indexed.search
+    search(qtbot, indexed, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: s.preview_panel.header.text() != "")
+    assert "src/upload.py" in s.preview_panel.header.text()
+
+    indexed.escape_action.trigger()  # Esc
+    assert s.preview_panel.header.text() == "" and s.preview.toPlainText() == ""
+
+    found = search(qtbot, indexed, "where do we retry failed uploads?")
+    assert found
+    assert search(qtbot, indexed, "zqxjv", SearchMode.TEXT) == []  # no results at all
+    assert s.preview.toPlainText() == "" and s.preview_panel.header.text() == ""
+    assert indexed.status.message.text() == "No results for “zqxjv”"
+    assert "Keywords" in s.empty.text()  # another mode is worth a try...
+    search(qtbot, indexed, "zqxjv", SearchMode.KEYWORDS)
+    assert "Keywords" not in s.empty.text()  # ...but not the one in use
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.py").write_text("def nothing():\n    pass\n")
+    search(qtbot, indexed, "where do we retry failed uploads?", SearchMode.HYBRID)
+    indexed.add_project(str(other))  # selects it
+    assert s.preview_panel.header.text() == "" and s.results.result_count() == 0
+    wait_indexed(qtbot, indexed, other)
+
+
+def test_a_mode_switch_selects_the_new_top_result(qtbot, indexed):
+    s = indexed.search
+    search(qtbot, indexed, "password")
+    s.results.move(2)
+    search(qtbot, indexed, "password", SearchMode.KEYWORDS)
+    assert s.results.current_result() is s.results.all_results()[0]
+
+
+def test_a_save_to_another_file_keeps_the_preview_where_it_was(qtbot, indexed, project):
+    s = indexed.search
+    root = str(project.resolve())
+    qtbot.waitUntil(lambda: root in indexed.controller.watch_hub.watchers, timeout=30_000)
+    search(qtbot, indexed, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: s.preview.path is not None)
+    bar = s.preview.verticalScrollBar()
+    bar.setValue(bar.maximum())  # the user scrolled away from the result
+    where = bar.value()
+    updated: list[str] = []
+    indexed.controller.updated.connect(updated.append)
+    (project / "src" / "config.py").write_text("def parse_config(path):\n    return {}\n")
+    qtbot.waitUntil(lambda: bool(updated), timeout=30_000)
+    qtbot.wait(500)  # the refreshed results have arrived and been shown
+    assert s.preview.path == project.resolve() / "src" / "upload.py"
+    assert bar.value() == where
+
+
+def test_text_mode_is_exact_and_keywords_is_bm25(qtbot, indexed, project):
+    (project / "src" / "decode.py").write_text(
+        "import json\n\n\ndef load_with_hook(text, object_hook):\n"
+        "    return json.loads(text, object_hook=object_hook)\n\n\n"
+        "def only_an_object(value):\n    return object()\n\n\n"
+        "def only_a_hook(hook):\n    return hook\n"
+    )  # fmt: skip
+    indexed.reindex_current()
+    wait_indexed(qtbot, indexed, project)
+    assert indexed.search.mode.itemText(2) == "Keywords"
+    found = search(qtbot, indexed, "object_hook", SearchMode.TEXT)
+    assert found and all("object_hook" in r.snippet for r in found)
+    assert {r.start_line for r in found} == {4, 5}
+    first = found[0]
+    assert [first.snippet[a:b] for a, b in first.highlights] == ["object_hook"]
+    assert first.symbol == "load_with_hook"
+
+    found = search(qtbot, indexed, r"def only_\w+", SearchMode.REGEX)
+    assert [r.snippet for r in found] == ["def only_an_object(value):", "def only_a_hook(hook):"]
+
+
+def test_a_mistyped_language_is_flagged_and_filters_are_shown(qtbot, indexed):
+    s = indexed.search
+    assert "python" in s.languages.stringList() and "go" in s.languages.stringList()
+    s.language.setText("pyhton")
+    assert "Did you mean “python”" in s.language.toolTip()
+    s.language.setText("python")
+    assert "Did you mean" not in s.language.toolTip()
+    s.path_glob.setText("src/")
+    found = search(qtbot, indexed, "read the configuration")
+    assert found and all(r.language == "python" for r in found)
+    assert s.summary.text().endswith("· language: python · path: src/")
+
+
+def test_search_across_all_projects(qtbot, indexed, tmp_path):
+    other = tmp_path / "billing"
+    (other / "src").mkdir(parents=True)
+    (other / "src" / "invoice.py").write_text(
+        "def send_overdue_invoice_reminders(customers):\n"
+        "    for c in customers:\n        if c.overdue:\n            c.email('reminder')\n"
+    )  # fmt: skip
+    indexed.add_project(str(other))
+    wait_indexed(qtbot, indexed, other)
+    s = indexed.search
+    s.everywhere.setChecked(True)
+    found = search(qtbot, indexed, "retry a failed upload")
+    assert {Path(r.project).name for r in found} == {"demo", "billing"}
+    assert found[0].path == "src/upload.py"
+    found = search(qtbot, indexed, "remind customers about overdue invoices")
+    assert (Path(found[0].project).name, found[0].path) == ("billing", "src/invoice.py")
+    qtbot.waitUntil(lambda: s.preview.path == other.resolve() / "src" / "invoice.py")
+
+
+def test_project_buttons_need_a_project_and_remove_defaults_to_no(qtbot, window, project,
+                                                                   monkeypatch):  # fmt: skip
+    from PySide6.QtWidgets import QMessageBox
+
+    p = window.projects
+    assert not p.reindex_button.isEnabled() and not p.remove_button.isEnabled()
+    window.add_project(str(project))
+    assert p.reindex_button.isEnabled() and p.remove_button.isEnabled()
+    asked: list = []
+
+    def answer(*args):
+        asked.append(args)
+        return args[-1]  # the default button, as Enter would
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    p.remove_button.click()
+    assert asked[0][-1] == QMessageBox.StandardButton.No
+    assert p.list.count() == 1  # Enter kept it
+    wait_indexed(qtbot, window, project)
+
+
+def test_the_panels_sizes_are_restored(qtbot, window, memory):
+    window.main_split.setSizes([400, 880])
+    left = window.main_split.sizes()[0]
+    close(qtbot, window)
+    again = MainWindow(Settings.load(), memory_reader=memory)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.main_split.sizes()[0] == left
+    close(qtbot, again)
