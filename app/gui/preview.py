@@ -11,7 +11,7 @@ through the gap as a stripe at the end of such lines.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
@@ -41,6 +41,7 @@ from app.gui.highlight import CodeHighlighter, bolder, dimmed, match_background
 PREVIEW_MAX_BYTES = 4 << 20
 GUTTER_PADDING = 6  # pixels each side of the line numbers
 CONTEXT_LINES = 3  # shown above a result's first line
+Marker = Callable[[str], list[tuple[int, int]]]  # a line -> the [start, end) spans to mark
 
 
 class Preview(QPlainTextEdit):
@@ -62,6 +63,7 @@ class Preview(QPlainTextEdit):
         self.lines = (0, 0)  # as asked for; marked_lines() is what the file has of them
         self.stamp: tuple[int, int] | None = None  # the shown file's (mtime, size) when read
         self.highlights: list[tuple[int, int, int]] = []
+        self.marker: Marker | None = None
         self.setPlaceholderText("Select a result to see its code here.")
         self.gutter = _LineNumbers(self)
         self.blockCountChanged.connect(self._fit_gutter)
@@ -71,16 +73,18 @@ class Preview(QPlainTextEdit):
     # --- what is shown --------------------------------------------------------------------
 
     def show_file(self, path: Path, rel: str, start: int, end: int, stored: str | None = None,
-                  highlights: list[tuple[int, int, int]] | None = None,
-                  symbol: str = "") -> None:  # fmt: skip
+                  highlights: list[tuple[int, int, int]] | None = None, symbol: str = "",
+                  marker: Marker | None = None) -> None:  # fmt: skip
         """Show ``path`` with lines ``start``..``end`` (1-based) marked, near the top.
 
         ``stored``: the result's text as indexed, shown (at its own lines) when the file is
         not here (a shared index without a checkout). ``highlights``: (line, start column,
         end column) spans to mark inside the text, 1-based lines and [start, end) columns in
-        characters, for the query's words or a regex's matches."""
+        characters, for the query's words or a regex's matches. ``marker``: finds such
+        spans in a line; it marks them in the marked lines, as the file reads now."""
         self.path, self.rel, self.symbol, self.stored = path, rel, symbol, stored
         self.lines, self.highlights = (start, end), list(highlights or [])
+        self.marker = marker
         self._load()
         self.setTextCursor(QTextCursor(self.document().findBlockByNumber(max(0, start - 1))))
         self.verticalScrollBar().setValue(max(0, start - 1 - CONTEXT_LINES))
@@ -110,7 +114,7 @@ class Preview(QPlainTextEdit):
 
     def clear_file(self) -> None:
         self.path, self.rel, self.symbol, self.stored = None, "", "", None
-        self.lines, self.highlights = (0, 0), []
+        self.lines, self.highlights, self.marker = (0, 0), [], None
         self.highlighter.spans = {}
         self.setPlainText("")
         self.setExtraSelections([])
@@ -134,6 +138,14 @@ class Preview(QPlainTextEdit):
         text = self._read()
         self.highlighter.set_source(self.rel, text)
         self.setPlainText(text)
+        if self.marker is not None:
+            start, end = self.marked_lines()
+            block = self.document().findBlockByNumber(start - 1)
+            self.highlights = []
+            while block.isValid() and start and block.blockNumber() < end:
+                number = block.blockNumber() + 1
+                self.highlights += [(number, a, b) for a, b in self.marker(block.text())]
+                block = block.next()
         self.setExtraSelections(self._spans())
 
     def _read(self) -> str:

@@ -325,7 +325,21 @@ class SearchPanel(QWidget):
             return
         shared = self.controller.is_shared(root)
         self.preview.show_file(path, r.path, r.start_line, r.end_line, symbol=r.symbol,
-                               stored=r.text if shared else None)  # fmt: skip
+                               stored=r.text if shared else None, marker=self._marker())
+
+    def _marker(self):
+        """What the preview marks inside the result's lines: the matches of a Text or
+        Regex query, the query's words (as identifier parts) otherwise."""
+        if self.shown is None:
+            return None
+        mode, query = SearchMode(self.shown.mode), self.shown.query
+        if mode.per_line:
+            from app.core.grep import LinePattern
+
+            return LinePattern(query, mode is SearchMode.REGEX).spans
+        from app.core.lexical import word_spans
+
+        return lambda line: word_spans(line, query)
 
     def open_current(self) -> None:
         if r := self.results.current_result():

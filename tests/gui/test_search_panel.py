@@ -45,6 +45,11 @@ def test_results_are_grouped_by_file_and_counted(qtbot, indexed):
     top = indexed.search.results.current_result()
     assert top is found[0] and top.path == "src/upload.py"
     assert top.snippet and top.snippet_line >= top.start_line
+    preview = indexed.search.preview
+    qtbot.waitUntil(lambda: preview.path is not None)
+    marked = {preview.document().findBlockByNumber(n - 1).text()[a:b].lower()
+              for n, a, b in preview.highlights}  # fmt: skip
+    assert {"upload", "retry"} <= marked  # the query's words, in the result's lines
 
 
 def test_keyboard_only_type_down_down_enter_opens_the_editor(qtbot, indexed, project,
@@ -150,6 +155,10 @@ def test_text_mode_is_exact_and_keywords_is_bm25(qtbot, indexed, project):
     first = found[0]
     assert [first.snippet[a:b] for a, b in first.highlights] == ["object_hook"]
     assert first.symbol == "load_with_hook"
+    preview = indexed.search.preview
+    qtbot.waitUntil(lambda: preview.lines == (first.start_line, first.start_line))
+    col = "def load_with_hook(text, object_hook):".index("object_hook")
+    assert preview.highlights == [(4, col, col + len("object_hook"))]
 
     found = search(qtbot, indexed, r"def only_\w+", SearchMode.REGEX)
     assert [r.snippet for r in found] == ["def only_an_object(value):", "def only_a_hook(hook):"]
