@@ -6,6 +6,8 @@
    writing overlap the embedding, so the end-to-end time should be within 10% of it.
    Runs alternate (raw, index, raw, index) and medians are compared, because the machine's
    speed drifts.
+   Each index also records what its ETA said, against the time that was really left,
+   beside what the earlier estimate (files left x chunks per file / chunks/s) would have said.
 2. No-change re-index on a generated 10,000-file tree, in-process (what the GUI and the
    watcher pay) and as a `codelamp index` command (adds interpreter start-up and imports).
 
@@ -36,6 +38,46 @@ def copy_packages(dest: Path, names: list[str]) -> Path:
     return dest
 
 
+class EtaLog:
+    """A progress listener: what the ETA said while indexing, to hold against the time
+    that was really left until the files were done (phase "finishing": the commit and
+    full-text index, which no ETA counts, follow)."""
+
+    MARKS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, float, float | None, float | None]] = []
+        self.finishing = 0.0
+
+    def __call__(self, p) -> None:
+        if p.phase == "finishing":
+            self.finishing = time.perf_counter()
+        if p.phase == "indexing":
+            # The earlier estimate: files left x chunks per file so far / chunks per second.
+            by_files = ((p.files_total - p.files_done) * p.chunks_embedded / p.files_done
+                        / p.chunks_per_s if p.files_done and p.chunks_per_s else None)  # fmt: skip
+            self.seen.append((time.perf_counter(), p.fraction, p.eta_s, by_files))
+
+    def report(self, done: float) -> str:
+        """Once 10% is done: the largest error of each estimate, and the ETA at a few marks;
+        ``done``: when the run returned."""
+        end = self.finishing
+        run = end - self.seen[0][0]
+        later = [s for s in self.seen if s[1] >= 0.1]
+        lines = []
+        for name, i in (("ETA (bytes, 30 s window)", 2), ("earlier ETA (files)", 3)):
+            errors = [abs(s[i] - (end - s[0])) for s in later if s[i] is not None]
+            lines.append(f"    {name}: max error {max(errors):.1f} s "
+                         f"({max(errors) / run:.0%} of {run:.0f} s indexing)")  # fmt: skip
+        marks = []
+        for mark in self.MARKS:
+            t, _, eta, _ = next(s for s in self.seen if s[1] >= mark)
+            said = "-" if eta is None else f"{eta:.0f}"
+            marks.append(f"{mark:.0%}: said {said} s, took {end - t:.0f} s")
+        marks.append(f"then finishing {done - end:.1f} s")
+        return "\n".join(lines + ["    " + "; ".join(marks)])
+
+
 def overhead(embedder, corpus: Path, rounds: int) -> None:
     from app.core.cache import EmbeddingCache
     from app.core.chunking import chunk_file
@@ -55,11 +97,14 @@ def overhead(embedder, corpus: Path, rounds: int) -> None:
         raw.append(time.perf_counter() - t0)
         home = Path(tempfile.mkdtemp(prefix="bench-index-home-"))
         os.environ["CODELAMP_HOME"] = str(home)
+        eta = EtaLog()
         t0 = time.perf_counter()
-        result = index_project(corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"))
+        result = index_project(corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"),
+                               progress=eta)  # fmt: skip
         full.append(time.perf_counter() - t0)
         assert result.chunks_embedded == unique, (result.chunks_embedded, unique)
         print(f"  round {i + 1}: raw embed {raw[-1]:.1f} s, index {full[-1]:.1f} s", flush=True)
+        print(eta.report(t0 + full[-1]), flush=True)
     r, f = statistics.median(raw), statistics.median(full)
     print(f"{unique} chunks from {corpus.name}: raw embedder {unique / r:.1f} chunks/s, "
           f"end-to-end {unique / f:.1f} chunks/s, overhead {f / r - 1:+.1%} (target <= +10%)")
