@@ -199,6 +199,20 @@ def test_missing_folder_and_unreadable_folder(qtbot, window, project, tmp_path, 
     assert window.isVisible()
 
 
+def test_settings_give_one_memory_figure_for_the_default_model(qtbot, window, default_model):
+    """It said "~90 MB in memory" in one place and "needs ~169.6 MB" in another."""
+    from app.core.memory import model_fits
+    from app.core.models import inspect_model
+
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    info = inspect_model(default_model)
+    needed = model_fits(info.file_size, info.max_tokens, info.embedding_dim)[1]
+    text = dialog.model_info.text()
+    assert human_size(info.file_size) in text and f"needs ~{human_size(needed)}" in text
+    assert text.count("needs") == 1 and "MB in memory" not in text  # one estimate, not two
+
+
 def test_settings_refuse_a_gguf_that_is_not_an_embedding_model(qtbot, window, tmp_path,
                                                                warnings_shown):  # fmt: skip
     clip = write_tiny_gguf(tmp_path / "vision.gguf", arch="clip")
