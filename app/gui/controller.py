@@ -243,6 +243,8 @@ class Controller(QObject):
     def info(self, root: str) -> str:
         """What the project panel says about the selected project."""
         status = self.statuses.get(root)
+        if status and status["state"] == "unfinished" and self.indexing == root:
+            return f"{root}\nIndexing: resumed where it was interrupted."
         if status and status["state"] == "unfinished":
             from app.core.store import files_phrase
 

@@ -290,4 +290,4 @@ class MainWindow(QMainWindow):
         self.status.stopping()
         self.centralWidget().setEnabled(False)
         self.controller.stopped.connect(self.close)
-        self.controller.shutdown()
+        self.controller.shutdown()  # from now on, the status bar keeps saying "Stopping…"

@@ -241,6 +241,8 @@ class Preview(QPlainTextEdit):
         palette = self.palette()
         text = palette.color(QPalette.ColorRole.Text)
         painter.fillRect(self.gutter.rect(), palette.color(QPalette.ColorRole.Base))
+        if self.path is None:
+            return  # no file, no line numbers (the placeholder is not line 1)
         band = self._marked_band()
         if band is not None:
             painter.fillRect(QRectF(0, band[0], self.gutter.width(), band[1] - band[0]),

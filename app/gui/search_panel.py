@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.modes import SearchMode
+from app.gui.controller import ready
 from app.gui.preview import PreviewPanel
 from app.gui.results_view import ResultView
 from app.gui.widgets import open_in_editor
@@ -290,12 +291,12 @@ class SearchPanel(QWidget):
             text = "Add a folder to start.\n\nFile ▸ Add folder… (Ctrl+O), or drop a folder here."
         elif not root:
             text = "Select a project on the left."
-        elif c.indexing == root and not status:
+        elif c.indexing == root and not ready(status):
             text = "Indexing this project…"
         elif status is None:
             text = (f"This project is not indexed yet.\n\nPress F5 to index it."
                     f"\n{c.status_errors.get(root, '')}")  # fmt: skip
-        elif status["state"] != "ready" and c.indexing != root:
+        elif not ready(status):
             text = "Indexing this project was interrupted.\n\nResume it with F5."
         elif error:
             text = error

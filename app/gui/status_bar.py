@@ -41,6 +41,8 @@ class StatusBar(QStatusBar):
         controller.message.connect(self.say)
 
     def say(self, text: str) -> None:
+        if self.controller.closing:
+            return  # "Stopping…" stays until the window closes
         self.message.setText(text)
         self.message.setToolTip(text)
 
@@ -61,6 +63,8 @@ class StatusBar(QStatusBar):
             self.say(f"Indexing {Path(c.indexing).name}…")
 
     def show_progress(self, root: str, p) -> None:
+        if self.controller.closing:
+            return
         name = Path(root).name
         what = "Indexing" if self.controller.indexing == root else "Updating"
         if p.phase == "waiting":
@@ -99,8 +103,8 @@ class StatusBar(QStatusBar):
             self.cancel_button.hide()
 
     def stopping(self) -> None:
-        """Shutting down: say so while the work winds down."""
-        self.say("Stopping…")
+        """Shutting down (call it first): say so while the work winds down."""
+        self.message.setText("Stopping…")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.pause_button.hide()
