@@ -160,6 +160,23 @@ def holder_of(root: Path) -> Holder | None:
         os.close(fd)
 
 
+def claim_watching(root: Path) -> int | None:
+    """Become the one process among those that share a project's index (``codelamp mcp``
+    servers) that keeps it fresh: an OS lock held until :func:`release_watching` or the
+    process ends. Returns its file descriptor, or None when another holds it (the caller
+    then only reads, and may try again later)."""
+    fd = os.open(lock_path(root).with_suffix(".watching"), os.O_RDWR | os.O_CREAT, 0o644)
+    if _try_lock(fd):
+        return fd
+    os.close(fd)
+    return None
+
+
+def release_watching(fd: int) -> None:
+    _unlock(fd)
+    os.close(fd)
+
+
 def register_watcher(root: Path) -> Path:
     """Mark the project as watched, between the watcher's rounds too (it holds the writer
     lock only during a round): deleting its index meanwhile would leave the watcher
