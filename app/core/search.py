@@ -28,6 +28,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -247,13 +248,7 @@ class Searcher:
             raise CodeLampError(f"{mode.label} search needs a model; Keywords, Text and "
                                 "Regex search work without one.")  # fmt: skip
         self.last_total = 0
-        query = _UNREADABLE.sub(" ", query).strip()
-        if len(query) > MAX_QUERY_CHARS:
-            raise UsageError(
-                f"The query is {len(query):,} characters long; the limit is "
-                f"{MAX_QUERY_CHARS:,}. Search with a shorter piece of it: only the start of "
-                "a long query counts anyway."
-            )
+        query = clean_query(query)
         if not query:
             return []
         lines = grep.LinePattern(query, mode is SearchMode.REGEX) if mode.per_line else None
@@ -403,7 +398,7 @@ class Searcher:
         """``"python, Go"`` -> ``["python", "go"]``, each one the index has; None: every
         language. A name the index lacks is a typo or a wrong project, not an empty
         answer: the error lists what there is."""
-        asked = [x.strip().lower() for x in (language or "").split(",") if x.strip()]
+        asked = language_names(language)
         if not asked:
             return None
         indexed = self._indexed_languages()
@@ -420,21 +415,7 @@ class Searcher:
     def _matching_paths(self, path_glob: str | None) -> list[str] | None:
         """The indexed paths that a .gitignore-style glob (``*.py``, ``src/``,
         ``tests/**/test_*.py``) matches; None: no glob, or one that matches every path."""
-        if not path_glob:
-            return None
-        import pathspec
-
-        try:
-            spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
-        except (ValueError, re.error) as exc:  # pathspec's own check, then the regex's
-            why = f" ({exc.msg})" if isinstance(exc, re.error) else ""
-            raise UsageError(
-                f"{path_glob!r} is not a valid path pattern{why}. Use .gitignore syntax, "
-                "e.g. '*.py', 'src/' or 'tests/**/test_*.py'."
-            ) from exc
-        everything = self._indexed_paths()
-        matching = list(spec.match_files(everything))
-        return None if len(matching) == len(everything) else matching
+        return glob_filter(path_glob, self._indexed_paths()) if path_glob else None
 
     def _indexed_languages(self) -> list[str]:
         if self._languages is None:
@@ -448,6 +429,62 @@ class Searcher:
             rows = files.search().where("status = 'indexed'").select(["path"]).limit(None)
             self._paths = rows.to_arrow().column("path").to_pylist()
         return self._paths
+
+
+def clean_query(query: str) -> str:
+    """``query`` without control characters and surrounding blanks; a UsageError when it
+    is too long to search whole."""
+    query = _UNREADABLE.sub(" ", query).strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise UsageError(
+            f"The query is {len(query):,} characters long; the limit is "
+            f"{MAX_QUERY_CHARS:,}. Search with a shorter piece of it: only the start of "
+            "a long query counts anyway."
+        )
+    return query
+
+
+def glob_filter(path_glob: str, paths: list[str]) -> list[str] | None:
+    """The ``paths`` that a .gitignore-style glob (``*.py``, ``src/``,
+    ``tests/**/test_*.py``) matches; None when it matches every one."""
+    import pathspec
+
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
+    except (ValueError, re.error) as exc:  # pathspec's own check, then the regex's
+        why = f" ({exc.msg})" if isinstance(exc, re.error) else ""
+        raise UsageError(
+            f"{path_glob!r} is not a valid path pattern{why}. Use .gitignore syntax, "
+            "e.g. '*.py', 'src/' or 'tests/**/test_*.py'."
+        ) from exc
+    matching = list(spec.match_files(paths))
+    return None if len(matching) == len(paths) else matching
+
+
+def language_names(language: str | None) -> list[str]:
+    """``"python, Go"`` -> ``["python", "go"]``."""
+    return [x.strip().lower() for x in (language or "").split(",") if x.strip()]
+
+
+def grep_unindexed(root: Path, languages: dict[str, str], query: str, k: int, regex: bool,
+                   language: str | None = None,
+                   path_glob: str | None = None) -> tuple[list[SearchResult], int]:  # fmt: skip
+    """Text or Regex search of files that have no index yet: ``languages`` maps each file
+    that may be searched (relative to ``root``) to its language. The first ``k`` matching
+    lines, by path and line, and how many match in all; no definition is known around a
+    line. ``language`` and ``path_glob`` filter as in :meth:`Searcher.search`."""
+    query = clean_query(query)
+    asked = language_names(language)
+    paths = sorted(path for path, name in languages.items() if not asked or name in asked)
+    if path_glob and (matching := glob_filter(path_glob, paths)) is not None:
+        paths = matching
+    if not query:
+        return [], 0
+    pattern = grep.LinePattern(query, regex)
+    files = ((path, pattern.file_lines(data))
+             for path, data in grep.files_on_disk(root, paths))  # fmt: skip
+    matches, total = grep.grep(files, k)
+    return [_IndexedFile(languages[m.path]).line_result(m, pattern) for m in matches], total
 
 
 def _fuse(rankings: list[tuple[list[SearchResult], float]]) -> list[SearchResult]:
