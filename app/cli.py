@@ -477,8 +477,32 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the projects to a coding agent over MCP on stdin and stdout (docs/AGENTS.md),
+    or print how to register that server with an agent."""
+    from app.core.indexer import check_root
+
+    roots = [check_root(Path(p)) for p in args.paths]
+    if args.print_config:
+        from app.mcp.config import client_config
+
+        print(client_config(args.print_config, roots))
+        return EXIT_OK
+    import logging
+
+    # stdout is the protocol: logs go to stderr, which agents keep in their MCP logs.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s codelamp mcp: %(message)s")  # fmt: skip
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    from app.mcp.server import serve
+
+    serve(roots)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.core.default_model import QUANTS
+    from app.mcp.config import CLIENTS
 
     parser = argparse.ArgumentParser(
         prog="codelamp", description="Offline semantic code search."
@@ -560,6 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     _add_model_flags(p, "the default model")
     p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("mcp", help="serve the index to coding agents (MCP over stdio), "
+                       "kept fresh as files change; see docs/AGENTS.md")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="the project folders (default: "
+                   "the agent's workspace roots, else the current folder)")
+    p.add_argument("--print-config", metavar="CLIENT", choices=CLIENTS,
+                   help="print what registers this server with claude, codex, cursor or "
+                   "vscode (edits no file), and exit")
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
     p.add_argument("path", nargs="?", metavar="PATH",
