@@ -47,11 +47,11 @@ def _session(params: StdioServerParameters, body: Callable[[ClientSession], Awai
 
     async def main():
         with log.open("a") as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write):
-                async with ClientSession(read, write, list_roots_callback=list_roots
-                                         if roots is not None else None) as session:  # fmt: skip
-                    await session.initialize()
-                    return await body(session)
+            async with (stdio_client(params, errlog=errlog) as (read, write),
+                        ClientSession(read, write, list_roots_callback=list_roots
+                                      if roots is not None else None) as session):  # fmt: skip
+                await session.initialize()
+                return await body(session)
 
     return anyio.run(main)
 
@@ -260,10 +260,10 @@ def test_two_servers_on_one_project_have_one_writer(indexed: Path, log: Path):
             return roles, watchers, found
 
         with log.open("a") as errlog:
-            async with stdio_client(_server(str(indexed)), errlog=errlog) as (read, write):
-                async with ClientSession(read, write) as second:
-                    await second.initialize()
-                    return await second_body(second)
+            async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                        ClientSession(read, write) as second):  # fmt: skip
+                await second.initialize()
+                return await second_body(second)
 
     roles, watchers, found = _session(_server(str(indexed)), body, log)
     assert roles == ["reader", "writer"]
@@ -273,6 +273,52 @@ def test_two_servers_on_one_project_have_one_writer(indexed: Path, log: Path):
     rows = table.search().select(["path", "start_line", "end_line", "text"]).limit(None)
     keys = [tuple(r.values()) for r in rows.to_arrow().to_pylist()]
     assert len(keys) == len(set(keys)), "a chunk is stored twice"
+
+
+@pytest.mark.slow
+def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
+    async def main():
+        writer_role = {}
+        started, stop, gone = anyio.Event(), anyio.Event(), anyio.Event()
+
+        async def writer(errlog):  # the first server started: it writes, until told to exit
+            async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                        ClientSession(read, write) as session):  # fmt: skip
+                await session.initialize()
+                writer_role["role"] = (await _call(session, "index_status"))["role"]
+                started.set()
+                await stop.wait()
+            gone.set()
+
+        with log.open("a") as errlog:
+            async with anyio.create_task_group() as group:
+                group.start_soon(writer, errlog)
+                await started.wait()
+                async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                            ClientSession(read, write) as reader):  # fmt: skip
+                    await reader.initialize()
+                    before = (await _call(reader, "index_status"))["role"]
+                    stop.set()
+                    await gone.wait()
+
+                    async def status():
+                        return await _call(reader, "index_status")
+
+                    after = await _until(status, lambda s: s["role"] == "writer")
+                    (indexed / "src" / "late.py").write_text("def arrived_after_takeover():\n"
+                                                            "    return 1\n")  # fmt: skip
+
+                    async def search():
+                        return await _call(reader, "search", query="arrived_after_takeover",
+                                           mode="lexical")  # fmt: skip
+
+                    found = await _until(search, lambda answer: answer["results"])
+        return [writer_role["role"], before], after, found
+
+    before, after, found = anyio.run(main)
+    assert before == ["writer", "reader"]
+    assert after["role"] == "writer" and after["watching"] == "watching"
+    assert found["results"][0]["path"] == "src/late.py"
 
 
 @pytest.mark.slow

@@ -229,7 +229,7 @@ class ServedProject:
         rel = normal.relative_to(self.root).as_posix()
         try:
             real = normal.resolve(strict=True)
-        except (OSError, RuntimeError):  # RuntimeError: a loop of symlinks
+        except (OSError, RuntimeError, ValueError):  # a loop of symlinks; a NUL
             raise UsageError(f"No file {rel!r} in {self.root}.") from None
         if not real.is_relative_to(self.root):
             raise UsageError(f"{rel!r} is a link to {real}, outside the project {self.root}: "
