@@ -361,15 +361,23 @@ def test_serves_the_roots_the_client_offers(indexed: Path, tmp_path: Path, log: 
 
 @NEEDS_CORE_API
 @pytest.mark.slow
-def test_find_related_and_read_definition(indexed: Path, log: Path):
+def test_find_related(indexed: Path, log: Path):
     async def body(session: ClientSession):
-        related = await _call(session, "find_related", path="src/config.py", line=5)
-        definition = await _call(session, "read_definition", path="src/upload.py", line=20)
-        past_end = await _error(session, "read_definition", path="src/upload.py", line=999)
-        return related, definition, past_end
+        return await _call(session, "find_related", path="src/config.py", line=5)
 
-    related, definition, past_end = _session(_server(str(indexed)), body, log)
+    related = _session(_server(str(indexed)), body, log)
     assert related["results"][0]["symbol"] == "save_config"
+    assert related["results"][0]["code"].startswith("def save_config(")
+
+
+@NEEDS_CORE_API
+@pytest.mark.slow
+def test_read_definition(indexed: Path, log: Path):
+    async def body(session: ClientSession):
+        return (await _call(session, "read_definition", path="src/upload.py", line=20),
+                await _error(session, "read_definition", path="src/upload.py", line=999))
+
+    definition, past_end = _session(_server(str(indexed)), body, log)
     assert definition["symbol"] == "retry_failed_upload"
     assert definition["code"].startswith("def retry_failed_upload(")
     assert definition["code"].rstrip().endswith("return False")
