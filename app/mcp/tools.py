@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -118,7 +119,7 @@ def _explain(error: ValidationError) -> str:
 # --- what the tools show --------------------------------------------------------------------
 
 
-def _file_lines(root, path: str) -> list[str] | None:
+def _file_lines(root: Path, path: str) -> list[str] | None:
     """The lines of a project's file as it is now; None when it cannot be read."""
     data = grep.read_file(os.path.join(root, path), root)
     return None if data is None else decode(data).split("\n")
@@ -128,17 +129,17 @@ def _cut(line: str) -> str:
     return line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "…"
 
 
-def _window(tokens: list[int], first: int, last: int, best: int, max_lines: int,
-            budget: int) -> tuple[int, int]:  # fmt: skip
-    """The lines [a, b] of the definition ``first``..``last`` (indexes of ``tokens``) to
-    show: all of it when it fits, else a window grown around ``best``, a line above for
-    every two below, while it has at most ``max_lines`` lines and ``budget`` tokens."""
-    if last - first < max_lines and sum(tokens[first : last + 1]) <= budget:
-        return first, last
+def _window(tokens: list[int], best: int, max_lines: int, budget: int) -> tuple[int, int]:
+    """The lines [a, b] of a definition (``tokens``: of each line) to show: all of it when
+    it fits, else a window grown around line ``best``, a line above for every two below,
+    while it has at most ``max_lines`` lines and ``budget`` tokens."""
+    last = len(tokens) - 1
+    if len(tokens) <= max_lines and sum(tokens) <= budget:
+        return 0, last
     a = b = best
     used, grown = tokens[best], 0
     while b - a + 1 < max_lines:
-        up = a > first and (grown % 3 == 0 or b == last)
+        up = a > 0 and (grown % 3 == 0 or b == last)
         if not up and b == last:
             break
         nxt = a - 1 if up else b + 1
@@ -175,7 +176,7 @@ def _shown(found: list[tuple[ServedProject, SearchResult]], max_lines: int, max_
         best = min(max(item["match_line"] - 1, first), last)
         cut = [_cut(line) for line in lines[first : last + 1]]
         tokens = [counter(line) for line in cut]
-        a, b = _window(tokens, 0, len(cut) - 1, best - first, max_lines, budget)
+        a, b = _window(tokens, best - first, max_lines, budget)
         used += sum(tokens[a : b + 1])
         item |= {"code": "\n".join(cut[a : b + 1]), "code_lines": [first + a + 1, first + b + 1]}
         shown.append(item)
