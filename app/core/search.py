@@ -13,22 +13,29 @@ Vector search is exact whenever the vectors fit a memory budget (100k chunks of 
 model take 154 MB): one matrix product in RAM beats LanceDB's flat scan by 25x and any
 approximate index in recall. Larger indexes use the IVF index that the store builds.
 
+Related code (:meth:`Searcher.related`) needs no model either: the definition at a file's
+line is compared, by the vectors the index stores for it, with every other one.
+:meth:`Searcher.definition_at` gives that definition whole, as the file reads now.
+
 Nothing the user types reaches LanceDB as SQL or as full-text syntax. Languages are checked
 against the ones indexed and paths matched against the indexed paths, so a filter is a
 list of values taken from the index (quoted by :func:`sql_in`, or looked up in Arrow for
-the in-RAM matrix); a query goes to the full-text index as plain words only
-(:func:`fts_query`).
+the in-RAM matrix); a file named for related code must be one the index lists; a query
+goes to the full-text index as plain words only (:func:`fts_query`).
 """
 
 from __future__ import annotations
 
 import bisect
 import difflib
+import posixpath
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +44,7 @@ import pyarrow.compute as pc
 from app.core import damage, grep
 from app.core.embedder import PROBE_MIN_COSINE, Embedder, probe_cosine
 from app.core.errors import CodeLampError, UsageError
+from app.core.files import decode
 from app.core.lexical import find_words, fts_query, query_words
 from app.core.models import check_dims
 from app.core.modes import SearchMode
@@ -70,6 +78,7 @@ SNIPPET_CONTEXT = 40  # characters kept before a highlight that a cut would hide
 # attributes, comments. (Markdown's "# Heading" is its signature: only blanks are skipped.)
 _PREAMBLE = re.compile(r"\s*(?:$|@|#!?\[|//|/\*|\*|--|#(?:\s|!|$))")
 _BLANK = re.compile(r"\s*$")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -242,8 +251,7 @@ class Searcher:
         Raises :class:`UsageError` for input that cannot work (an unknown mode or language,
         a bad glob or regex, k < 1, an overlong query); a blank query finds nothing."""
         mode = _mode(mode)
-        if k < 1:
-            raise UsageError(f"The number of results must be at least 1, not {k}.")
+        _check_k(k)
         if mode.needs_model and self.embedder is None:
             raise CodeLampError(f"{mode.label} search needs a model; Keywords, Text and "
                                 "Regex search work without one.")  # fmt: skip
@@ -253,17 +261,67 @@ class Searcher:
             return []
         lines = grep.LinePattern(query, mode is SearchMode.REGEX) if mode.per_line else None
         vec = self.embedder.embed_query(query) if mode.needs_model else None
+
+        def find() -> list[SearchResult]:
+            flt = self._filter(language, path_glob)
+            if lines is not None:
+                results, self.last_total = self._grep(lines, k, flt)
+            else:
+                results = self._search(query, vec, k, mode, flt)
+                self.last_total = len(results)
+            return results
+
+        return self._reading(find)
+
+    def related(self, path: str, line: int, k: int = 10, language: str | None = None,
+                path_glob: str | None = None) -> list[SearchResult]:  # fmt: skip
+        """The ``k`` definitions most like the indexed one at ``path:line``, best first.
+
+        ``path`` is relative to the project's root (an absolute path inside it will do);
+        ``line`` is 1-based. The definition is the one :meth:`definition_at` gives; it is
+        compared by the vectors the index stores, so no model is needed: the mean of its
+        chunks' vectors (a split function is all of its parts), normalised, against every
+        chunk, ranked by cosine like vector search. It is left out of its own results, and
+        so is anything that overlaps it. ``language`` and ``path_glob`` filter as in
+        :meth:`search`. Raises :class:`UsageError` as :meth:`definition_at` does, and for
+        k < 1."""
+        _check_k(k)
+
+        def find() -> list[SearchResult]:
+            flt = self._filter(language, path_glob)
+            source = self._definition(path, line)
+            if flt.empty:
+                return []
+            mean = source.vectors.mean(axis=0)
+            pool = min(max(50, k * 5) + len(source.vectors), self.rows)
+            ranked = [r for r in self._vector(mean / np.linalg.norm(mean), pool, flt)
+                      if not r.overlaps(source.result)]  # fmt: skip
+            results = _dedupe(ranked, k)
+            self._fill_text(results, [])
+            return results
+
+        return self._reading(find)
+
+    def definition_at(self, path: str, line: int) -> SearchResult:
+        """The indexed definition around ``path:line`` (a method, not the class around it;
+        the consecutive parts of a split one together): ``start_line`` and ``end_line``
+        are its first and last lines, ``text`` is those lines as the file reads now (as
+        the index stores them where the file is not here: a shared index without a
+        checkout), ``snippet`` its signature, ``score`` 0. A line between definitions
+        gives the nearest one (the one below, when two are as near).
+
+        ``path`` and ``line`` as for :meth:`related`. Raises :class:`UsageError` for a
+        path outside the project or not in its index, and a line outside the file."""
+        return self._reading(lambda: self._definition(path, line).result)
+
+    def _reading(self, read: Callable[[], _T]) -> _T:
+        """What ``read`` reads from the index. A version compacted away under it is read
+        again at the newest commit; damage that persists is noted and reported."""
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 with damage.native_stderr_held():
                     self._catch_up()
-                    flt = self._filter(language, path_glob)
-                    if lines is not None:
-                        results, self.last_total = self._grep(lines, k, flt)
-                    else:
-                        results = self._search(query, vec, k, mode, flt)
-                        self.last_total = len(results)
-                break
+                    return read()
             except BaseException as exc:
                 if not damage.read_failure(exc):
                     raise
@@ -276,7 +334,7 @@ class Searcher:
                     raise self.store.damage_found(damage.lance_detail(exc)) from exc
                 self.store = self.store.reopen()
                 self.refresh()
-        return results
+        raise AssertionError("unreachable")
 
     def _catch_up(self) -> None:
         """A shared index: see a newer commit, if there is one (now and then)."""
@@ -372,6 +430,68 @@ class Searcher:
             for file in self._files.values():
                 file.definitions.sort()
         return self._files
+
+    def _definition(self, path: str, line: int) -> _Definition:
+        """The chunks of the indexed definition at ``path:line``: those that share the
+        definition (``def_start``, ``def_end``) of the chunk holding that line or, on a line
+        no chunk holds (a blank one), of the nearest chunk."""
+        rel = self._indexed_path(path)
+        chunks = (self.table.search().where(sql_in("path", [rel]))
+                  .select(["vector", "start_line", "end_line", "text", *_META])
+                  .with_row_id(True).limit(None).to_arrow().to_pylist())  # fmt: skip
+        if not chunks:
+            raise UsageError(f"{rel} is indexed but holds no code (it is empty or blank).")
+        chunks.sort(key=itemgetter("_rowid"))  # stored order, which grep.stored_files needs
+        lines = self._lines_now(rel, chunks)
+        if line < 1:
+            raise UsageError(f"Lines are numbered from 1; there is no line {line} in {rel}.")
+        if line > len(lines):
+            raise UsageError(f"{rel} has {len(lines)} lines; line {line} is past its end.")
+
+        def distance(c: dict) -> int:
+            return max(c["start_line"] - line, line - c["end_line"], 0)
+
+        nearest = min(chunks, key=lambda c: (distance(c), -c["start_line"]))
+        start, end = nearest["def_start"], nearest["def_end"]
+        own = [c for c in chunks if (c["def_start"], c["def_end"]) == (start, end)]
+        r = SearchResult(rel, start, end, nearest["symbol"], nearest["language"], 0.0,
+                         text="\n".join(lines[start - 1 : end]),
+                         row_id=own[0]["_rowid"])  # fmt: skip
+        _show_best_line(r, start, [])
+        return _Definition(r, np.array([c["vector"] for c in own], dtype=np.float32))
+
+    def _indexed_path(self, path: str) -> str:
+        """``path`` as the index names it: relative to the root, POSIX, without ``./``.
+        Raises UsageError for a path outside the root, or one the index does not list."""
+        root, given = self.store.root, Path(path)
+        if given.is_absolute():
+            inside = [p for p in (given, given.resolve()) if p.is_relative_to(root)]
+            if not inside:
+                raise UsageError(f"{path} is not inside {root}, the folder of this index.")
+            given = inside[0].relative_to(root)
+        rel = posixpath.normpath(given.as_posix())
+        indexed = self._indexed_paths()
+        if rel not in indexed:
+            name = posixpath.basename(rel)
+            same_name = [p for p in indexed if posixpath.basename(p) == name]
+            alike = difflib.get_close_matches(rel, same_name, n=3, cutoff=0)
+            hint = f" Did you mean {' or '.join(alike)}?" if alike else ""
+            raise UsageError(f"{rel} is not in the index of {root} (indexed files: "
+                             f"{len(indexed):,}). Check the path, relative to the "
+                             f"project.{hint}")  # fmt: skip
+        return rel
+
+    def _lines_now(self, rel: str, chunks: list[dict]) -> list[str]:
+        """The lines of an indexed file as it reads now; as the index stores them when it
+        cannot be read here (a shared index without a checkout, a file deleted since)."""
+        on_disk = next(grep.files_on_disk(self.store.root, [rel]), None)
+        if on_disk is not None:
+            text = decode(on_disk[1])
+        else:
+            stored = grep.stored_files((rel, c["start_line"], c["text"]) for c in chunks)
+            text = next(stored)[1]
+        lines = text.split("\n")
+        return lines[:-1] if text.endswith("\n") else lines
 
     def _stored_chunks(self, paths: list[str]) -> list[tuple[str, int, str]]:
         """(path, start line, text) of the chunks of ``paths``, by path, in stored order."""
@@ -517,12 +637,26 @@ def _dedupe(results: list[SearchResult], k: int) -> list[SearchResult]:
     return kept
 
 
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise UsageError(f"The number of results must be at least 1, not {k}.")
+
+
 def _mode(mode: SearchMode | str) -> SearchMode:
     try:
         return SearchMode(mode)
     except ValueError:
         names = ", ".join(m.value for m in SearchMode)
         raise UsageError(f"Unknown search mode {mode!r}; use one of {names}.") from None
+
+
+@dataclass
+class _Definition:
+    """An indexed definition: what :meth:`Searcher.definition_at` gives, and the stored
+    vectors of its chunks."""
+
+    result: SearchResult
+    vectors: np.ndarray  # one row per chunk
 
 
 @dataclass

@@ -123,6 +123,16 @@ def test_sql_looking_globs_match_only_the_files_so_named(searcher, mode):
         assert found(glob) == set()
 
 
+def test_related_code_of_sql_looking_file_names_is_of_those_files(searcher):
+    """The file is looked up as a value from the index: `a_b.py` is not `axb.py`."""
+    fruits = {}
+    for rel in ODD_FILES:
+        fruits[rel] = searcher.definition_at(rel, 1).symbol
+        twins = searcher.related(rel, 2, k=len(ODD_FILES) - 1)
+        assert {r.path for r in twins} == set(ODD_FILES) - {rel}
+    assert len(set(fruits.values())) == len(ODD_FILES)
+
+
 @pytest.mark.parametrize(("glob", "why"), [("\\", ""), ("!", ""),
                                            ("[z-a]", " (bad character range z-a)")])
 def test_a_glob_pathspec_rejects_is_refused(searcher, glob, why):
