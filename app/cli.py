@@ -177,6 +177,12 @@ def _add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
                    help="requests in flight per server (default 2)")
 
 
+def _add_filter_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", help="only these languages, e.g. python or python,go")
+    p.add_argument("--path", dest="path_glob", metavar="GLOB",
+                   help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -361,18 +367,45 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_json(found)
         return EXIT_OK
     results = found["results"]
+    _print_results(results, mode.per_line)
+    if mode.per_line and found["total"] > len(results):
+        print(f"codelamp: showing the first {len(results):,} of {found['total']:,} matching "
+              "lines; -k N shows more.", file=sys.stderr)  # fmt: skip
+    return EXIT_OK
+
+
+def _print_results(results: list[dict], per_line: bool = False) -> None:
+    """Results as dicts (SearchResult.as_dict): numbered definitions with their snippets,
+    or ``path:line: text`` for the lines Text and Regex find."""
     if not results:
         print("No results.")
     for i, r in enumerate(results, 1):
-        if mode.per_line:
+        if per_line:
             print(f"{r['path']}:{r['start_line']}: {r['snippet']}")
             continue
         symbol = f"  {r['symbol']}" if r["symbol"] else ""
         print(f"{i:2d}. {r['path']}:{r['start_line']}-{r['end_line']}{symbol}  "
               f"({r['language']}, {r['score']:.3f})\n      {r['snippet']}")
-    if mode.per_line and found["total"] > len(results):
-        print(f"codelamp: showing the first {len(results):,} of {found['total']:,} matching "
-              "lines; -k N shows more.", file=sys.stderr)  # fmt: skip
+
+
+def cmd_related(args: argparse.Namespace) -> int:
+    """The definitions most like the one at FILE:LINE, by the vectors the index stores:
+    no model is loaded."""
+    from app.core.search import Searcher
+    from app.core.store import ProjectStore
+
+    location = _store(args)
+    searcher = Searcher(ProjectStore.open(_root_to_read(args, location), location=location))
+    source = searcher.definition_at(args.file, args.line)
+    results = searcher.related(args.file, args.line, k=args.k, language=args.lang,
+                               path_glob=args.path_glob)  # fmt: skip
+    found = {"definition": source.as_dict(), "results": [r.as_dict() for r in results]}
+    if args.json:
+        _print_json(found)
+        return EXIT_OK
+    where = f"{source.path}:{source.start_line}-{source.end_line}"
+    print(f"Related to {source.symbol} ({where}):" if source.symbol else f"Related to {where}:")
+    _print_results(found["results"])
     return EXIT_OK
 
 
@@ -570,14 +603,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "exact string; regex: a Python regular expression. These list every "
                    "matching line, ignoring case unless the query has a capital. Only hybrid "
                    "and vector need the model")
-    p.add_argument("--lang", help="only these languages, e.g. python or python,go")
-    p.add_argument("--path", dest="path_glob", metavar="GLOB",
-                   help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
+    _add_filter_flags(p)
     p.add_argument("--no-demote", dest="demote", action="store_false",
                    help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
                    "other code (hybrid ranks them lower unless the query asks for them)")
     _add_model_flags(p, "the one that indexed")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("related", help="the definitions most like the one at a file's "
+                       "line (no model needed)",
+                       usage="%(prog)s [-h] [options] PATH FILE LINE\n"
+                       "       %(prog)s [-h] [options] --store URI [PATH] FILE LINE")
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="the project folder (optional with --store)")
+    p.add_argument("file", metavar="FILE", help="an indexed file, relative to PATH (or "
+                   "absolute, inside it)")
+    p.add_argument("line", type=int, metavar="LINE", help="a line of the definition (from 1)")
+    p.add_argument("-k", type=int, default=RESULTS_SHOWN,
+                   help=f"number of results (default {RESULTS_SHOWN})")
+    _add_filter_flags(p)
+    p.set_defaults(func=cmd_related)
 
     p = sub.add_parser("watch", help="index, then re-index files as they change (until "
                        "Ctrl+C)")
@@ -604,9 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_forget)
 
     for action in [*msub.choices.values(), *(sub.choices[c] for c in ("index", "search",
-                                                                       "status", "watch"))]:
+                                                                       "related", "status",
+                                                                       "watch"))]:
         action.add_argument("--json", action="store_true", help="machine-readable output")
-    for command in ("index", "search", "status", "watch"):
+    for command in ("index", "search", "related", "status", "watch"):
         sub.choices[command].add_argument(
             "--store", metavar="URI", help="the index lives here, shared: a folder or "
             "s3://bucket/prefix (endpoint and keys from the AWS_* variables); one machine "

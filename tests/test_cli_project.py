@@ -120,6 +120,62 @@ def test_queries_from_stdin_one_json_line_each(project):
     assert "src/config.py" in [r["path"] for r in lines[1]["results"][:2]]
 
 
+def test_related_prints_like_search_and_loads_no_model(project):
+    index_json(project)
+    proc = codelamp("related", str(project), "src/config.py", "7", "--json")
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["definition"] | {"score": None} == {
+        "path": "src/config.py", "start_line": 5, "end_line": 9, "symbol": "parse_config",
+        "language": "python", "score": None, "snippet": "def parse_config(path: Path) -> dict:",
+        "snippet_line": 5, "highlights": []}  # fmt: skip
+    results = found["results"]
+    assert len(results) == 10 and set(results[0]) == set(found["definition"])
+    assert not any(r["path"] == "src/config.py" and r["start_line"] == 5 for r in results)
+
+    text = codelamp("related", str(project), str(project / "src/config.py"), "7", "-k", "2")
+    assert text.returncode == 0, text.stderr
+    top = results[0]
+    assert text.stdout.splitlines()[:3] == [
+        "Related to parse_config (src/config.py:5-9):",
+        f" 1. {top['path']}:{top['start_line']}-{top['end_line']}  {top['symbol']}  "
+        f"({top['language']}, {top['score']:.3f})",
+        f"      {top['snippet']}"]  # fmt: skip
+    assert text.stdout.count("\n") == 5
+
+    # In a process of its own: related code reads stored vectors, and never loads (nor
+    # imports) the model's library.
+    code = ("import sys, app.cli\n"
+            "code = app.cli.main(['related', sys.argv[1], 'src/upload.py', '20'])\n"
+            "print('LLAMA', 'llama_cpp' in sys.modules, code)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert "Related to retry_failed_upload (src/upload.py:17-25):" in proc.stdout, proc.stderr
+    assert "LLAMA False 0" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("src/nope.py", "1"), 2, "src/nope.py is not in the index of {root} (indexed files: 7). "
+     "Check the path, relative to the project."),
+    (("src/config.py", "40"), 2, "src/config.py has 13 lines; line 40 is past its end."),
+    (("src/config.py", "0"), 2, "Lines are numbered from 1; there is no line 0 in "
+     "src/config.py."),
+    (("src/config.py", "1", "-k", "0"), 2, "The number of results must be at least 1, not 0."),
+])  # fmt: skip
+def test_related_refuses_a_wrong_file_or_line_in_one_line(project, args, code, message):
+    index_json(project)
+    proc = codelamp("related", str(project), *args)
+    assert proc.returncode == code
+    root = project.resolve()
+    assert proc.stderr == f"codelamp: {message.format(root=root)}\n"
+
+
+def test_related_in_a_folder_not_indexed_says_so(project):
+    proc = codelamp("related", str(project), "src/config.py", "1")
+    assert proc.returncode == 1 and "is not indexed yet" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("args", [("index", "{missing}"), ("search", "{missing}", "q"),
                                   ("status", "{missing}"), ("index", "{file}")])
 def test_bad_paths_are_one_line_errors(tmp_path, args):

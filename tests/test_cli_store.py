@@ -57,6 +57,10 @@ def test_a_local_folder_store(project, tmp_path):
     assert not (tmp_path / "codelamp-home" / "data" / "projects").exists()
     proc = codelamp("search", "--store", str(store), "bcrypt", "--mode", "lexical", "-k", "1")
     assert proc.returncode == 0 and "src/auth.go" in proc.stdout, proc.stderr
+    shutil.rmtree(project)
+    proc = codelamp("related", "--store", str(store), "src/auth.go", "12", "-k", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Related to CheckPasswordHash (src/auth.go:11-14):\n 1. ")
 
 
 def test_bad_stores_are_one_line(s3_env, project, monkeypatch, tmp_path):
