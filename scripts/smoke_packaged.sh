@@ -3,7 +3,8 @@
 # installed into throwaway roots and run with a temporary HOME, no network (a private
 # network namespace when the system allows one) and no Python on PATH:
 #   codelamp --version; codelamp index of CodeLamp's own source; codelamp search --json
-#   (the expected file first); codelamp --selftest (the window, offscreen, and on X11 when
+#   (the expected file first); codelamp mcp (its search, through the MCP SDK's client);
+#   codelamp --selftest (the window, offscreen, and on X11 when
 #   xvfb-run is installed); Qt's xcb plugin finds its libraries; a damaged or missing
 #   bundled model (index and --selftest); a read-only home; and no library in the bundle
 #   needs glibc > 2.35.
@@ -43,6 +44,28 @@ expect_first() {  # expect_first BIN QUERY PATH: PATH is the top search result
   [ "$first" = "\"path\": \"$3\"" ] || fail "search '$2' returned $first, expected $3"
 }
 
+mcp_first() {  # mcp_first BIN QUERY PATH: the frozen `codelamp mcp`, driven by the MCP
+  # SDK's client (from the test venv), answers a search with PATH first
+  local first
+  first="$("$REPO/.venv/bin/python" - "$WORK/home" "$@" "$WORK/project" <<'PY'
+import sys, json, anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+home, binary, query, _, project = sys.argv[1:]
+params = StdioServerParameters(command=binary, args=["mcp", project],
+                               env={"HOME": home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+async def main():
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        result = await session.call_tool("search", {"query": query, "k": 3})
+        print(json.loads(result.content[0].text)["results"][0]["path"])
+anyio.run(main)
+PY
+)" || fail "codelamp mcp did not answer"
+  [ "$first" = "$3" ] || fail "codelamp mcp: search '$2' returned $first, expected $3"
+  say "codelamp mcp answers: $first"
+}
+
 say "the bundle runs on glibc 2.35 (Ubuntu 22.04) and newer"
 floor="$(find "$WORK/deb/opt/codelamp" -type f \( -name '*.so*' -o -name codelamp \) \
   -exec objdump -T {} + 2>/dev/null | grep -o 'GLIBC_2\.[0-9]*' | sort -t. -k2 -n -u | tail -1 || true)"
@@ -62,6 +85,7 @@ for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; d
   expect_first "$BIN" "where do we debounce file system events" core/watcher.py
   report="$(run "$WORK/home" "$BIN" --selftest 2>/dev/null | tail -1)"
   case "$report" in *'"ok": true'*) say "selftest: $report" ;; *) fail "selftest: $report" ;; esac
+  mcp_first "$BIN" "take the exclusive writer lock for a project" core/lock.py
 done
 
 if command -v xvfb-run >/dev/null; then
