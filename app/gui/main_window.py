@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.reindex_action = self._action(None, "Re-index", QKeySequence(Qt.Key.Key_F5))
         self.open_action = self._action(None, "Open in editor", QKeySequence("Ctrl+E"))
         self.copy_action = self._action(None, "Copy path:line", QKeySequence("Ctrl+Shift+C"))
+        self.related_action = self._action(None, "Find related code", QKeySequence("Ctrl+R"))
 
     def _action(self, menu, text: str, shortcut) -> QAction:
         action = QAction(text, self)
@@ -95,6 +96,8 @@ class MainWindow(QMainWindow):
         self.escape_action.triggered.connect(s.clear)
         self.open_action.triggered.connect(s.open_current)
         self.copy_action.triggered.connect(s.copy_location)
+        self.related_action.triggered.connect(s.find_related)
+        s.results.addActions([self.related_action, self.open_action, self.copy_action])
         self.status.memory.level_changed.connect(self._memory_level)
         c.index_finished.connect(self._index_finished)
         c.model_ready.connect(self._model_ready)

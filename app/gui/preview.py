@@ -16,7 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
+    QAction,
     QColor,
+    QContextMenuEvent,
     QFontDatabase,
     QFontMetrics,
     QPainter,
@@ -111,6 +113,22 @@ class Preview(QPlainTextEdit):
     def showing(self, path: Path, start: int, end: int) -> bool:
         """Whether this file and lines are shown now (then there is nothing to reload)."""
         return self.path == path and self.lines == (start, end)
+
+    def cursor_line(self) -> int:
+        """The 1-based line of the text cursor."""
+        return self.textCursor().blockNumber() + 1
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """The usual menu, then this widget's actions (Find related), for the line
+        clicked: a right click moves the text cursor there, unless text is selected."""
+        if event.reason() == QContextMenuEvent.Reason.Mouse and \
+                not self.textCursor().hasSelection():  # fmt: skip
+            self.setTextCursor(self.cursorForPosition(event.pos()))
+        menu = self.createStandardContextMenu(event.pos())
+        menu.addSeparator()
+        menu.addActions(self.actions())
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(event.globalPos())  # as Qt's own menu does: the caller goes on
 
     def clear_file(self) -> None:
         self.path, self.rel, self.symbol, self.stored = None, "", "", None
@@ -315,7 +333,8 @@ class ElidedLabel(QLabel):
 
 class PreviewPanel(QWidget):
     """The preview under its header (path:lines symbol, cleared with the preview) and its
-    buttons, which are enabled while a file is shown."""
+    buttons, and its menu's Find related (at the text cursor), which are enabled while a
+    file is shown."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -323,6 +342,9 @@ class PreviewPanel(QWidget):
         self.header = ElidedLabel()
         self.copy_button = QPushButton("Copy path:line")
         self.open_button = QPushButton("Open in editor")
+        self.related_action = QAction("Find related code", self.preview)
+        self.related_action.setToolTip("The definitions most like the one at the cursor")
+        self.preview.addAction(self.related_action)
         row = QHBoxLayout()
         row.addWidget(self.header, 1)
         row.addWidget(self.copy_button)
@@ -336,5 +358,5 @@ class PreviewPanel(QWidget):
 
     def _follow_preview(self) -> None:
         self.header.setText(self.preview.header_text())
-        for button in (self.copy_button, self.open_button):
-            button.setEnabled(self.preview.path is not None)
+        for control in (self.copy_button, self.open_button, self.related_action):
+            control.setEnabled(self.preview.path is not None)

@@ -166,7 +166,8 @@ def _mono() -> QFont:
 
 class ResultView(QTreeWidget):
     """Results grouped by file. Enter or a double click on a result asks to open it; Enter
-    on a file row folds or unfolds it."""
+    on a file row folds or unfolds it. Its context menu holds the actions added to it,
+    which act on the result right-clicked (it becomes the current one)."""
 
     open_requested = Signal()
     result_changed = Signal(object)  # the current SearchResult, or None
@@ -180,6 +181,7 @@ class ResultView(QTreeWidget):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSelectionMode(QTreeWidget.SelectionMode.SingleSelection)
         self.setItemDelegate(ResultDelegate(self))
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.announced = None  # the result result_changed last gave
         self.count_shown = 0
         self.currentItemChanged.connect(self._announce)

@@ -126,6 +126,7 @@ class SearchPanel(QWidget):
         self.everywhere.toggled.connect(lambda _: self.search_now())
         self.results.result_changed.connect(self._result_selected)
         self.results.open_requested.connect(self.open_current)
+        self.preview_panel.related_action.triggered.connect(self.find_related_at_cursor)
         self.preview_panel.open_button.clicked.connect(self.open_current)
         self.preview_panel.copy_button.clicked.connect(self.copy_location)
         self.controller.results.connect(self._show_results)
@@ -207,22 +208,46 @@ class SearchPanel(QWidget):
         self.update_empty_state()
 
     def search_now(self, refresh: bool = False) -> None:
-        """Search for the box's text. ``refresh``: the files changed under the same query,
-        so the selected result (and the preview's scroll) stay where they are."""
+        """Search for the box's text. ``refresh``: the files changed under the same query
+        (or related code), so the selected result (and the preview's scroll) stay where
+        they are."""
         self.debounce.stop()
+        shown = self.shown
+        if refresh and shown is not None and shown.related is not None:
+            self._ask(shown.root, "", RESULTS, shown.mode, related=shown.related, refresh=True)
+            return
         query = self.query.text().strip()
         if not query or not (self.root or self.everywhere.isChecked()):
             self.clear_results()
             return
         mode = SearchMode(self.mode.currentData())
         self.settings.search_mode = mode.value
+        self._ask(ALL_PROJECTS if self.everywhere.isChecked() else self.root, query,
+                  MATCHES if mode.per_line else RESULTS, mode.value, refresh=refresh)  # fmt: skip
+
+    def find_related(self) -> None:
+        """Ctrl+R: the definitions most like the selected result; with the preview
+        focused, like the one at its text cursor."""
+        if self.preview.hasFocus():
+            self.find_related_at_cursor()
+        elif (r := self.results.current_result()) is not None:
+            self._ask(self.root_of(r), "", RESULTS, self.shown.mode,
+                      related=(r.path, r.start_line))  # fmt: skip
+
+    def find_related_at_cursor(self) -> None:
+        """The definitions most like the one at the preview's text cursor."""
+        r = self.results.current_result()
+        if r is not None and self.preview.path is not None:
+            self._ask(self.root_of(r), "", RESULTS, self.shown.mode,
+                      related=(r.path, self.preview.cursor_line()))  # fmt: skip
+
+    def _ask(self, root: str, query: str, k: int, mode: str, **more) -> None:
+        """Send a request, filtered as the boxes say; results still on their way for an
+        earlier one are not wanted any more."""
         self.serial += 1
-        request = SearchRequest(
-            self.serial, ALL_PROJECTS if self.everywhere.isChecked() else self.root, query,
-            MATCHES if mode.per_line else RESULTS, mode.value,
-            self.language.text().strip() or None, self.path_glob.text().strip() or None,
-            refresh=refresh,
-        )  # fmt: skip
+        request = SearchRequest(self.serial, root, query, k, mode,
+                                self.language.text().strip() or None,
+                                self.path_glob.text().strip() or None, **more)  # fmt: skip
         if not self.controller.search(request):
             self.update_empty_state()
 
@@ -233,21 +258,25 @@ class SearchPanel(QWidget):
         keep = self.results.current_result() if request.refresh and previous else None
         self.results.show_results(results, keep=keep)
         if results:
-            self.remember.start()
+            if request.related is None:
+                self.remember.start()
             self.summary.setText(self._summary(request))
-            self.controller.message.emit(f"{self.results.summary()} for “{request.query}”")
+            self.controller.message.emit(f"{self.results.summary()} {_asked(request)}")
         else:
             self.summary.setText("")
             self.preview.clear_file()
-            self.controller.message.emit(error or f"No results for “{request.query}”")
+            self.controller.message.emit(error or f"No results {_asked(request)}")
         self.update_empty_state(error)
         if self.open_when_ready and results:
             self.open_current()
         self.open_when_ready = False
 
     def _summary(self, request: SearchRequest) -> str:
-        """"30 results in 12 files", with the active filters."""
+        """"30 results in 12 files", with the active filters; for related code, what it is
+        related to first."""
         parts = [self.results.summary()]
+        if request.related is not None:
+            parts.insert(0, f"Related to {_source(request.source)}")
         if request.root == ALL_PROJECTS:
             parts[0] += f" across {len(request.roots)} projects"
         if request.total > len(self.results.all_results()):
@@ -300,6 +329,9 @@ class SearchPanel(QWidget):
             text = "Indexing this project was interrupted.\n\nResume it with F5."
         elif error:
             text = error
+        elif self.shown is not None and self.shown.related is not None:
+            filtered = self.shown.language or self.shown.path_glob
+            text = "No related code found." + (" The filters leave none." if filtered else "")
         elif self.query.text().strip():
             mode = SearchMode(self.mode.currentData())
             other = "" if mode is SearchMode.KEYWORDS else \
@@ -319,7 +351,7 @@ class SearchPanel(QWidget):
         if r is None:
             self.preview.clear_file()
             return
-        root = r.project or self.root
+        root = self.root_of(r)
         path = self.file_of(r)
         if self.preview.showing(path, r.start_line, r.end_line):
             self.preview.reload_if_changed()  # a save elsewhere must not move the view
@@ -331,7 +363,7 @@ class SearchPanel(QWidget):
     def _marker(self):
         """What the preview marks inside the result's lines: the matches of a Text or
         Regex query, the query's words (as identifier parts) otherwise."""
-        if self.shown is None:
+        if self.shown is None or self.shown.related is not None:
             return None
         mode, query = SearchMode(self.shown.mode), self.shown.query
         if mode.per_line:
@@ -352,11 +384,30 @@ class SearchPanel(QWidget):
             QGuiApplication.clipboard().setText(f"{self.file_of(r)}:{r.start_line}")
             self.controller.message.emit(f"Copied {r.path}:{r.start_line}")
 
+    def root_of(self, r) -> str:
+        """The project a shown result is in: its own when all were searched, else the one
+        its request asked, which for related code is that of the result it started from
+        (not always the selected project)."""
+        return r.project or self.shown.root
+
     def file_of(self, r) -> Path:
-        return self.source(r.project or self.root) / r.path
+        return self.source(self.root_of(r)) / r.path
 
     def source(self, root: str) -> Path:
         """The folder a project's result paths are relative to: a shared index's is the
         one it was built from (the same checkout path here, if there is one)."""
         status = self.controller.statuses.get(root)
         return Path(status["root"]) if self.controller.is_shared(root) and status else Path(root)
+
+
+def _asked(request: SearchRequest) -> str:
+    """What was asked, for the status bar: 'for “query”', 'related to parse_config
+    (src/config.py:5)'."""
+    return f"related to {_source(request.source)}" if request.related else \
+        f"for “{request.query}”"  # fmt: skip
+
+
+def _source(definition) -> str:
+    """'parse_config (src/config.py:5)', or 'src/config.py:1' for code with no name."""
+    where = f"{definition.path}:{definition.start_line}"
+    return f"{definition.symbol} ({where})" if definition.symbol else where

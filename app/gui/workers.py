@@ -94,7 +94,9 @@ class ModelGate:
 
 @dataclass
 class SearchRequest:
-    """``root`` is one project, or ``ALL_PROJECTS`` to search every one of ``roots``."""
+    """``root`` is one project, or ``ALL_PROJECTS`` to search every one of ``roots``.
+    With ``related``, (path, line) in ``root``: the definitions like the one there, not
+    ``query``."""
 
     serial: int
     root: str
@@ -106,6 +108,8 @@ class SearchRequest:
     refresh: bool = False  # the files changed: keep the user where they were
     total: int = 0  # matching lines in all, in the text and regex modes (set by the engine)
     roots: tuple[str, ...] = ()
+    related: tuple[str, int] | None = None
+    source: object = None  # with related: the definition there, a SearchResult (the engine's)
 
 
 ALL_PROJECTS = "*"
@@ -212,13 +216,15 @@ class Engine(QObject):
 
         try:
             embedder = None
-            if SearchMode(request.mode).needs_model:
+            if request.related is None and SearchMode(request.mode).needs_model:
                 embedder = self._load()
                 if embedder is None:
                     self.results.emit(request, [], "Semantic search needs the model; "
                                       "Keywords and Text work meanwhile.")  # fmt: skip
                     return
-            if request.root == ALL_PROJECTS:
+            if request.related is not None:
+                found = self._related(request)
+            elif request.root == ALL_PROJECTS:
                 found = self._search_everywhere(request, embedder)
             else:
                 found = self._search(request.root, request, embedder)
@@ -236,6 +242,14 @@ class Engine(QObject):
                                 language=request.language, path_glob=request.path_glob)
         request.total += getattr(searcher, "last_total", len(found))
         return found
+
+    def _related(self, request: SearchRequest) -> list:
+        """Related code compares the vectors the index stores: no model is needed."""
+        searcher = self._searcher(request.root, None)
+        path, line = request.related
+        request.source = searcher.definition_at(path, line)
+        return searcher.related(path, line, k=request.k, language=request.language,
+                                path_glob=request.path_glob)  # fmt: skip
 
     def _search_everywhere(self, request: SearchRequest, embedder) -> list:
         """Every project's results, merged by score (file order for text and regex).

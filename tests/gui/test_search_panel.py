@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QContextMenuEvent, QTextCursor
+from PySide6.QtWidgets import QApplication
 from window_helpers import close, wait_indexed
 
 from app.core.modes import SearchMode
@@ -32,6 +34,15 @@ def search(qtbot, win: MainWindow, query: str, mode: SearchMode | None = None) -
     s.query.setText(query)
     s.search_now()
     qtbot.waitUntil(lambda: s.shown is not None and s.shown.serial == s.serial, timeout=60_000)
+    return s.results.all_results()
+
+
+def related(qtbot, win: MainWindow, action: QAction) -> list:
+    """Trigger a Find related action; the results it brings."""
+    s = win.search
+    action.trigger()
+    qtbot.waitUntil(lambda: s.shown is not None and s.shown.serial == s.serial
+                    and s.shown.related is not None, timeout=60_000)  # fmt: skip
     return s.results.all_results()
 
 
@@ -164,6 +175,58 @@ def test_text_mode_is_exact_and_keywords_is_bm25(qtbot, indexed, project):
     assert [r.snippet for r in found] == ["def only_an_object(value):", "def only_a_hook(hook):"]
 
 
+def test_find_related_from_a_result_and_at_the_preview_cursor(qtbot, indexed, project):
+    w, s = indexed, indexed.search
+    keys = [a.shortcut().toString() for a in w.findChildren(QAction) if not a.shortcut().isEmpty()]
+    assert "Ctrl+R" in keys and len(keys) == len(set(keys)), "Ctrl+R is no other action's"
+    assert s.results.actions()[0] is w.related_action  # first in the results' context menu
+
+    found = search(qtbot, w, "load settings from a json file")
+    s.results.move(next(i for i, r in enumerate(found) if r.symbol == "parse_config"))
+    similar = related(qtbot, w, w.related_action)  # Ctrl+R
+    assert s.summary.text() == f"Related to parse_config (src/config.py:5) · " \
+        f"{s.results.summary()}"  # fmt: skip
+    assert w.status.message.text() == \
+        f"{s.results.summary()} related to parse_config (src/config.py:5)"  # fmt: skip
+    assert "save_config" in {r.symbol for r in similar}
+    assert not any(r.path == "src/config.py" and r.start_line == 5 for r in similar)
+    qtbot.waitUntil(lambda: s.preview.path == project.resolve() / similar[0].path)
+    assert s.preview.highlights == [], "no query words to mark"
+
+    s.results.move(1)
+    kept = s.results.current_result()
+    s.search_now(refresh=True)  # the files changed: related code again, not the query
+    qtbot.waitUntil(lambda: s.shown.serial == s.serial and s.shown.refresh, timeout=60_000)
+    assert s.shown.related == ("src/config.py", 5)
+    assert (s.results.current_result().path, s.results.current_result().symbol) == \
+        (kept.path, kept.symbol)  # fmt: skip
+
+    # The preview's context menu, for the line right-clicked.
+    search(qtbot, w, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: s.preview.path == project.resolve() / "src/upload.py")
+    send = s.preview.document().findBlockByNumber(13 - 1)  # in UploadClient.send
+    at = s.preview.cursorRect(QTextCursor(send)).center()
+    s.preview.contextMenuEvent(QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at,
+                                                 s.preview.viewport().mapToGlobal(at)))
+    menu = QApplication.activePopupWidget()
+    texts = [a.text() for a in menu.actions()]
+    menu.close()
+    assert texts[-1] == "Find related code" and any("Select All" in t for t in texts)
+    assert s.preview.cursor_line() == 13
+    related(qtbot, w, s.preview_panel.related_action)
+    assert s.summary.text().startswith("Related to UploadClient.send (src/upload.py:12) · ")
+
+    # Ctrl+R in the preview: the definition at its cursor, not the selected result's.
+    search(qtbot, w, "where do we retry failed uploads?")
+    qtbot.waitUntil(lambda: s.preview.path == project.resolve() / "src/upload.py")
+    s.preview.setTextCursor(QTextCursor(s.preview.document().findBlockByNumber(10 - 1)))
+    w.activateWindow()  # offscreen, closing a popup leaves no window active
+    s.preview.setFocus()
+    qtbot.waitUntil(s.preview.hasFocus)
+    related(qtbot, w, w.related_action)
+    assert s.summary.text().startswith("Related to UploadClient.__init__ (src/upload.py:9) · ")
+
+
 def test_a_mistyped_language_is_flagged_and_filters_are_shown(qtbot, indexed):
     s = indexed.search
     assert "python" in s.languages.stringList() and "go" in s.languages.stringList()
@@ -191,6 +254,11 @@ def test_search_across_all_projects(qtbot, indexed, tmp_path):
     found = search(qtbot, indexed, "retry a failed upload")
     assert {Path(r.project).name for r in found} == {"demo", "billing"}
     assert found[0].path == "src/upload.py"
+    # Related code of a result in another project than the selected one is of that project.
+    assert Path(found[0].project).name == "demo" and s.root == str(other.resolve())
+    similar = related(qtbot, indexed, indexed.related_action)
+    assert similar and s.shown.root == found[0].project
+    qtbot.waitUntil(lambda: s.preview.path == Path(found[0].project) / similar[0].path)
     found = search(qtbot, indexed, "remind customers about overdue invoices")
     assert (Path(found[0].project).name, found[0].path) == ("billing", "src/invoice.py")
     qtbot.waitUntil(lambda: s.preview.path == other.resolve() / "src" / "invoice.py")
