@@ -441,10 +441,10 @@ class Searcher:
                   .with_row_id(True).limit(None).to_arrow().to_pylist())  # fmt: skip
         if not chunks:
             raise UsageError(f"{rel} is indexed but holds no code (it is empty or blank).")
-        chunks.sort(key=itemgetter("_rowid"))  # stored order, which grep.stored_files needs
-        lines = self._lines_now(rel, chunks)
         if line < 1:
             raise UsageError(f"Lines are numbered from 1; there is no line {line} in {rel}.")
+        chunks.sort(key=itemgetter("_rowid"))  # stored order, which grep.stored_files needs
+        lines = self._lines_now(rel, chunks)
         if line > len(lines):
             raise UsageError(f"{rel} has {len(lines)} lines; line {line} is past its end.")
 
@@ -455,8 +455,7 @@ class Searcher:
         start, end = nearest["def_start"], nearest["def_end"]
         own = [c for c in chunks if (c["def_start"], c["def_end"]) == (start, end)]
         r = SearchResult(rel, start, end, nearest["symbol"], nearest["language"], 0.0,
-                         text="\n".join(lines[start - 1 : end]),
-                         row_id=own[0]["_rowid"])  # fmt: skip
+                         text="\n".join(lines[start - 1 : end]))  # fmt: skip
         _show_best_line(r, start, [])
         return _Definition(r, np.array([c["vector"] for c in own], dtype=np.float32))
 
