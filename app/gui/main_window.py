@@ -98,6 +98,8 @@ class MainWindow(QMainWindow):
         self.copy_action.triggered.connect(s.copy_location)
         self.related_action.triggered.connect(s.find_related)
         s.results.addActions([self.related_action, self.open_action, self.copy_action])
+        s.results.result_changed.connect(self._result_actions)
+        self._result_actions(None)
         self.status.memory.level_changed.connect(self._memory_level)
         c.index_finished.connect(self._index_finished)
         c.model_ready.connect(self._model_ready)
@@ -176,6 +178,12 @@ class MainWindow(QMainWindow):
         if QMessageBox.question(self, "Remove project", text, yes | no, no) == yes:
             self.controller.remove(root)  # cancels its work; finishes in the background
             self.search.clear_results()
+
+    def _result_actions(self, result) -> None:
+        """Find related, Open and Copy act on a result: greyed without one (in the
+        results' context menu too, on a file row)."""
+        for action in (self.related_action, self.open_action, self.copy_action):
+            action.setEnabled(result is not None)
 
     def _project_selected(self, root: str) -> None:
         self.search.set_root(root or None)

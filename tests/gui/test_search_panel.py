@@ -124,6 +124,18 @@ def test_nothing_stale_after_esc_a_project_switch_or_no_results(qtbot, indexed, 
     wait_indexed(qtbot, indexed, other)
 
 
+def test_result_actions_need_a_result(qtbot, indexed):
+    """Find related, Open and Copy are greyed on a file row or with no results (they did
+    nothing there)."""
+    actions = (indexed.related_action, indexed.open_action, indexed.copy_action)
+    assert not any(a.isEnabled() for a in actions)
+    search(qtbot, indexed, "where do we retry failed uploads?")
+    assert all(a.isEnabled() for a in actions)
+    results = indexed.search.results
+    results.setCurrentItem(results.topLevelItem(0))  # a file row
+    assert not any(a.isEnabled() for a in actions)
+
+
 def test_a_mode_switch_selects_the_new_top_result(qtbot, indexed):
     s = indexed.search
     search(qtbot, indexed, "password")
