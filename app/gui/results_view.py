@@ -189,8 +189,12 @@ class ResultView(QTreeWidget):
 
     def show_results(self, results: list, keep=None) -> None:
         """Show ``results`` (best first). The one equal to ``keep`` (same path, symbol and
-        first line) stays selected, so a refresh does not move the user; else the first."""
+        first line) stays selected, so a refresh does not move the user, and the files
+        folded stay folded; else the first is selected."""
         chosen = None
+        rows = [self.topLevelItem(n) for n in range(self.topLevelItemCount())]
+        folded = {row.data(0, PATH) for row in rows if not row.isExpanded()} \
+            if keep is not None else set()  # fmt: skip
         with QSignalBlocker(self):
             super().clear()
             self.count_shown = len(results)
@@ -210,6 +214,8 @@ class ResultView(QTreeWidget):
             if files:
                 chosen = chosen or next(iter(files.values())).child(0)
                 self.setCurrentItem(chosen)
+            for row in files.values():
+                row.setExpanded(row.data(0, PATH) not in folded or row is chosen.parent())
         self._announce()
         if chosen is not None:
             self.scrollToItem(chosen)

@@ -247,6 +247,16 @@ def test_results_are_grouped_by_file_in_rank_order(view):
     assert (view.summary(), view.result_count(), view.current_result()) == ("", 0, None)
 
 
+def test_a_refresh_keeps_folded_files_folded(qtbot, view):
+    view.show_results(RANKED)
+    view.topLevelItem(1).setExpanded(False)  # the user folds lib/b.py
+    again = [result(r.path, r.start_line, r.symbol, r.score) for r in RANKED]
+    view.show_results(again, keep=RANKED[0])  # the files changed: a refresh
+    assert [view.topLevelItem(n).isExpanded() for n in range(3)] == [True, False, True]
+    view.show_results(again)  # a new search unfolds everything
+    assert all(view.topLevelItem(n).isExpanded() for n in range(3))
+
+
 def test_the_first_result_is_selected_or_the_kept_one(qtbot, view):
     changes = []
     view.result_changed.connect(changes.append)
