@@ -19,3 +19,17 @@ def codelamp_home_at(home: Path) -> Iterator[Path]:
             del os.environ["CODELAMP_HOME"]
         else:
             os.environ["CODELAMP_HOME"] = old
+
+
+def index_at_home(root: Path, home: Path, embedder, kind: str) -> Path:
+    """Index ``root`` under CODELAMP_HOME ``home``, for searches that take the in-RAM
+    matrix (``kind`` "exact") or LanceDB's vector search ("ann": as if over the budget)."""
+    import pytest
+
+    from app.core.indexer import index_project
+
+    with codelamp_home_at(home), pytest.MonkeyPatch.context() as patch:
+        if kind == "ann":
+            patch.setattr("app.core.store.EXACT_SEARCH_BYTES", 0)
+        index_project(root, embedder)
+    return home

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from homes import codelamp_home_at
+from homes import index_at_home
 
 from app.core.errors import UsageError
 from app.core.indexer import index_project
@@ -87,11 +87,7 @@ def line_of(text: str, needle: str) -> int:
 @pytest.fixture(scope="module", params=["exact", "ann"])
 def indexed(request, tmp_path_factory, embedder) -> tuple[Path, Path, str]:
     root = write(tmp_path_factory.mktemp("related") / "shop", FILES)
-    with (codelamp_home_at(tmp_path_factory.mktemp("related-home")) as home,
-          pytest.MonkeyPatch.context() as patch):  # fmt: skip
-        if request.param == "ann":
-            patch.setattr("app.core.store.EXACT_SEARCH_BYTES", 0)
-        index_project(root, embedder)
+    home = index_at_home(root, tmp_path_factory.mktemp("related-home"), embedder, request.param)
     return root, home, request.param
 
 

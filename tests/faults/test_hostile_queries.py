@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from homes import codelamp_home_at
+from homes import index_at_home
 from sample_project import make_project
 
 from app.cli import EXIT_USAGE
 from app.core.errors import UsageError
-from app.core.indexer import index_project
 from app.core.modes import SearchMode
 from app.core.search import MAX_QUERY_CHARS, Searcher
 from app.core.store import ProjectStore
@@ -44,11 +43,7 @@ def indexed(request, tmp_path_factory, embedder) -> tuple[Path, Path, str]:
     for rel, fruit in zip(ODD_FILES, fruits, strict=True):
         (root / rel).parent.mkdir(exist_ok=True)
         (root / rel).write_text(f"def marmalade_{fruit}():\n    return 'marmalade jar'\n")
-    with (codelamp_home_at(tmp_path_factory.mktemp("hostile-home")) as home,
-          pytest.MonkeyPatch.context() as patch):  # fmt: skip
-        if request.param == "ann":
-            patch.setattr("app.core.store.EXACT_SEARCH_BYTES", 0)
-        index_project(root, embedder)
+    home = index_at_home(root, tmp_path_factory.mktemp("hostile-home"), embedder, request.param)
     return root, home, request.param
 
 
