@@ -64,11 +64,6 @@ def fts_text(path: str, symbol: str, text: str) -> str:
     return split_identifiers(f"{path} {symbol}\n{text}") + boost
 
 
-def text_words(text: str) -> set[str]:
-    """Every lower-case word in ``text``, identifiers split: for matching query words."""
-    return {w for _, _, w in _parts(text)}
-
-
 def _parts(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, lower-case word) of every identifier part in ``text``: the words of
     :func:`identifier_words`, with where they are."""

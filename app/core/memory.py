@@ -14,7 +14,6 @@ import psutil
 
 HIGH_PERCENT = 85.0
 CRITICAL_PERCENT = 95.0
-LEVELS = ("normal", "high", "critical")
 
 
 @dataclass(frozen=True)

@@ -160,9 +160,6 @@ class Controller(QObject):
             self.settings.save()
         self._request_status.emit(uri)
 
-    def refresh_status(self, root: str) -> None:
-        self._request_status.emit(root)
-
     def remove(self, root: str) -> None:
         """Forget a project and delete its index, without waiting: its index run or
         watcher round is cancelled, and the rest happens in the background."""

@@ -56,7 +56,6 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("CodeLamp Settings")
         self.settings = settings
-        self.chosen_model = settings.model_path
 
         self.use_default = QRadioButton("The default model (CodeLamp's own, trained on code; "
                                         "built in)")
