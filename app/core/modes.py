@@ -4,6 +4,7 @@ imports it at start, long before the search engine."""
 
 from __future__ import annotations
 
+import difflib
 from enum import StrEnum
 
 
@@ -52,3 +53,20 @@ _TOOLTIPS = {
                      "has a capital); no model.",
     SearchMode.REGEX: "Every line matching this regular expression (smart case); no model.",
 }  # fmt: skip
+
+
+def language_names(language: str | None) -> list[str]:
+    """The language filter's names: ``"python, Go"`` -> ``["python", "go"]``."""
+    return [x.strip().lower() for x in (language or "").split(",") if x.strip()]
+
+
+def unknown_language(language: str | None, indexed: list[str], where: str) -> str:
+    """Why the language filter cannot match (a name the index lacks is a typo or a wrong
+    project, not an empty answer), naming what there is; "" when it can."""
+    for name in language_names(language):
+        if name not in indexed:
+            close = difflib.get_close_matches(name, indexed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            return (f"No {name!r} files are indexed {where}.{hint} Languages there: "
+                    f"{', '.join(indexed) or 'none yet'}.")  # fmt: skip
+    return ""

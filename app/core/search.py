@@ -47,7 +47,7 @@ from app.core.errors import CodeLampError, UsageError
 from app.core.files import decode
 from app.core.lexical import find_words, fts_query, query_words
 from app.core.models import check_dims
-from app.core.modes import SearchMode
+from app.core.modes import SearchMode, language_names, unknown_language
 from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
 from app.core.store import ProjectStore, index_command, sql_in
@@ -520,15 +520,9 @@ class Searcher:
         asked = language_names(language)
         if not asked:
             return None
-        indexed = self._indexed_languages()
-        for name in asked:
-            if name not in indexed:
-                close = difflib.get_close_matches(name, indexed, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise UsageError(
-                    f"No {name!r} files are indexed in {self.store.root}.{hint} Languages "
-                    f"there: {', '.join(indexed) or 'none yet'}."
-                )
+        if problem := unknown_language(language, self._indexed_languages(),
+                                       f"in {self.store.root}"):  # fmt: skip
+            raise UsageError(problem)
         return asked
 
     def _matching_paths(self, path_glob: str | None) -> list[str] | None:
@@ -578,11 +572,6 @@ def glob_filter(path_glob: str, paths: list[str]) -> list[str] | None:
         ) from exc
     matching = list(spec.match_files(paths))
     return None if len(matching) == len(paths) else matching
-
-
-def language_names(language: str | None) -> list[str]:
-    """``"python, Go"`` -> ``["python", "go"]``."""
-    return [x.strip().lower() for x in (language or "").split(",") if x.strip()]
 
 
 def grep_unindexed(root: Path, languages: dict[str, str], query: str, k: int, regex: bool,

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.modes import SearchMode
+from app.core.modes import SearchMode, unknown_language
 from app.gui.controller import ready
 from app.gui.preview import PreviewPanel
 from app.gui.results_view import ResultView
@@ -296,16 +296,11 @@ class SearchPanel(QWidget):
     def _check_language(self) -> None:
         """Flag a language the project does not have (a typo, say) as it is typed."""
         known = self.controller.languages(self.root)
-        asked = [x.strip().lower() for x in self.language.text().split(",") if x.strip()]
-        unknown = [x for x in asked if known and x not in known]
-        if unknown:
-            import difflib
-
-            close = difflib.get_close_matches(unknown[0], known, n=1)
-            hint = f" Did you mean “{close[0]}”?" if close else ""
+        problem = unknown_language(self.language.text(), known, "in this project") \
+            if known else ""  # fmt: skip
+        if problem:
             self.language.setStyleSheet("QLineEdit { border: 1px solid #d32f2f; }")
-            self.language.setToolTip(f"No “{unknown[0]}” files in this project.{hint} "
-                                     f"Languages here: {', '.join(known)}.")  # fmt: skip
+            self.language.setToolTip(problem)
         else:
             self.language.setStyleSheet("")
             self.language.setToolTip(f"Languages here: {', '.join(known)}" if known else "")

@@ -240,7 +240,7 @@ class Engine(QObject):
         searcher = self._searcher(root, embedder)
         found = searcher.search(request.query, k=request.k, mode=request.mode,
                                 language=request.language, path_glob=request.path_glob)
-        request.total += getattr(searcher, "last_total", len(found))
+        request.total += searcher.last_total
         return found
 
     def _related(self, request: SearchRequest) -> list:

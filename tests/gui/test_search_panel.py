@@ -243,7 +243,7 @@ def test_a_mistyped_language_is_flagged_and_filters_are_shown(qtbot, indexed):
     s = indexed.search
     assert "python" in s.languages.stringList() and "go" in s.languages.stringList()
     s.language.setText("pyhton")
-    assert "Did you mean “python”" in s.language.toolTip()
+    assert "Did you mean 'python'?" in s.language.toolTip()
     s.language.setText("python")
     assert "Did you mean" not in s.language.toolTip()
     s.path_glob.setText("src/")
