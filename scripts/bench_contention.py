@@ -46,8 +46,12 @@ def start_index(corpus: Path, model: Path, home: Path) -> subprocess.Popen:
     env = dict(os.environ, CODELAMP_HOME=str(home))
     return subprocess.Popen(
         [sys.executable, "-m", "app", "index", str(corpus), "--model", str(model), "--json"],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def rates(procs: list[subprocess.Popen], seconds: float) -> list[float]:
@@ -80,8 +84,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-contention-"))
     try:
         model = default_model()
-        corpora = [copy_packages(work / f"project{i}", PACKAGES)
-                   for i in range(max(args.indexers, 1))]  # fmt: skip
+        corpora = [
+            copy_packages(work / f"project{i}", PACKAGES) for i in range(max(args.indexers, 1))
+        ]
         fresh = iter(range(1000))
 
         def home() -> Path:
@@ -99,16 +104,23 @@ def main() -> None:
                 h.kill()
                 h.wait()
         share = alone / (args.busy + 1)
-        print(f"beside {args.busy} busy processes: {loaded:.1f} chunks/s; fair share "
-              f"{share:.1f}; ratio {loaded / share:.2f}", flush=True)  # fmt: skip
+        print(
+            f"beside {args.busy} busy processes: {loaded:.1f} chunks/s; fair share "
+            f"{share:.1f}; ratio {loaded / share:.2f}",
+            flush=True,
+        )
 
-        many = rates([start_index(c, model, home()) for c in corpora[: args.indexers]],
-                     args.seconds)  # fmt: skip
+        many = rates(
+            [start_index(c, model, home()) for c in corpora[: args.indexers]], args.seconds
+        )
         share = alone / args.indexers
         listed = ", ".join(f"{r:.1f}" for r in many)
-        print(f"{args.indexers} indexers at once: {listed} chunks/s; fair share {share:.1f}; "
-              f"ratio min {min(many) / share:.2f}, mean "
-              f"{sum(many) / len(many) / share:.2f}", flush=True)  # fmt: skip
+        print(
+            f"{args.indexers} indexers at once: {listed} chunks/s; fair share {share:.1f}; "
+            f"ratio min {min(many) / share:.2f}, mean "
+            f"{sum(many) / len(many) / share:.2f}",
+            flush=True,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -102,11 +102,15 @@ def main() -> None:
                 seconds = time_runs(lambda e=emb, c=chunks: e.embed_documents(c), args.repeats)
                 vectors[quant] = emb.embed_documents(chunks)
             results[quant] = len(chunks) / seconds
-            print(f"llama.cpp {quant:7s} {results[quant]:7.1f} chunks/s "
-                  f"{n_tokens / seconds:8.0f} tokens/s  "
-                  f"({len(chunks)} chunks, {n_tokens} tokens, {args.threads} threads)")
-        print(f"default (codelamp-code-v1 Q8_0) / base Q8_0: "
-              f"{results['default'] / results['q8_0']:.3f}x")
+            print(
+                f"llama.cpp {quant:7s} {results[quant]:7.1f} chunks/s "
+                f"{n_tokens / seconds:8.0f} tokens/s  "
+                f"({len(chunks)} chunks, {n_tokens} tokens, {args.threads} threads)"
+            )
+        print(
+            f"default (codelamp-code-v1 Q8_0) / base Q8_0: "
+            f"{results['default'] / results['q8_0']:.3f}x"
+        )
         del results["default"]  # not the reference's model: no cosine to compare
         reference = reference_throughput(wheel, chunks, args.threads, args.repeats)
 
@@ -115,12 +119,15 @@ def main() -> None:
         return
     seconds, ref_vectors = reference
     ref_rate = len(chunks) / seconds
-    print(f"sentence-transformers {ref_rate:7.1f} chunks/s (torch, {args.threads} threads, "
-          "batch 32)")
+    print(
+        f"sentence-transformers {ref_rate:7.1f} chunks/s (torch, {args.threads} threads, batch 32)"
+    )
     for quant, rate in results.items():
         agree = np.sum(vectors[quant] * ref_vectors, axis=1)
-        print(f"ratio {quant:5s} / sentence-transformers: {rate / ref_rate:.2f}x  "
-              f"(cosine vs reference: min {agree.min():.4f}, mean {agree.mean():.5f})")
+        print(
+            f"ratio {quant:5s} / sentence-transformers: {rate / ref_rate:.2f}x  "
+            f"(cosine vs reference: min {agree.min():.4f}, mean {agree.mean():.5f})"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,13 @@ QUERIES = [
 
 def corpus(dest: Path) -> Path:
     if not dest.is_dir():
-        shutil.copytree(sysconfig.get_paths()["stdlib"], dest, ignore=shutil.ignore_patterns(
-            "site-packages", "test", "__pycache__", "lib-dynload", "config-*"))  # fmt: skip
+        shutil.copytree(
+            sysconfig.get_paths()["stdlib"],
+            dest,
+            ignore=shutil.ignore_patterns(
+                "site-packages", "test", "__pycache__", "lib-dynload", "config-*"
+            ),
+        )
     return dest.resolve()
 
 
@@ -89,8 +94,9 @@ def timed(run, repeat: int) -> tuple[list[float], object]:
 def tool(command: list[str], root: Path) -> int:
     """Run grep or rg; the number of matching lines it printed."""
     # UTF-8 as Python reads it: grep's \w and -i follow the locale.
-    proc = subprocess.run(command, cwd=root, capture_output=True,
-                          env=dict(os.environ, LC_ALL="C.UTF-8"))  # fmt: skip
+    proc = subprocess.run(
+        command, cwd=root, capture_output=True, env=dict(os.environ, LC_ALL="C.UTF-8")
+    )
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{command[0]} failed: {proc.stderr.decode(errors='replace')}")
     return proc.stdout.count(b"\n")
@@ -117,17 +123,24 @@ def main() -> None:
     started = time.perf_counter()
     with tokenizer_only() as embedder:
         result = index_project(root, embedder)
-    print(f"index of {root}: {result.files_indexed} files read, {result.files_unchanged} "
-          f"unchanged ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"index of {root}: {result.files_indexed} files read, {result.files_unchanged} "
+        f"unchanged ({time.perf_counter() - started:.0f} s)"
+    )
     store = ProjectStore.open(root)
     searcher = Searcher(store)
-    paths = sorted(path for path, record in store.file_records(store.meta["generation"]).items()
-                   if record.status == "indexed")  # fmt: skip
+    paths = sorted(
+        path
+        for path, record in store.file_records(store.meta["generation"]).items()
+        if record.status == "indexed"
+    )
     size = sum((root / p).stat().st_size for p in paths)
     print(f"{len(paths):,} files, {size / 1e6:.1f} MB; {args.repeat} runs per query\n")
 
-    print(f"{'mode':5} {'query':34} {'lines':>6} {'codelamp':>9} {'rg':>7} {'grep':>7} "
-          f"{'/rg':>5} {'/grep':>6}")  # fmt: skip
+    print(
+        f"{'mode':5} {'query':34} {'lines':>6} {'codelamp':>9} {'rg':>7} {'grep':>7} "
+        f"{'/rg':>5} {'/grep':>6}"
+    )
     figures: dict[str, dict[str, list[float]]] = {}
     for mode, query in QUERIES:
         ours, _ = timed(lambda: searcher.search(query, k=1000, mode=mode), args.repeat)  # noqa: B023
@@ -139,20 +152,25 @@ def main() -> None:
         rg_times, rg_lines = timed(lambda: tool(rg, root), args.repeat)  # noqa: B023
         grep_times, grep_lines = timed(lambda: tool(grep, root), args.repeat)  # noqa: B023
         if not total == rg_lines == grep_lines:
-            raise SystemExit(f"{query!r}: codelamp found {total} lines, rg {rg_lines}, "
-                             f"grep {grep_lines}")  # fmt: skip
+            raise SystemExit(
+                f"{query!r}: codelamp found {total} lines, rg {rg_lines}, grep {grep_lines}"
+            )
         row = figures.setdefault(mode, {"codelamp": [], "rg": [], "grep": []})
         row["codelamp"] += ours
         row["rg"] += rg_times
         row["grep"] += grep_times
         med = [statistics.median(t) * 1000 for t in (ours, rg_times, grep_times)]
-        print(f"{mode:5} {query:34} {total:6} {med[0]:7.1f}ms {med[1]:5.1f}ms {med[2]:5.1f}ms "
-              f"{med[0] / med[1]:5.1f} {med[0] / med[2]:6.1f}")  # fmt: skip
+        print(
+            f"{mode:5} {query:34} {total:6} {med[0]:7.1f}ms {med[1]:5.1f}ms {med[2]:5.1f}ms "
+            f"{med[0] / med[1]:5.1f} {med[0] / med[2]:6.1f}"
+        )
 
     print("\nall queries of a mode, every run (ms):")
     for mode, row in figures.items():
-        line = "  ".join(f"{name} median {statistics.median(t) * 1000:.1f} p95 "
-                         f"{p95(t) * 1000:.1f}" for name, t in row.items())  # fmt: skip
+        line = "  ".join(
+            f"{name} median {statistics.median(t) * 1000:.1f} p95 {p95(t) * 1000:.1f}"
+            for name, t in row.items()
+        )
         ratio = statistics.median(row["codelamp"]) / statistics.median(row["rg"])
         ratio_grep = statistics.median(row["codelamp"]) / statistics.median(row["grep"])
         print(f"  {mode:5} {line}  ratio to rg {ratio:.1f}, to grep {ratio_grep:.1f}")

@@ -33,8 +33,9 @@ PACKAGES = ["json", "email", "http", "logging", "urllib", "importlib"]
 def copy_packages(dest: Path, names: list[str]) -> Path:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for name in names:
-        shutil.copytree(stdlib / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "test*"))  # fmt: skip
+        shutil.copytree(
+            stdlib / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "test*")
+        )
     return dest
 
 
@@ -54,8 +55,11 @@ class EtaLog:
             self.finishing = time.perf_counter()
         if p.phase == "indexing":
             # The earlier estimate: files left x chunks per file so far / chunks per second.
-            by_files = ((p.files_total - p.files_done) * p.chunks_embedded / p.files_done
-                        / p.chunks_per_s if p.files_done and p.chunks_per_s else None)  # fmt: skip
+            by_files = (
+                (p.files_total - p.files_done) * p.chunks_embedded / p.files_done / p.chunks_per_s
+                if p.files_done and p.chunks_per_s
+                else None
+            )
             self.seen.append((time.perf_counter(), p.fraction, p.eta_s, by_files))
 
     def report(self, done: float) -> str:
@@ -67,8 +71,10 @@ class EtaLog:
         lines = []
         for name, i in (("ETA (bytes, 30 s window)", 2), ("earlier ETA (files)", 3)):
             errors = [abs(s[i] - (end - s[0])) for s in later if s[i] is not None]
-            lines.append(f"    {name}: max error {max(errors):.1f} s "
-                         f"({max(errors) / run:.0%} of {run:.0f} s indexing)")  # fmt: skip
+            lines.append(
+                f"    {name}: max error {max(errors):.1f} s "
+                f"({max(errors) / run:.0%} of {run:.0f} s indexing)"
+            )
         marks = []
         for mark in self.MARKS:
             t, _, eta, _ = next(s for s in self.seen if s[1] >= mark)
@@ -86,8 +92,7 @@ def overhead(embedder, corpus: Path, rounds: int) -> None:
 
     texts = []
     for entry in FileRules(corpus).walk().files:
-        pieces = chunk_file(entry.rel, load_text(entry), embedder.max_tokens,
-                            embedder.count_tokens)  # fmt: skip
+        pieces = chunk_file(entry.rel, load_text(entry), embedder.max_tokens, embedder.count_tokens)
         texts.extend(p.embed_text for p in pieces)
     unique = len(set(texts))
     raw, full = [], []
@@ -99,21 +104,25 @@ def overhead(embedder, corpus: Path, rounds: int) -> None:
         os.environ["CODELAMP_HOME"] = str(home)
         eta = EtaLog()
         t0 = time.perf_counter()
-        result = index_project(corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"),
-                               progress=eta)  # fmt: skip
+        result = index_project(
+            corpus, embedder, cache=EmbeddingCache(home / "cache.sqlite"), progress=eta
+        )
         full.append(time.perf_counter() - t0)
         assert result.chunks_embedded == unique, (result.chunks_embedded, unique)
         print(f"  round {i + 1}: raw embed {raw[-1]:.1f} s, index {full[-1]:.1f} s", flush=True)
         print(eta.report(t0 + full[-1]), flush=True)
     r, f = statistics.median(raw), statistics.median(full)
-    print(f"{unique} chunks from {corpus.name}: raw embedder {unique / r:.1f} chunks/s, "
-          f"end-to-end {unique / f:.1f} chunks/s, overhead {f / r - 1:+.1%} (target <= +10%)")
+    print(
+        f"{unique} chunks from {corpus.name}: raw embedder {unique / r:.1f} chunks/s, "
+        f"end-to-end {unique / f:.1f} chunks/s, overhead {f / r - 1:+.1%} (target <= +10%)"
+    )
 
 
 def make_tree(root: Path, n_files: int) -> None:
     """n files in 100-file folders; contents repeat, so the first index embeds little."""
-    bodies = [f"def handler_{i}(request):\n    return request.get('field_{i}')\n"
-              for i in range(50)]  # fmt: skip
+    bodies = [
+        f"def handler_{i}(request):\n    return request.get('field_{i}')\n" for i in range(50)
+    ]
     for i in range(n_files):
         folder = root / f"pkg{i // 100:03d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,24 +136,33 @@ def no_change(embedder, root: Path, repeats: int) -> None:
     os.environ["CODELAMP_HOME"] = tempfile.mkdtemp(prefix="bench-index-home-")
     t0 = time.perf_counter()
     first = index_project(root, embedder)
-    print(f"10k tree first index: {time.perf_counter() - t0:.1f} s "
-          f"({first.files_indexed} files, {first.chunks_embedded} chunks embedded)")
+    print(
+        f"10k tree first index: {time.perf_counter() - t0:.1f} s "
+        f"({first.files_indexed} files, {first.chunks_embedded} chunks embedded)"
+    )
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         again = index_project(root, embedder)
         times.append(time.perf_counter() - t0)
         assert again.files_indexed == 0 and again.files_unchanged == first.files_indexed
-    print(f"re-index, nothing changed, in-process: median {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s (target <= 1 s)")
+    print(
+        f"re-index, nothing changed, in-process: median {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s (target <= 1 s)"
+    )
     cli = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "app", "index", str(root), "--model",
-                        str(embedder.info.path)], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "app", "index", str(root), "--model", str(embedder.info.path)],
+            check=True,
+            capture_output=True,
+        )
         cli.append(time.perf_counter() - t0)
-    print(f"re-index, nothing changed, `codelamp index` command: median "
-          f"{statistics.median(cli):.2f} s")
+    print(
+        f"re-index, nothing changed, `codelamp index` command: median "
+        f"{statistics.median(cli):.2f} s"
+    )
 
 
 def main() -> None:

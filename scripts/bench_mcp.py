@@ -84,17 +84,22 @@ def build() -> None:
 
 
 def _server() -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "app", "mcp",
-                                 str(PROJECT.resolve())], env=dict(os.environ,
-                                 PYTHONPATH=str(REPO)), cwd=str(REPO))  # fmt: skip
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "app", "mcp", str(PROJECT.resolve())],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        cwd=str(REPO),
+    )
 
 
 async def one_start(later: bool) -> dict:
     """One fresh server: start, first search, and (``later``) every query once more."""
     started = time.perf_counter()
     with open(os.devnull, "w") as errlog:
-        async with (stdio_client(_server(), errlog=errlog) as (read, write),
-                    ClientSession(read, write) as session):  # fmt: skip
+        async with (
+            stdio_client(_server(), errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             ready = time.perf_counter()
             await session.call_tool("search", {"query": QUERIES[0]})
@@ -106,8 +111,13 @@ async def one_start(later: bool) -> dict:
                 times.append(time.perf_counter() - t)
                 answers.append(result.content[0].text)
             status = await session.call_tool("index_status", {})
-    return {"start_s": ready - started, "first_s": first - ready, "later_s": times,
-            "answers": answers, "status": json.loads(status.content[0].text)}
+    return {
+        "start_s": ready - started,
+        "first_s": first - ready,
+        "later_s": times,
+        "answers": answers,
+        "status": json.loads(status.content[0].text),
+    }
 
 
 def p95(values: list[float]) -> float:
@@ -120,6 +130,7 @@ def tokens_saved(answers: list[str]) -> tuple[list[int], list[int]]:
     from app.core.embedder import Embedder
 
     with Embedder(resolve_model(None)) as embedder:
+
         def count(text: str) -> int:
             return sum(embedder.count_tokens(line) - 2 for line in text.split("\n"))
 
@@ -127,9 +138,12 @@ def tokens_saved(answers: list[str]) -> tuple[list[int], list[int]]:
         for answer in answers:
             paths = {r["path"] for r in json.loads(answer)["results"]}
             answer_tokens.append(count(answer))
-            file_tokens.append(sum(count((PROJECT / p).read_text(encoding="utf-8",
-                                                                 errors="replace"))
-                                   for p in paths))  # fmt: skip
+            file_tokens.append(
+                sum(
+                    count((PROJECT / p).read_text(encoding="utf-8", errors="replace"))
+                    for p in paths
+                )
+            )
     return answer_tokens, file_tokens
 
 
@@ -144,18 +158,26 @@ def main() -> None:
     starts = [r["start_s"] for r in runs]
     firsts = [r["first_s"] for r in runs]
     later = runs[-1]["later_s"]
-    print(f"start to initialized: median {statistics.median(starts):.2f} s, p95 "
-          f"{p95(starts):.2f} s ({len(starts)} starts)")
-    print(f"first search (hybrid, loads the model): median {statistics.median(firsts):.2f} s, "
-          f"p95 {p95(firsts):.2f} s, max {max(firsts):.2f} s")
-    print(f"later searches: median {statistics.median(later) * 1000:.0f} ms, p95 "
-          f"{p95(later) * 1000:.0f} ms ({len(later)} queries)")
+    print(
+        f"start to initialized: median {statistics.median(starts):.2f} s, p95 "
+        f"{p95(starts):.2f} s ({len(starts)} starts)"
+    )
+    print(
+        f"first search (hybrid, loads the model): median {statistics.median(firsts):.2f} s, "
+        f"p95 {p95(firsts):.2f} s, max {max(firsts):.2f} s"
+    )
+    print(
+        f"later searches: median {statistics.median(later) * 1000:.0f} ms, p95 "
+        f"{p95(later) * 1000:.0f} ms ({len(later)} queries)"
+    )
     answer_tokens, file_tokens = tokens_saved(runs[-1]["answers"])
     ratios = [f / a for a, f in zip(answer_tokens, file_tokens, strict=True)]
-    print(f"tokens per answer (k=10, whole JSON): median {statistics.median(answer_tokens):.0f}, "
-          f"max {max(answer_tokens)}; files holding the results, read whole: median "
-          f"{statistics.median(file_tokens):.0f}; saving: median {statistics.median(ratios):.1f}x, "
-          f"total {sum(file_tokens) / sum(answer_tokens):.1f}x")
+    print(
+        f"tokens per answer (k=10, whole JSON): median {statistics.median(answer_tokens):.0f}, "
+        f"max {max(answer_tokens)}; files holding the results, read whole: median "
+        f"{statistics.median(file_tokens):.0f}; saving: median {statistics.median(ratios):.1f}x, "
+        f"total {sum(file_tokens) / sum(answer_tokens):.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -110,17 +110,22 @@ def main() -> int:
         root = work / "stdlib"
         root.mkdir()
         queries = corpus(root, args.files)
-        stores = {"local disk": Location.parse(str(work / "store")),
-                  "S3 (moto, 127.0.0.1)" if server else f"S3 ({bucket})":
-                  Location.parse(f"s3://{bucket}/bench/stdlib")}  # fmt: skip
+        stores = {
+            "local disk": Location.parse(str(work / "store")),
+            "S3 (moto, 127.0.0.1)" if server else f"S3 ({bucket})": Location.parse(
+                f"s3://{bucket}/bench/stdlib"
+            ),
+        }
         with Embedder(Path(args.model)) as embedder:
             for name, location in stores.items():
                 start = time.perf_counter()
                 index_project(root, embedder, location=location)
                 took = time.perf_counter() - start
                 status = project_status(None, thorough=False, location=location)
-                print(f"{name}: indexed {status['files']} files, {status['chunks']} chunks "
-                      f"in {took:.1f} s (second run: from the embedding cache)")
+                print(
+                    f"{name}: indexed {status['files']} files, {status['chunks']} chunks "
+                    f"in {took:.1f} s (second run: from the embedding cache)"
+                )
             for name, location in stores.items():
                 print(f"\n{name}")
                 for what, figure in measure(location, embedder, queries).items():

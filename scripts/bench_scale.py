@@ -68,8 +68,12 @@ def raw_rate(url: str, texts: list[str], per_request: int = 64, in_flight: int =
                 batch = batches.get_nowait()
             except queue.Empty:
                 break
-            conn.request("POST", parts.path + "/embeddings", json.dumps({"input": batch}),
-                         {"Content-Type": "application/json"})  # fmt: skip
+            conn.request(
+                "POST",
+                parts.path + "/embeddings",
+                json.dumps({"input": batch}),
+                {"Content-Type": "application/json"},
+            )
             answer = conn.getresponse()
             assert answer.status == 200, answer.read()[:200]
             assert len(json.loads(answer.read())["data"]) == len(batch)
@@ -118,8 +122,10 @@ def bench_servers(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     root = copy_packages(work / "tree", PACKAGES)
     texts = chunk_texts(root, model)
-    print(f"corpus: {', '.join(PACKAGES)} from the stdlib, {len(texts)} chunks; model "
-          f"{model.name}; {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"corpus: {', '.join(PACKAGES)} from the stdlib, {len(texts)} chunks; model "
+        f"{model.name}; {os.cpu_count()} cores"
+    )
     os.sched_setaffinity(0, {0})  # the client on core 0, the server on core 1
     with llama_server(model, threads=1, cpus="1") as url:
         raw_rate(url, texts[:64])  # warm-up
@@ -131,20 +137,26 @@ def bench_servers(args: argparse.Namespace) -> None:
             ends.append(end)
             cpus.append(cpu)
     raw, pipe, end = max(raws), max(pipes), max(ends)
-    print(f"one server (1 core):  raw {raw:6.1f} chunks/s   pipeline {pipe:6.1f} chunks/s "
-          f"embedding, {end:6.1f} end to end   overhead {100 * (1 - pipe / raw):+.1f}% "
-          f"({100 * (1 - end / raw):+.1f}% end to end; target <= 5%); the client used "
-          f"{min(cpus):.2f} of a core")
+    print(
+        f"one server (1 core):  raw {raw:6.1f} chunks/s   pipeline {pipe:6.1f} chunks/s "
+        f"embedding, {end:6.1f} end to end   overhead {100 * (1 - pipe / raw):+.1f}% "
+        f"({100 * (1 - end / raw):+.1f}% end to end; target <= 5%); the client used "
+        f"{min(cpus):.2f} of a core"
+    )
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    with llama_server(model, threads=1, cpus="0") as a, llama_server(model, threads=1,
-                                                                       cpus="1") as b:
+    with (
+        llama_server(model, threads=1, cpus="0") as a,
+        llama_server(model, threads=1, cpus="1") as b,
+    ):
         raw_rate(a, texts[:64])
         raw_rate(b, texts[:64])
         twos = [pipeline_rate(root, [a, b], model) for _ in range(args.repeat)]
     two = max(rate for rate, _, _ in twos)
-    print(f"two servers (1 core each): pipeline {two:6.1f} chunks/s = {two / pipe:.2f}x one "
-          f"server (target >= 1.7x); the client used {min(c for _, _, c in twos):.2f} of a "
-          "core, taken from the servers' two")
+    print(
+        f"two servers (1 core each): pipeline {two:6.1f} chunks/s = {two / pipe:.2f}x one "
+        f"server (target >= 1.7x); the client used {min(c for _, _, c in twos):.2f} of a "
+        "core, taken from the servers' two"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

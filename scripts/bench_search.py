@@ -50,14 +50,17 @@ def stdlib_texts() -> tuple[list[str], list[str]]:
                 if doc and len(doc.split()) >= 4:
                     queries.append(doc.strip().split("\n")[0])
     rng = np.random.default_rng(0)
-    return ([snippets[i] for i in rng.permutation(len(snippets))[:BASE_CHUNKS]],
-            [queries[i] for i in rng.permutation(len(queries))[:QUERIES]])  # fmt: skip
+    return (
+        [snippets[i] for i in rng.permutation(len(snippets))[:BASE_CHUNKS]],
+        [queries[i] for i in rng.permutation(len(queries))[:QUERIES]],
+    )
 
 
 def corpus(base: np.ndarray, n: int, rng) -> np.ndarray:
     picks = base[rng.integers(0, len(base), n)]
     noisy = picks + NOISE * rng.standard_normal(picks.shape).astype(np.float32) / np.sqrt(
-        base.shape[1])
+        base.shape[1]
+    )
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -73,15 +76,22 @@ def build_store(root: Path, vectors: np.ndarray, texts: list[str], embedder):
         part = vectors[start : start + step]
         idx = range(start, start + len(part))
         text = [texts[i % len(texts)] for i in idx]
-        table = pa.Table.from_pydict({
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), dims),
-            "path": [f"f{i}.py" for i in idx], "start_line": [1] * len(part),
-            "end_line": [20] * len(part), "def_start": [1] * len(part),
-            "def_end": [20] * len(part), "language": ["python"] * len(part),
-            "symbol": [""] * len(part), "text": text,
-            "fts": [fts_text(f"f{i}.py", "", t) for i, t in zip(idx, text, strict=True)],
-            "content_hash": [str(i) for i in idx],
-        }, schema=chunks_schema(dims))  # fmt: skip
+        table = pa.Table.from_pydict(
+            {
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), dims),
+                "path": [f"f{i}.py" for i in idx],
+                "start_line": [1] * len(part),
+                "end_line": [20] * len(part),
+                "def_start": [1] * len(part),
+                "def_end": [20] * len(part),
+                "language": ["python"] * len(part),
+                "symbol": [""] * len(part),
+                "text": text,
+                "fts": [fts_text(f"f{i}.py", "", t) for i, t in zip(idx, text, strict=True)],
+                "content_hash": [str(i) for i in idx],
+            },
+            schema=chunks_schema(dims),
+        )
         store.write(gen, [], table, [], [])
     t0 = time.perf_counter()
     store.finish(gen, ModelRecord.of(embedder))
@@ -108,10 +118,12 @@ def measure(searcher, queries, qvecs, vectors, mode="vector"):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--ann", action="store_true",
-                        help="also measure the IVF index on the largest size")
-    parser.add_argument("--sweep", action="store_true",
-                        help="with --ann, also try other IVF query settings")
+    parser.add_argument(
+        "--ann", action="store_true", help="also measure the IVF index on the largest size"
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="with --ann, also try other IVF query settings"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="codelamp-bench-"))
 
@@ -152,16 +164,22 @@ def report(n, searcher, queries, qvecs, vectors, build_s) -> None:
         measure(searcher, queries[:10], qvecs[:10], vectors, mode)  # warm-up
         lat, rec = measure(searcher, queries, qvecs, vectors, mode)
         recall = f"  recall@10 {statistics.mean(rec):.3f}" if rec else ""
-        print(f"{n:>7} chunks  {mode:6s}  {kind:10s}  p50 {pct(lat, 50):6.1f} ms  "
-              f"p95 {pct(lat, 95):6.1f} ms{recall}  (index build {build_s:.1f} s)", flush=True)
+        print(
+            f"{n:>7} chunks  {mode:6s}  {kind:10s}  p50 {pct(lat, 50):6.1f} ms  "
+            f"p95 {pct(lat, 95):6.1f} ms{recall}  (index build {build_s:.1f} s)",
+            flush=True,
+        )
 
 
 def sweep(searcher, queries, qvecs, vectors) -> None:
     for nprobes in (5, 10, 25, 50):
         searcher.store.meta["ann_nprobes"] = str(nprobes)
         lat, rec = measure(searcher, queries, qvecs, vectors)
-        print(f"   sweep nprobes {nprobes:3d}: p50 {pct(lat, 50):6.1f} ms "
-              f"p95 {pct(lat, 95):6.1f} ms recall@10 {statistics.mean(rec):.3f}", flush=True)
+        print(
+            f"   sweep nprobes {nprobes:3d}: p50 {pct(lat, 50):6.1f} ms "
+            f"p95 {pct(lat, 95):6.1f} ms recall@10 {statistics.mean(rec):.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -62,21 +62,39 @@ MIN_WORDS, MIN_LINES = 3, 3
 
 # The js and go tasks' packages, kept unseen by training (training_data/reserved-future-eval.txt).
 NPM = {  # name: version, the tarball's sha256, the folder read (one copy of the sources)
-    "ramda": ("0.32.0", "e99a665207ddba7c1177c8062f607c37d31ac376674d41200418627428863967",
-              "es/"),  # es/ and src/ hold the same modules, as ES and CommonJS modules
-    "immer": ("11.2.13", "7aafee379780f7b290fd76c5f57fea4ef9f2599c021ae70038739c6e5e96009a",
-              "src/"),  # the TypeScript sources
-    "ky": ("2.1.0", "fbebae87fe4cebeec6e38bb700716158eb92ba0b3ef3a523b7182488d9951a85",
-           "distribution/"),  # compiled JS only: ky ships no sources
-}  # fmt: skip
+    "ramda": (
+        "0.32.0",
+        "e99a665207ddba7c1177c8062f607c37d31ac376674d41200418627428863967",
+        "es/",
+    ),  # es/ and src/ hold the same modules, as ES and CommonJS modules
+    "immer": (
+        "11.2.13",
+        "7aafee379780f7b290fd76c5f57fea4ef9f2599c021ae70038739c6e5e96009a",
+        "src/",
+    ),  # the TypeScript sources
+    "ky": (
+        "2.1.0",
+        "fbebae87fe4cebeec6e38bb700716158eb92ba0b3ef3a523b7182488d9951a85",
+        "distribution/",
+    ),  # compiled JS only: ky ships no sources
+}
 DEBS = {  # Go module: Debian (bookworm) package, version, the .deb's sha256
-    "github.com/spf13/cobra": ("golang-github-spf13-cobra-dev", "1.6.1-1",
-                               "4f5d20855133319beef3c5b49d3c21a0406f270bf94fb4b6f4d406b691283cb2"),
-    "github.com/gorilla/mux": ("golang-github-gorilla-mux-dev", "1.8.0-1",
-                               "0880a4019fe68496a0e0a749c2948c029e489f49edd448bed2fedaba33f848c2"),
-    "github.com/sirupsen/logrus": ("golang-github-sirupsen-logrus-dev", "1.9.0-1",
-                                   "51fb87b05452e96be38b97c03d5f997f6ce3a144421f911338d6c4ea2e8aa118"),
-}  # fmt: skip
+    "github.com/spf13/cobra": (
+        "golang-github-spf13-cobra-dev",
+        "1.6.1-1",
+        "4f5d20855133319beef3c5b49d3c21a0406f270bf94fb4b6f4d406b691283cb2",
+    ),
+    "github.com/gorilla/mux": (
+        "golang-github-gorilla-mux-dev",
+        "1.8.0-1",
+        "0880a4019fe68496a0e0a749c2948c029e489f49edd448bed2fedaba33f848c2",
+    ),
+    "github.com/sirupsen/logrus": (
+        "golang-github-sirupsen-logrus-dev",
+        "1.9.0-1",
+        "51fb87b05452e96be38b97c03d5f997f6ce3a144421f911338d6c4ea2e8aa118",
+    ),
+}
 GO_SKIP_DIRS = {"vendor", "testdata", "test", "tests", "testutils"}
 
 
@@ -95,8 +113,12 @@ class Target:
 
 def good_target(name: str, query: str, code_lines: int) -> bool:
     """The stdlib task's rules, for every task built from doc comments."""
-    return (code_lines >= MIN_LINES and len(query.split()) >= MIN_WORDS
-            and not name.startswith("__") and not name.startswith("test"))  # fmt: skip
+    return (
+        code_lines >= MIN_LINES
+        and len(query.split()) >= MIN_WORDS
+        and not name.startswith("__")
+        and not name.startswith("test")
+    )
 
 
 def blank(source: bytes, spans: list[tuple[int, int]]) -> str:
@@ -127,8 +149,7 @@ def strip_docstrings(source: str) -> tuple[str, list[tuple[ast.AST, str, int]]]:
     lines = source.split("\n")
     documented = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef |
-                          ast.AsyncFunctionDef):  # fmt: skip
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             continue
         doc = ast.get_docstring(node, clean=True)
         if not doc:
@@ -161,8 +182,9 @@ def stdlib_targets(rel: str, source: str) -> tuple[str, list[Target]]:
 
 def stdlib_files() -> list[tuple[str, bytes]]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(p for p in stdlib.rglob("*.py")
-                   if not SKIP_DIRS & set(p.relative_to(stdlib).parts))  # fmt: skip
+    files = sorted(
+        p for p in stdlib.rglob("*.py") if not SKIP_DIRS & set(p.relative_to(stdlib).parts)
+    )
     return [(p.relative_to(stdlib).as_posix(), p.read_bytes()) for p in files]
 
 
@@ -177,11 +199,17 @@ def js_targets(rel: str, source: str) -> tuple[str, list[Target]]:
     targets = [
         Target(doc.query, (Span(rel, doc.outer.start_point.row + 1, doc.outer.end_point.row + 1),))
         for doc in mine.js_documented(data, language, wrapped=True)
-        if good_target(doc.symbol.split(".")[-1], doc.query,
-                       doc.outer.end_point.row - doc.outer.start_point.row + 1)
-    ]  # fmt: skip
-    jsdoc = [(n.start_byte, n.end_byte) for n in nodes(parser_for(language).parse(data).root_node)
-             if n.type == "comment" and n.text.startswith(b"/**")]  # fmt: skip
+        if good_target(
+            doc.symbol.split(".")[-1],
+            doc.query,
+            doc.outer.end_point.row - doc.outer.start_point.row + 1,
+        )
+    ]
+    jsdoc = [
+        (n.start_byte, n.end_byte)
+        for n in nodes(parser_for(language).parse(data).root_node)
+        if n.type == "comment" and n.text.startswith(b"/**")
+    ]
     return blank(data, jsdoc), targets
 
 
@@ -226,8 +254,11 @@ def go_targets(rel: str, source: str) -> tuple[str, list[Target]]:
         group, row = [], node.start_point.row
         for comment in reversed(children[:i]):
             line_start = data.rfind(b"\n", 0, comment.start_byte) + 1
-            if comment.type != "comment" or comment.end_point.row != row - 1 or \
-                    data[line_start : comment.start_byte].strip():  # fmt: skip
+            if (
+                comment.type != "comment"
+                or comment.end_point.row != row - 1
+                or data[line_start : comment.start_byte].strip()
+            ):
                 break
             group.insert(0, comment)
             row = comment.start_point.row
@@ -247,19 +278,29 @@ def go_targets(rel: str, source: str) -> tuple[str, list[Target]]:
 def go_files() -> list[tuple[str, bytes]]:
     files = []
     for module, (package, version, sha256) in DEBS.items():
-        deb = fetch(f"{package}_{version}_all.deb", sha256,
-                    ["apt-get", "download", "--quiet", f"{package}={version}"])  # fmt: skip
-        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True,
-                             check=True).stdout  # fmt: skip
+        deb = fetch(
+            f"{package}_{version}_all.deb",
+            sha256,
+            ["apt-get", "download", "--quiet", f"{package}={version}"],
+        )
+        tar = subprocess.run(
+            ["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True
+        ).stdout
         prefix = f"./usr/share/gocode/src/{module}/"
         with tarfile.open(fileobj=io.BytesIO(tar)) as t:
             for member in sorted(t.getmembers(), key=lambda m: m.name):
                 path = PurePosixPath(member.name.removeprefix(prefix))
-                if (member.isfile() and member.name.startswith(prefix) and path.suffix == ".go"
-                        and not path.name.endswith("_test.go") and not path.name.startswith("test")
-                        and not GO_SKIP_DIRS & set(path.parts[:-1])):  # fmt: skip
-                    files.append((f"{module.rsplit('/', 1)[1]}/{path}",
-                                  t.extractfile(member).read()))  # fmt: skip
+                if (
+                    member.isfile()
+                    and member.name.startswith(prefix)
+                    and path.suffix == ".go"
+                    and not path.name.endswith("_test.go")
+                    and not path.name.startswith("test")
+                    and not GO_SKIP_DIRS & set(path.parts[:-1])
+                ):
+                    files.append(
+                        (f"{module.rsplit('/', 1)[1]}/{path}", t.extractfile(member).read())
+                    )
     return files
 
 
@@ -284,8 +325,13 @@ def fetch(file: str, sha256: str, command: list[str]) -> Path:
     return path
 
 
-def sample(files: list[tuple[str, bytes]], targets_of: Callable[[str, str], tuple[str, list]],
-           dest: Path, wanted: int, seed: int) -> list[Target]:  # fmt: skip
+def sample(
+    files: list[tuple[str, bytes]],
+    targets_of: Callable[[str, str], tuple[str, list]],
+    dest: Path,
+    wanted: int,
+    seed: int,
+) -> list[Target]:
     """Files in a random order until ``wanted`` targets; those files go to ``dest``, as
     ``targets_of`` rewrites them (their documentation blanked)."""
     random.Random(seed).shuffle(files)
@@ -313,7 +359,8 @@ def build_stdlib(dest: Path, args) -> tuple[list[Target], str]:
     return targets, (
         f"the CPython {sysconfig.get_python_version()} standard library. Each query is the first "
         "paragraph of a function's docstring, and every docstring is removed from the indexed "
-        "source (CodeSearchNet's method)")
+        "source (CodeSearchNet's method)"
+    )
 
 
 def build_js(dest: Path, args) -> tuple[list[Target], str]:
@@ -323,7 +370,8 @@ def build_js(dest: Path, args) -> tuple[list[Target], str]:
         f"{packages} from npm (TypeScript sources where shipped; ramda's ES modules; ky's "
         "compiled JavaScript). Each query is the summary of the `/** */` comment right before a "
         "function, method or function assigned to a name, and every such comment is blanked in "
-        "the indexed source")
+        "the indexed source"
+    )
 
 
 def build_go(dest: Path, args) -> tuple[list[Target], str]:
@@ -332,7 +380,8 @@ def build_go(dest: Path, args) -> tuple[list[Target], str]:
     return targets, (
         f"{modules} (as Debian bookworm packages them). Each query is the first "
         "paragraph of a function's or method's `//` doc comment, as written (\"Foo does X.\"), "
-        "and every top-level doc comment is blanked in the indexed source")
+        "and every top-level doc comment is blanked in the indexed source"
+    )
 
 
 def build_nl(dest: Path, args) -> tuple[list[Target], str] | None:
@@ -349,10 +398,23 @@ def build_nl(dest: Path, args) -> tuple[list[Target], str] | None:
     if project["ecosystem"] != "pypi" or not project["file"].endswith((".whl", ".tar.gz")):
         sys.exit(f"nl: only PyPI wheels and .tar.gz sdists can be evaluated, not {project}")
     binary = ["--only-binary" if project["file"].endswith(".whl") else "--no-binary", ":all:"]
-    archive = fetch(project["file"], project["sha256"],
-                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                     "--disable-pip-version-check", *binary, "-d", ".",
-                     f"{project['name']}=={project['version']}"])  # fmt: skip
+    archive = fetch(
+        project["file"],
+        project["sha256"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            *binary,
+            "-d",
+            ".",
+            f"{project['name']}=={project['version']}",
+        ],
+    )
     lengths = {}
     for path, data in mine.archive_members(archive):
         if path.endswith(".py"):
@@ -368,8 +430,9 @@ def build_nl(dest: Path, args) -> tuple[list[Target], str] | None:
         targets.append(Target(question["query"], answers))
     return targets, (
         f"{project['name']} {project['version']} ({project['file']}) from PyPI, indexed as it is. "
-        "The queries are questions a user would ask (\"how do I ...\"), written with their "
-        f"answers in {source}; a result is a hit when it overlaps half of one of the answers")
+        'The queries are questions a user would ask ("how do I ..."), written with their '
+        f"answers in {source}; a result is a hit when it overlaps half of one of the answers"
+    )
 
 
 @dataclass(frozen=True)
@@ -380,13 +443,20 @@ class Task:
     build: Callable[[Path, argparse.Namespace], tuple[list[Target], str] | None]
 
 
-TASKS = {t.name: t for t in (
-    Task("stdlib", "Python standard library", (".py",), build_stdlib),
-    Task("js", "JavaScript and TypeScript", (".js", ".jsx", ".mjs", ".cjs", ".ts", ".mts",
-                                             ".cts", ".tsx"), build_js),
-    Task("go", "Go", (".go",), build_go),
-    Task("nl", "Natural-language questions", (".py",), build_nl),
-)}  # fmt: skip
+TASKS = {
+    t.name: t
+    for t in (
+        Task("stdlib", "Python standard library", (".py",), build_stdlib),
+        Task(
+            "js",
+            "JavaScript and TypeScript",
+            (".js", ".jsx", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".tsx"),
+            build_js,
+        ),
+        Task("go", "Go", (".go",), build_go),
+        Task("nl", "Natural-language questions", (".py",), build_nl),
+    )
+}
 
 
 # --- Indexing and scoring -------------------------------------------------------------------
@@ -399,8 +469,19 @@ def index_windows(root: Path, suffixes: tuple[str, ...], embedder, store_root: P
     from app.core.lexical import fts_text
     from app.core.store import ModelRecord, ProjectStore, chunks_schema
 
-    rows = {k: [] for k in ("path", "start_line", "end_line", "def_start", "def_end", "text",
-                            "fts", "language")}  # fmt: skip
+    rows = {
+        k: []
+        for k in (
+            "path",
+            "start_line",
+            "end_line",
+            "def_start",
+            "def_end",
+            "text",
+            "fts",
+            "language",
+        )
+    }
     embed_texts = []
     for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file()):
         rel = path.relative_to(root).as_posix()
@@ -429,10 +510,15 @@ def index_windows(root: Path, suffixes: tuple[str, ...], embedder, store_root: P
     n, dims = len(embed_texts), embedder.dim
     store, _ = ProjectStore.open_for_writing(store_root)
     gen = store.prepare(embedder.model_id, dims)
-    table = pa.Table.from_pydict({
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dims),
-        **rows, "symbol": [""] * n, "content_hash": [str(i) for i in range(n)],
-    }, schema=chunks_schema(dims))  # fmt: skip
+    table = pa.Table.from_pydict(
+        {
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dims),
+            **rows,
+            "symbol": [""] * n,
+            "content_hash": [str(i) for i in range(n)],
+        },
+        schema=chunks_schema(dims),
+    )
     store.write(gen, [], table, [], [])
     store.finish(gen, ModelRecord.of(embedder))
 
@@ -447,8 +533,9 @@ def evaluate(searcher, targets: list[Target], mode: str) -> tuple[float, float]:
     reciprocal, found = [], []
     for t in targets:
         results = searcher.search(t.query, k=10, mode=mode)
-        rank = next((i for i, r in enumerate(results, 1)
-                     if any(is_hit(r, a) for a in t.answers)), None)  # fmt: skip
+        rank = next(
+            (i for i, r in enumerate(results, 1) if any(is_hit(r, a) for a in t.answers)), None
+        )
         reciprocal.append(1 / rank if rank else 0.0)
         found.append(1.0 if rank else 0.0)
     return statistics.mean(reciprocal), statistics.mean(found)
@@ -477,16 +564,19 @@ def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
         return None
     targets, about = built
     n_files = sum(1 for p in corpus.rglob("*") if p.suffix in task.suffixes)
-    print(f"{task.name}: {len(targets)} queries over {n_files} files (seed {args.seed})",
-          flush=True)  # fmt: skip
+    print(
+        f"{task.name}: {len(targets)} queries over {n_files} files (seed {args.seed})", flush=True
+    )
     table: dict[tuple[str, str, str], tuple[float, float]] = {}
     counts = []
     for embedder in embedders:
         t0 = time.perf_counter()
         result = index_project(corpus, embedder)
         chunks = ProjectStore.open(corpus).chunks_table().count_rows()
-        print(f"  {embedder.model_id}: CodeLamp chunks: {chunks} in "
-              f"{time.perf_counter() - t0:.0f} s ({result.chunks_embedded} embedded)")  # fmt: skip
+        print(
+            f"  {embedder.model_id}: CodeLamp chunks: {chunks} in "
+            f"{time.perf_counter() - t0:.0f} s ({result.chunks_embedded} embedded)"
+        )
         baseline.mkdir(parents=True, exist_ok=True)
         forget(baseline)  # always rebuilt: it is written directly, not incrementally
         t0 = time.perf_counter()
@@ -496,15 +586,20 @@ def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
         if counts and counts[0] != (chunks, windows):
             print("  (other chunks than the first model's: the lexical rows are that model's)")
         counts.append((chunks, windows))
-        systems = {"CodeLamp": Searcher(ProjectStore.open(corpus), embedder),
-                   "30-line windows": Searcher(ProjectStore.open(baseline), embedder)}  # fmt: skip
+        systems = {
+            "CodeLamp": Searcher(ProjectStore.open(corpus), embedder),
+            "30-line windows": Searcher(ProjectStore.open(baseline), embedder),
+        }
         for chunking, searcher in systems.items():
             # Lexical search uses no model: the same for every model, measured once.
             for mode in ("lexical", "vector", "hybrid")[len(counts) > 1 :]:
                 model = "(any)" if mode == "lexical" else embedder.model_id
                 table[model, chunking, mode] = mrr, recall = evaluate(searcher, targets, mode)
-                print(f"  {model:36s} {chunking:16s} {mode:8s} MRR@10 {mrr:.3f}  "
-                      f"Recall@10 {recall:.3f}", flush=True)  # fmt: skip
+                print(
+                    f"  {model:36s} {chunking:16s} {mode:8s} MRR@10 {mrr:.3f}  "
+                    f"Recall@10 {recall:.3f}",
+                    flush=True,
+                )
         print(f"  hybrid MRR@10 over the window baseline: {gain(table, embedder.model_id):+.1%}")
         if args.ranking_study and embedder is embedders[-1]:
             ranking_study(task, corpus, targets, embedder)
@@ -520,10 +615,17 @@ def named_targets(store, targets: list[Target], words: bool) -> list[Target]:
     that one definition in the corpus has."""
     from app.core.lexical import identifier_words
 
-    rows = (store.chunks_table().search().select(["path", "def_start", "def_end", "symbol"])
-            .limit(None).to_arrow().to_pylist())  # fmt: skip
-    name_of = {(r["path"], r["def_end"]): r["symbol"].rsplit(".", 1)[-1] for r in rows
-               if r["symbol"]}  # fmt: skip
+    rows = (
+        store.chunks_table()
+        .search()
+        .select(["path", "def_start", "def_end", "symbol"])
+        .limit(None)
+        .to_arrow()
+        .to_pylist()
+    )
+    name_of = {
+        (r["path"], r["def_end"]): r["symbol"].rsplit(".", 1)[-1] for r in rows if r["symbol"]
+    }
     defs = {(r["path"], r["def_start"], r["symbol"]) for r in rows if r["symbol"]}
     uses = Counter(symbol.rsplit(".", 1)[-1].lower() for _, _, symbol in defs)
     out = []
@@ -570,8 +672,11 @@ def with_tests(corpus: Path, dest: Path) -> Path:
                 (dest / "test").mkdir(exist_ok=True)
                 shutil.copy(test, dest / "test" / test.name)
             elif test.is_dir():
-                shutil.copytree(test, dest / "test" / test.name,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.txt"))
+                shutil.copytree(
+                    test,
+                    dest / "test" / test.name,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.txt"),
+                )
     return dest
 
 
@@ -582,8 +687,11 @@ def ranking_study(task: Task, corpus: Path, targets: list[Target], embedder) -> 
 
     store = ProjectStore.open(corpus)
     stores = dict.fromkeys(("documentation", "by name", "name's words"), store)
-    sets = {"documentation": targets, "by name": named_targets(store, targets, False),
-            "name's words": named_targets(store, targets, True)}  # fmt: skip
+    sets = {
+        "documentation": targets,
+        "by name": named_targets(store, targets, False),
+        "name's words": named_targets(store, targets, True),
+    }
     if task.name == "stdlib":
         tested = with_tests(corpus, corpus.parent / "with-tests")
         index_project(tested, embedder)
@@ -593,7 +701,10 @@ def ranking_study(task: Task, corpus: Path, targets: list[Target], embedder) -> 
     for label, ranking in ranking_variants().items():
         figures = "  ".join(
             f"{evaluate(Searcher(stores[name], embedder, ranking), t, 'hybrid')[0]:.3f}"
-            if t else "  -  " for name, t in sets.items())  # fmt: skip
+            if t
+            else "  -  "
+            for name, t in sets.items()
+        )
         print(f"    {label:28s} {figures}", flush=True)
 
 
@@ -604,23 +715,48 @@ def gain(table, model: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
-    parser.add_argument("--model", type=Path, action="append",
-                        help="GGUF file; repeat to compare models (default: the default model)")
-    parser.add_argument("--queries", type=int, default=500,
-                        help="queries per task (nl: all of its own)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="GGUF file; repeat to compare models (default: the default model)",
+    )
+    parser.add_argument(
+        "--queries", type=int, default=500, help="queries per task (nl: all of its own)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nl-queries", type=Path, default=NL_QUERIES, help="the nl task's "
-                        "questions and answers (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--write", type=Path, help="also write the results as Markdown (the "
-                        "sections of tasks not run, and the Notes, are kept)")  # fmt: skip
-    parser.add_argument("--record", action="store_true", help="write the figures into the "
-                        "default model's sidecar (resources/models), when it was evaluated")
-    parser.add_argument("--ranking-study", action="store_true", help="also measure each "
-                        "ranking signal, alone and left out, on the task's queries and on "
-                        "queries that name the answer (with the last --model)")  # fmt: skip
-    parser.add_argument("--work", type=Path, help="folder for the corpora and baselines "
-                        "(default: a new temp folder); reuse it with the same CODELAMP_HOME "
-                        "to skip re-indexing")
+    parser.add_argument(
+        "--nl-queries",
+        type=Path,
+        default=NL_QUERIES,
+        help="the nl task's questions and answers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--write",
+        type=Path,
+        help="also write the results as Markdown (the "
+        "sections of tasks not run, and the Notes, are kept)",
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the figures into the "
+        "default model's sidecar (resources/models), when it was evaluated",
+    )
+    parser.add_argument(
+        "--ranking-study",
+        action="store_true",
+        help="also measure each "
+        "ranking signal, alone and left out, on the task's queries and on "
+        "queries that name the answer (with the last --model)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="folder for the corpora and baselines "
+        "(default: a new temp folder); reuse it with the same CODELAMP_HOME "
+        "to skip re-indexing",
+    )
     args = parser.parse_args()
     os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="codelamp-eval-"))
 
@@ -649,8 +785,13 @@ def record(outcomes: list[Outcome], embedders: list) -> None:
         sys.exit("--record: the default model was not among the models evaluated")
     figures = {}
     for o in outcomes:
-        models = {e.model_id: {mode: round(o.table[e.model_id, "CodeLamp", mode][0], 3)
-                               for mode in ("vector", "hybrid")} for e in embedders}  # fmt: skip
+        models = {
+            e.model_id: {
+                mode: round(o.table[e.model_id, "CodeLamp", mode][0], 3)
+                for mode in ("vector", "hybrid")
+            }
+            for e in embedders
+        }
         lexical = round(o.table["(any)", "CodeLamp", "lexical"][0], 3)
         figures[o.task.name] = {"queries": o.queries, "lexical": lexical, **models}
     sidecar = dm.sidecar_path(shipped)
@@ -669,15 +810,22 @@ def section(o: Outcome) -> str:
     for chunking in ("CodeLamp", "30-line windows"):
         keys = [("(any)", chunking, "lexical")]
         keys += [(model, chunking, mode) for model in models for mode in ("vector", "hybrid")]
-        rows += [f"| {chunking} | {'—' if k[0] == '(any)' else f'`{k[0]}`'} | {k[2]} | "
-                 f"{o.table[k][0]:.3f} | {o.table[k][1]:.3f} |" for k in keys]  # fmt: skip
+        rows += [
+            f"| {chunking} | {'—' if k[0] == '(any)' else f'`{k[0]}`'} | {k[2]} | "
+            f"{o.table[k][0]:.3f} | {o.table[k][1]:.3f} |"
+            for k in keys
+        ]
     rows = "\n".join(rows)
     gains = ", ".join(f"**{gain(o.table, m):+.1%}** with `{m}`" for m in models)
-    about = textwrap.fill(f"{o.queries} queries over {o.files} files of {o.about}. CodeLamp "
-                          f"indexed {o.chunks} chunks, the baseline {o.windows} windows.",
-                          92, break_on_hyphens=False)  # fmt: skip
-    gains = textwrap.fill(f"Hybrid MRR@10 of CodeLamp over the window baseline: {gains}.",
-                          92, break_on_hyphens=False)  # fmt: skip
+    about = textwrap.fill(
+        f"{o.queries} queries over {o.files} files of {o.about}. CodeLamp "
+        f"indexed {o.chunks} chunks, the baseline {o.windows} windows.",
+        92,
+        break_on_hyphens=False,
+    )
+    gains = textwrap.fill(
+        f"Hybrid MRR@10 of CodeLamp over the window baseline: {gains}.", 92, break_on_hyphens=False
+    )
     return f"""## {o.task.name}: {o.task.title}
 
 {about}
@@ -692,12 +840,15 @@ def section(o: Outcome) -> str:
 
 def write_report(path: Path, outcomes: list[Outcome], seed: int) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    notes = old[old.index(NOTES):] if NOTES in old else ""
-    kept = {s.split(":", 1)[0]: "## " + s.rstrip() + "\n"
-            for s in old[: len(old) - len(notes)].split("\n## ")[1:]}  # fmt: skip
+    notes = old[old.index(NOTES) :] if NOTES in old else ""
+    kept = {
+        s.split(":", 1)[0]: "## " + s.rstrip() + "\n"
+        for s in old[: len(old) - len(notes)].split("\n## ")[1:]
+    }
     kept.update({o.task.name: section(o) for o in outcomes})
     sections = "\n".join(kept[name] for name in TASKS if name in kept)
-    path.write_text(f"""# Search quality
+    path.write_text(
+        f"""# Search quality
 
 Measured by `scripts/eval_quality.py` (seed {seed}) on several tasks, so that CodeLamp is not
 tuned to one. In the code tasks a query is a function's own documentation, removed from the
@@ -707,7 +858,9 @@ indexes fixed 30-line windows (stride 15) with the same model, store and fusion.
 uses no model: one row per chunking. The target is CodeLamp's hybrid MRR@10 +20% over the
 baseline's on the stdlib task.
 
-{sections}{notes}""", encoding="utf-8")
+{sections}{notes}""",
+        encoding="utf-8",
+    )
     print(f"wrote {path}")
 
 

@@ -26,17 +26,39 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def llama_server(model: Path, threads: int = 1, cpus: str | None = None,
-                 log: Path | None = None) -> Iterator[str]:  # fmt: skip
+def llama_server(
+    model: Path, threads: int = 1, cpus: str | None = None, log: Path | None = None
+) -> Iterator[str]:
     """Serve ``model`` on 127.0.0.1 until the block ends; yields the base URL (…/v1).
 
     Settings as CodeLamp's own embedder uses them (docs/PERFORMANCE.md): a 256-token
     context, batch and ubatch, flash attention."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-           "--embedding", "true", "--n_ctx", "256", "--n_batch", "256", "--n_ubatch", "256",
-           "--n_threads", str(threads), "--n_threads_batch", str(threads),
-           "--flash_attn", "true", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--embedding",
+        "true",
+        "--n_ctx",
+        "256",
+        "--n_batch",
+        "256",
+        "--n_ubatch",
+        "256",
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--flash_attn",
+        "true",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     if cpus is not None:
         cmd = ["taskset", "-c", cpus, *cmd]
     out = log.open("wb") if log else subprocess.DEVNULL

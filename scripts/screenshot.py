@@ -57,8 +57,13 @@ def main() -> int:
     shot(window, out / "empty.png")
 
     window.add_project(str(project))
-    wait(app, lambda: bar.message.text().startswith("Indexing stdlib-sample: ")
-         and bar.progress.value() > 30, 120)  # fmt: skip
+    wait(
+        app,
+        lambda: (
+            bar.message.text().startswith("Indexing stdlib-sample: ") and bar.progress.value() > 30
+        ),
+        120,
+    )
     shot(window, out / "indexing.png")
     wait(app, lambda: c.indexing is None and c.statuses.get(str(project)), 600)
 

@@ -32,4 +32,5 @@ export CODELAMP_TEST_ASSETS="$ASSETS"
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 cd "$REPO"
 "$VENV_PY" -m ruff check app tests scripts packaging
+"$VENV_PY" -m ruff format --check app tests scripts packaging
 exec "$VENV_PY" -m pytest "$@"

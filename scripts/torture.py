@@ -45,8 +45,17 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-KILL_POINTS = ("walk", "chunk", "embed", "write.chunks", "write.files", "finish.meta",
-               "finish.drop", "compact", "prune")  # fmt: skip
+KILL_POINTS = (
+    "walk",
+    "chunk",
+    "embed",
+    "write.chunks",
+    "write.files",
+    "finish.meta",
+    "finish.drop",
+    "compact",
+    "prune",
+)
 # Query -> the file it must find first (see corpus()).
 KNOWN_QUERIES = {
     "retry a failed upload with exponential backoff": "src/upload.py",
@@ -60,8 +69,20 @@ QUIET_WATCH_S = 3.0  # a watcher idle this long has caught up with the storm
 # --- the project ---------------------------------------------------------------------------
 
 
-_TOPICS = ["invoice", "shipment", "customer", "warehouse", "payment", "report", "session",
-           "ticket", "sensor", "playlist", "recipe", "booking"]  # fmt: skip
+_TOPICS = [
+    "invoice",
+    "shipment",
+    "customer",
+    "warehouse",
+    "payment",
+    "report",
+    "session",
+    "ticket",
+    "sensor",
+    "playlist",
+    "recipe",
+    "booking",
+]
 
 
 def module_text(i: int, variant: int = 0) -> str:
@@ -115,15 +136,26 @@ def mutate(root: Path, seed: int = 1) -> None:
 # --- running codelamp ---------------------------------------------------------------------
 
 
-def cli(home: Path, *args: str, fault: str | None = None, timeout: float = RUN_TIMEOUT_S,
-        stdin: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+def cli(
+    home: Path,
+    *args: str,
+    fault: str | None = None,
+    timeout: float = RUN_TIMEOUT_S,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, CODELAMP_HOME=str(home))
     env.pop("CODELAMP_FAULT", None)
     if fault:
         env["CODELAMP_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "app", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout,
-                          input=stdin)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
 
 
 @contextlib.contextmanager
@@ -179,9 +211,14 @@ def snapshot(root: Path, home: Path) -> Snapshot:
         if not gen or f"chunks_{gen}" not in store.table_names():
             return Snapshot(state)
         records = store.file_records(gen)
-        rows = (store.chunks_table(gen).search().select(
-            ["path", "start_line", "end_line", "content_hash"]).limit(None)
-            .to_arrow().to_pylist())  # fmt: skip
+        rows = (
+            store.chunks_table(gen)
+            .search()
+            .select(["path", "start_line", "end_line", "content_hash"])
+            .limit(None)
+            .to_arrow()
+            .to_pylist()
+        )
     return Snapshot(
         state,
         {p: (r.status, r.sha256, r.chunks) for p, r in records.items()},
@@ -225,8 +262,10 @@ def check_recovers(root: Path, home: Path, model: Path, fresh: Snapshot) -> None
         raise AssertionError(f"re-index failed ({proc.returncode}): {proc.stderr[-2000:]}")
     snap = snapshot(root, home)
     if snap.state != "ready" or snap.duplicates() or snap.stale():
-        raise AssertionError(f"after re-index: {snap.state}, {snap.duplicates()} duplicates, "
-                             f"stale {snap.stale()[:5]}")  # fmt: skip
+        raise AssertionError(
+            f"after re-index: {snap.state}, {snap.duplicates()} duplicates, "
+            f"stale {snap.stale()[:5]}"
+        )
     if (snap.files, snap.chunks) != (fresh.files, fresh.chunks):
         extra = set(snap.chunks) ^ set(fresh.chunks)
         raise AssertionError(f"differs from a fresh index: {sorted(extra)[:5]}")
@@ -281,8 +320,7 @@ def kills(kind: str, n: int, work: Path, model: Path, seed: int = 0) -> KillRepo
         home = work / f"{kind}-home-{i}"
         shutil.rmtree(home, ignore_errors=True)
         shutil.copytree(base_home, home) if base_home.exists() else home.mkdir()
-        proc = cli(home, "index", str(base), "--model", str(model),
-                   fault=f"{point}:{hit}:kill")  # fmt: skip
+        proc = cli(home, "index", str(base), "--model", str(model), fault=f"{point}:{hit}:kill")
         if proc.returncode == -signal.SIGKILL:
             report.killed.append((point, hit))
         elif proc.returncode == 0:
@@ -300,8 +338,12 @@ def small_disk(path: Path, size: str) -> Iterator[bool]:
     """A tmpfs of ``size`` at ``path`` if this machine lets us mount one (root on Linux);
     yields whether it did."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(path)], capture_output=True).returncode == 0  # fmt: skip
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         yield mounted
     finally:
@@ -341,8 +383,15 @@ def disk_full(work: Path, model: Path) -> list[str]:
                 proc = cli(home, "index", str(root), "--model", str(model), timeout=120)
                 (home / "ballast").unlink()
             else:
-                proc = cli(home, "index", str(root), "--model", str(model), timeout=120,
-                           fault="write.files:1:enospc")  # fmt: skip
+                proc = cli(
+                    home,
+                    "index",
+                    str(root),
+                    "--model",
+                    str(model),
+                    timeout=120,
+                    fault="write.files:1:enospc",
+                )
             no_traceback(proc, f"index on a full disk ({how})")
             if proc.returncode != 1 or "disk is full" not in proc.stderr:
                 raise AssertionError(f"{how}: exit {proc.returncode}: {proc.stderr[-1500:]}")
@@ -364,8 +413,11 @@ def read_only_home(work: Path, model: Path) -> None:
             subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
             answers_known_queries(root, home, model)
             # watch used to print an error line per retry, forever (850 MB in 10 min)
-            for args in (["index", str(root), "--model", str(model)], ["forget", str(root)],
-                         ["watch", str(root), "--model", str(model)]):  # fmt: skip
+            for args in (
+                ["index", str(root), "--model", str(model)],
+                ["forget", str(root)],
+                ["watch", str(root), "--model", str(model)],
+            ):
                 proc = cli(home, *args, timeout=60)
                 no_traceback(proc, f"{args[0]} on a read-only home")
                 if proc.returncode != 1 or "codelamp:" not in proc.stderr:
@@ -383,9 +435,14 @@ def data_deleted_mid_run(work: Path, model: Path) -> None:
     root = corpus(work / "deleted-tree", modules=60)
     home = work / "deleted-home"
     env = dict(os.environ, CODELAMP_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(root), "--model",
-                             str(model)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "index", str(root), "--model", str(model)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if any((home / "data" / "projects").glob("*/index.lance/chunks_*")):
@@ -441,9 +498,14 @@ def storm(work: Path, model: Path, operations: int, seconds: float, seed: int = 
         raise AssertionError(proc.stderr)
     watch_log = work / "storm-watch.stderr"
     with watch_log.open("w") as log_file:
-        watch = subprocess.Popen([sys.executable, "-m", "app", "watch", str(root), "--model",
-                                  str(model), "--json"], env=env, cwd=REPO, text=True,
-                                 stdout=subprocess.PIPE, stderr=log_file)  # fmt: skip
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "app", "watch", str(root), "--model", str(model), "--json"],
+            env=env,
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+        )
     stop = threading.Event()
     errors: list[str] = []
     last_output = [time.monotonic()]
@@ -457,8 +519,7 @@ def storm(work: Path, model: Path, operations: int, seconds: float, seed: int = 
 
     def search_loop() -> None:
         while not stop.is_set():
-            p = cli(home, "search", str(root), "summarize rows", "--model", str(model),
-                    "--json")  # fmt: skip
+            p = cli(home, "search", str(root), "summarize rows", "--model", str(model), "--json")
             if p.returncode != 0 or "Traceback" in p.stderr:
                 errors.append(p.stderr[-1000:])
             report.searches += 1
@@ -540,18 +601,26 @@ def main() -> int:
     try:
         for kind in ("first", "incremental"):
             r = kills(kind, n_kills, work, model, seed=args.seed)
-            print(f"kills, {kind} index: {len(r.killed)} killed "
-                  f"({', '.join(sorted({p for p, _ in r.killed}))}), {r.completed} ran to "
-                  "the end; every one recovered", flush=True)  # fmt: skip
-        print(f"full disk: {', '.join(disk_full(work, model))}: clear error, old index kept",
-              flush=True)  # fmt: skip
+            print(
+                f"kills, {kind} index: {len(r.killed)} killed "
+                f"({', '.join(sorted({p for p, _ in r.killed}))}), {r.completed} ran to "
+                "the end; every one recovered",
+                flush=True,
+            )
+        print(
+            f"full disk: {', '.join(disk_full(work, model))}: clear error, old index kept",
+            flush=True,
+        )
         read_only_home(work, model)
         print("read-only home: searches work, writes say why", flush=True)
         data_deleted_mid_run(work, model)
         print("data folder deleted mid-run: clean end, clean re-index", flush=True)
         s = storm(work, model, storm_ops, storm_s, seed=args.seed)
-        print(f"storm: {s.operations} file operations, {s.searches} searches, a second "
-              f"writer ({s.second_writer}); index == fresh index", flush=True)
+        print(
+            f"storm: {s.operations} file operations, {s.searches} searches, a second "
+            f"writer ({s.second_writer}); index == fresh index",
+            flush=True,
+        )
         print(f"torture: all passed in {time.monotonic() - started:.0f} s; failures 0")
         return 0
     finally:

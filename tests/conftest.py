@@ -93,8 +93,9 @@ def other_model(built_models: Path) -> Path:
     """Neither the default nor the base model, though of their shape (tests/other_model.py)."""
     from other_model import swapped_layers_copy
 
-    return swapped_layers_copy(built_models / "all-MiniLM-L6-v2.f16.gguf",
-                               built_models / "other-384.f16.gguf")  # fmt: skip
+    return swapped_layers_copy(
+        built_models / "all-MiniLM-L6-v2.f16.gguf", built_models / "other-384.f16.gguf"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +159,7 @@ def s3_server() -> Iterator:
 @pytest.fixture
 def s3_env(s3_server, monkeypatch: pytest.MonkeyPatch):
     """The AWS variables for the test server, set for this test (and its subprocesses)."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3",
-                 "AWS_DEFAULT_REGION"):  # fmt: skip
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)

@@ -93,7 +93,8 @@ class FaultProxy:
         time.sleep(self.delay)
         path = handler.path.removeprefix("/v1")
         if self.require_key and handler.headers.get("Authorization") != (
-                f"Bearer {self.require_key}"):  # fmt: skip
+            f"Bearer {self.require_key}"
+        ):
             self._reply(handler, 401, b'{"error": {"message": "invalid api key"}}')
             return
         embedding = body is not None and path == "/embeddings"
@@ -106,8 +107,9 @@ class FaultProxy:
                 headers = {"Retry-After": "0.1"} if status == 429 else None
                 self._reply(handler, status, b'{"error": "injected"}', headers)
                 return
-        request = urllib.request.Request(self.upstream + path, data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.upstream + path, data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:
                 payload, status = answer.read(), answer.status

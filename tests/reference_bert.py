@@ -54,8 +54,12 @@ class ReferenceMiniLM:
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             attn = scores / scores.sum(axis=-1, keepdims=True)
             ctx = (attn @ v).transpose(1, 0, 2).reshape(n, heads * d)
-            x = _layer_norm(x + _linear(ctx, w, p + "attention.output.dense"), w,
-                            p + "attention.output.LayerNorm", eps)
+            x = _layer_norm(
+                x + _linear(ctx, w, p + "attention.output.dense"),
+                w,
+                p + "attention.output.LayerNorm",
+                eps,
+            )
             h = _linear(x, w, p + "intermediate.dense")
             h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)).astype(np.float64))
             x = _layer_norm(x + _linear(h, w, p + "output.dense"), w, p + "output.LayerNorm", eps)

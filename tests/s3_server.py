@@ -32,16 +32,23 @@ class S3Server:
 
     def env(self, endpoint: str | None = None) -> dict[str, str]:
         """The AWS variables a user sets for this server."""
-        return {"AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret,
-                "AWS_REGION": "us-east-1",
-                "AWS_ENDPOINT_URL": endpoint or self.endpoint}  # fmt: skip
+        return {
+            "AWS_ACCESS_KEY_ID": self.key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint or self.endpoint,
+        }
 
     def client(self, service: str = "s3"):
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=self.key_id,
-                            aws_secret_access_key=self.secret)  # fmt: skip
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.key_id,
+            aws_secret_access_key=self.secret,
+        )
 
     def bucket(self) -> str:
         name = f"codelamp-test-{next(self._names)}"
@@ -58,9 +65,11 @@ def start_server() -> S3Server:
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -71,17 +80,35 @@ def start_server() -> S3Server:
                 process.kill()
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
-    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="setup", aws_secret_access_key="setup")  # fmt: skip
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
+    )
     iam.create_user(UserName="ci")
-    iam.put_user_policy(UserName="ci", PolicyName="all", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))  # fmt: skip
+    iam.put_user_policy(
+        UserName="ci",
+        PolicyName="all",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+            }
+        ),
+    )
     key = iam.create_access_key(UserName="ci")["AccessKey"]
     # From now on every request must be signed by a known key.
-    urllib.request.urlopen(urllib.request.Request(
-        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
-        headers={"Content-Type": "text/plain"}), timeout=10).read()  # fmt: skip
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth",
+            data=b"0",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        ),
+        timeout=10,
+    ).read()
     return S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], process)
 
 

@@ -32,7 +32,7 @@ def retry_failed_upload(client: UploadClient, blob: bytes, attempts: int = 5) ->
         time.sleep(2 ** attempt)
     return False
 ''',
-    "src/config.py": '''\
+    "src/config.py": """\
 import json
 from pathlib import Path
 
@@ -46,8 +46,8 @@ def parse_config(path: Path) -> dict:
 
 def save_config(path: Path, settings: dict) -> None:
     path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-''',
-    "src/auth.go": '''\
+""",
+    "src/auth.go": """\
 package auth
 
 import "golang.org/x/crypto/bcrypt"
@@ -62,8 +62,8 @@ func CheckPasswordHash(password, hash string) bool {
 \terr := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
 \treturn err == nil
 }
-''',
-    "web/api.ts": '''\
+""",
+    "web/api.ts": """\
 export interface UserProfile {
   id: string;
   displayName: string;
@@ -76,8 +76,8 @@ export async function fetchUserProfile(id: string): Promise<UserProfile> {
   }
   return response.json();
 }
-''',
-    "lib/cache.rs": '''\
+""",
+    "lib/cache.rs": """\
 use std::collections::HashMap;
 
 pub struct LruCache {
@@ -94,7 +94,7 @@ impl LruCache {
         }
     }
 }
-''',
+""",
     "README.md": """\
 # Demo service
 
@@ -123,8 +123,15 @@ def make_project(root: Path) -> Path:
     return root
 
 
-INDEXED = {"src/upload.py", "src/config.py", "src/auth.go", "web/api.ts", "lib/cache.rs",
-           "README.md", ".gitignore"}  # fmt: skip
+INDEXED = {
+    "src/upload.py",
+    "src/config.py",
+    "src/auth.go",
+    "web/api.ts",
+    "lib/cache.rs",
+    "README.md",
+    ".gitignore",
+}
 
 
 BIG_FILE = "m_big.py"
@@ -138,7 +145,10 @@ def make_one_big_file_project(root: Path, big_functions: int = 80) -> Path:
         (root / f"a{i}.py").write_text(f"def before_{i}(x):\n    return x + {i}\n")
         (root / f"z{i}.py").write_text(f"def after_{i}(y):\n    return y * {i}\n")
     body = "\n".join(f"    total += values[{j}] * {j}  # weight {j} of the sum" for j in range(14))
-    (root / BIG_FILE).write_text("\n\n".join(
-        f"def weighted_sum_{i}(values):\n    total = {i}\n{body}\n    return total\n"
-        for i in range(big_functions)))  # fmt: skip
+    (root / BIG_FILE).write_text(
+        "\n\n".join(
+            f"def weighted_sum_{i}(values):\n    total = {i}\n{body}\n    return total\n"
+            for i in range(big_functions)
+        )
+    )
     return root

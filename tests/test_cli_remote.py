@@ -21,9 +21,9 @@ def top(root: Path, query: str, *flags: str) -> list[tuple[str, int]]:
     return [(r["path"], r["start_line"]) for r in json.loads(proc.stdout)["results"]]
 
 
-def test_an_index_built_on_a_server_answers_like_a_local_one(tmp_path, embedding_server,
-                                                             default_model,
-                                                             monkeypatch):  # fmt: skip
+def test_an_index_built_on_a_server_answers_like_a_local_one(
+    tmp_path, embedding_server, default_model, monkeypatch
+):
     local, served = make_project(tmp_path / "local"), make_project(tmp_path / "served")
     proc = codelamp("index", str(served), "--embedder", embedding_server, "--json")
     assert proc.returncode == 0, proc.stderr
@@ -50,8 +50,7 @@ def test_a_server_that_cannot_be_reached_is_one_line(tmp_path, default_model):
 
 
 def test_bad_embedder_flags_are_usage_errors(tmp_path):
-    for flags in (["--embedder", "ftp://x"], ["--embedder", "h:1", "--embedder-concurrency",
-                                               "0"]):  # fmt: skip
+    for flags in (["--embedder", "ftp://x"], ["--embedder", "h:1", "--embedder-concurrency", "0"]):
         proc = codelamp("index", str(tmp_path), *flags)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def codelamp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
@@ -64,16 +65,16 @@ def test_a_local_folder_store(project, tmp_path):
 
 
 def test_bad_stores_are_one_line(s3_env, project, monkeypatch, tmp_path):
-    one_line_error(codelamp("index", str(project), "--store", "s3://no-such-bucket/x"),
-                   "bucket no-such-bucket does not exist")  # fmt: skip
-    one_line_error(codelamp("search", "--store", "s3://no-such-bucket/x", "q"),
-                   "does not exist")  # fmt: skip
+    one_line_error(
+        codelamp("index", str(project), "--store", "s3://no-such-bucket/x"),
+        "bucket no-such-bucket does not exist",
+    )
+    one_line_error(codelamp("search", "--store", "s3://no-such-bucket/x", "q"), "does not exist")
     store = f"s3://{s3_env.bucket()}/x"
     one_line_error(codelamp("status", "--store", store), "no index at")
     with monkeypatch.context() as m:
         m.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-        one_line_error(codelamp("index", str(project), "--store", store),
-                       "refused the credentials")  # fmt: skip
+        one_line_error(codelamp("index", str(project), "--store", store), "refused the credentials")
     with monkeypatch.context() as m:
         from s3_server import free_port
 

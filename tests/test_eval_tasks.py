@@ -61,9 +61,10 @@ def test_js_targets_are_documented_functions_with_their_summary():
     found = {t.query: t.answers for t in targets}
     assert found == {
         "Returns the larger of its two arguments, as compared by `>`.": (
-            ev.Span("pkg/max.js", 11, 14),),
+            ev.Span("pkg/max.js", 11, 14),
+        ),
         "Opens the box and returns what is inside.": (ev.Span("pkg/max.js", 38, 41),),
-    }  # fmt: skip
+    }
     # Left out: a 2-word summary, a one-line arrow, a test, a constructor.
 
 
@@ -144,10 +145,13 @@ GO = textwrap.dedent("""\
 def test_go_targets_keep_the_first_paragraph_as_written():
     indexed, targets = ev.go_targets("flags/flags.go", GO)
     assert [(t.query, t.answers) for t in targets] == [
-        ("Parse reads the arguments given and fills the flag set. It stops at the first "
-         "non-flag.", (ev.Span("flags/flags.go", 13, 18),)),
+        (
+            "Parse reads the arguments given and fills the flag set. It stops at the first "
+            "non-flag.",
+            (ev.Span("flags/flags.go", 13, 18),),
+        ),
         ("Get returns the value stored under the key.", (ev.Span("flags/flags.go", 37, 40),)),
-    ]  # fmt: skip
+    ]
     # Left out: a 2-word doc (Reset), a one-line method (Name), a var, a loose comment.
 
 
@@ -168,8 +172,9 @@ def test_a_hit_covers_half_of_any_answer():
     searcher = SimpleNamespace(results=[], search=lambda q, k, mode: searcher.results)
 
     def figures(*results):
-        searcher.results = [SimpleNamespace(path=p, start_line=s, end_line=e)
-                            for p, s, e in results]  # fmt: skip
+        searcher.results = [
+            SimpleNamespace(path=p, start_line=s, end_line=e) for p, s, e in results
+        ]
         return ev.evaluate(searcher, [target], "hybrid")
 
     assert figures(("a.py", 10, 19)) == (1.0, 1.0)
@@ -186,8 +191,9 @@ def test_nl_task_is_skipped_without_its_queries(tmp_path, capsys):
 
 def test_report_keeps_notes_and_the_sections_of_tasks_not_run(tmp_path):
     report = tmp_path / "QUALITY.md"
-    report.write_text("# Search quality\n\nintro\n\n## go: Go\n\nold go figures\n"
-                      "\n## Notes\n\nhandwritten\n")  # fmt: skip
+    report.write_text(
+        "# Search quality\n\nintro\n\n## go: Go\n\nold go figures\n\n## Notes\n\nhandwritten\n"
+    )
     table = {("(any)", "CodeLamp", "lexical"): (0.5, 0.6)}
     for chunking in ("CodeLamp", "30-line windows"):
         table["(any)", chunking, "lexical"] = (0.5, 0.6)
@@ -196,7 +202,10 @@ def test_report_keeps_notes_and_the_sections_of_tasks_not_run(tmp_path):
     outcome = ev.Outcome(ev.TASKS["js"], "some packages", 20, 3, 40, 30, table)
     ev.write_report(report, [outcome], seed=0)
     text = report.read_text()
-    assert text.index("## js:") < text.index("## go: Go\n\nold go figures") < text.index(
-        "## Notes\n\nhandwritten")
+    assert (
+        text.index("## js:")
+        < text.index("## go: Go\n\nold go figures")
+        < text.index("## Notes\n\nhandwritten")
+    )
     assert "| CodeLamp | `m1` | hybrid | 0.400 | 0.700 |" in text
     assert "**+100.0%** with `m1`" in text

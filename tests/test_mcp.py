@@ -28,24 +28,36 @@ WAIT_S = 120.0  # for the watcher or a first index, on a loaded machine
 
 
 def _server(*args: str, cwd: Path = REPO) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "app", "mcp", *args],
-                                 env=dict(os.environ, PYTHONPATH=str(REPO)),
-                                 cwd=str(cwd))  # fmt: skip
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "app", "mcp", *args],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        cwd=str(cwd),
+    )
 
 
-def _session(params: StdioServerParameters, body: Callable[[ClientSession], Awaitable],
-             log: Path, roots: list[Path] | None = None):  # fmt: skip
+def _session(
+    params: StdioServerParameters,
+    body: Callable[[ClientSession], Awaitable],
+    log: Path,
+    roots: list[Path] | None = None,
+):
     """Run ``body`` with an initialized client session of a server started by ``params``
     (offering ``roots`` when given); what it returns."""
+
     async def list_roots(context) -> types.ListRootsResult:
-        return types.ListRootsResult(roots=[types.Root(uri=root.as_uri(), name=root.name)
-                                            for root in roots])  # fmt: skip
+        return types.ListRootsResult(
+            roots=[types.Root(uri=root.as_uri(), name=root.name) for root in roots]
+        )
 
     async def main():
         with log.open("a") as errlog:
-            async with (stdio_client(params, errlog=errlog) as (read, write),
-                        ClientSession(read, write, list_roots_callback=list_roots
-                                      if roots is not None else None) as session):  # fmt: skip
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(
+                    read, write, list_roots_callback=list_roots if roots is not None else None
+                ) as session,
+            ):
                 await session.initialize()
                 return await body(session)
 
@@ -110,8 +122,13 @@ def test_tools_schemas_and_a_real_search(indexed: Path, log: Path):
         assert tool.annotations.read_only_hint is True
     search = tools["search"].input_schema
     assert search["required"] == ["query"]
-    assert search["properties"]["mode"]["enum"] == ["hybrid", "semantic", "lexical", "text",
-                                                    "regex"]  # fmt: skip
+    assert search["properties"]["mode"]["enum"] == [
+        "hybrid",
+        "semantic",
+        "lexical",
+        "text",
+        "regex",
+    ]
     assert search["properties"]["k"]["maximum"] == 100
     assert tools["find_related"].input_schema["required"] == ["path", "line"]
 
@@ -128,26 +145,29 @@ def test_tools_schemas_and_a_real_search(indexed: Path, log: Path):
     assert after["model_loaded"] and hybrid["token_count"] == "the model's tokenizer"
 
     assert [(r["path"], r["code"].strip()) for r in text["results"]] == [
-        ("src/upload.py", 'response = requests.put(self.base_url + "/blobs", data=blob, '
-                          "timeout=30)")]  # fmt: skip
+        (
+            "src/upload.py",
+            'response = requests.put(self.base_url + "/blobs", data=blob, timeout=30)',
+        )
+    ]
     assert text["total"] == 1
 
 
 @pytest.mark.slow
-def test_code_is_trimmed_around_the_match_within_the_budget(tmp_path: Path, embedder,
-                                                            log: Path):  # fmt: skip
+def test_code_is_trimmed_around_the_match_within_the_budget(tmp_path: Path, embedder, log: Path):
     root = tmp_path / "long"
     root.mkdir()
     body = "\n".join(f"    step_{i} = compute_{i}(data)" for i in range(200))
     (root / "pipeline.py").write_text(
-        f"def pipeline(data):\n{body}\n    needle_marker = 1\n{body}\n    return data\n")
+        f"def pipeline(data):\n{body}\n    needle_marker = 1\n{body}\n    return data\n"
+    )
     index_project(root, embedder)
 
     async def search(session: ClientSession):
-        return [await _call(session, "search", query="needle_marker", mode="lexical",
-                            max_lines=9, k=1),
-                await _call(session, "search", query="needle_marker", mode="lexical",
-                            max_tokens=100)]  # fmt: skip
+        return [
+            await _call(session, "search", query="needle_marker", mode="lexical", max_lines=9, k=1),
+            await _call(session, "search", query="needle_marker", mode="lexical", max_tokens=100),
+        ]
 
     by_lines, by_tokens = _session(_server(str(root)), search, log)
     result = by_lines["results"][0]
@@ -159,8 +179,9 @@ def test_code_is_trimmed_around_the_match_within_the_budget(tmp_path: Path, embe
 
 
 @pytest.mark.slow
-def test_bad_input_is_a_clear_tool_error_and_the_server_stays_up(indexed: Path, log: Path,
-                                                                 tmp_path: Path):  # fmt: skip
+def test_bad_input_is_a_clear_tool_error_and_the_server_stays_up(
+    indexed: Path, log: Path, tmp_path: Path
+):
     outside = tmp_path / "secret.txt"
     outside.write_text("password = hunter2\n")
     (indexed / "src" / "escape.py").symlink_to(outside)
@@ -170,8 +191,9 @@ def test_bad_input_is_a_clear_tool_error_and_the_server_stays_up(indexed: Path, 
             "unknown project": await _error(session, "search", query="x", project="nope"),
             "empty query": await _error(session, "search", query=""),
             "blank query": await _error(session, "search", query="   "),
-            "huge query": await _error(session, "search", query="a" * (MAX_QUERY_CHARS + 1),
-                                       mode="lexical"),
+            "huge query": await _error(
+                session, "search", query="a" * (MAX_QUERY_CHARS + 1), mode="lexical"
+            ),
             "k not a number": await _error(session, "search", query="x", k="ten"),
             "negative k": await _error(session, "search", query="x", k=-1),
             "k too large": await _error(session, "search", query="x", k=100_000),
@@ -180,17 +202,12 @@ def test_bad_input_is_a_clear_tool_error_and_the_server_stays_up(indexed: Path, 
             "missing query": await _error(session, "search"),
             "bad regex": await _error(session, "search", query="(", mode="regex"),
             "unknown tool": await _error(session, "delete_everything"),
-            "dot-dot": await _error(session, "read_definition", path="../../etc/passwd",
-                                    line=1),
-            "absolute outside": await _error(session, "find_related", path="/etc/passwd",
-                                             line=1),
-            "symlink out": await _error(session, "read_definition", path="src/escape.py",
-                                        line=1),
-            "no such file": await _error(session, "read_definition", path="src/nope.py",
-                                         line=1),
-            "line zero": await _error(session, "read_definition", path="src/upload.py",
-                                      line=0),
-        }  # fmt: skip
+            "dot-dot": await _error(session, "read_definition", path="../../etc/passwd", line=1),
+            "absolute outside": await _error(session, "find_related", path="/etc/passwd", line=1),
+            "symlink out": await _error(session, "read_definition", path="src/escape.py", line=1),
+            "no such file": await _error(session, "read_definition", path="src/nope.py", line=1),
+            "line zero": await _error(session, "read_definition", path="src/upload.py", line=0),
+        }
         still_up = await _call(session, "search", query="parse_config", mode="lexical")
         return errors, still_up
 
@@ -222,11 +239,13 @@ def test_an_edit_is_found_by_the_next_search_through_the_watcher(indexed: Path, 
         await anyio.sleep(1.0)
         (indexed / "src" / "upload.py").write_text(
             (indexed / "src" / "upload.py").read_text()
-            + "\n\ndef resume_interrupted_transfer(client, blob):\n    return client.send(blob)\n")
+            + "\n\ndef resume_interrupted_transfer(client, blob):\n    return client.send(blob)\n"
+        )
 
         async def search():
-            return await _call(session, "search", query="resume_interrupted_transfer",
-                               mode="lexical")  # fmt: skip
+            return await _call(
+                session, "search", query="resume_interrupted_transfer", mode="lexical"
+            )
 
         return await _until(search, lambda found: found["results"])
 
@@ -241,23 +260,32 @@ def test_two_servers_on_one_project_have_one_writer(indexed: Path, log: Path):
 
     async def body(first: ClientSession):
         async def second_body(second: ClientSession):
-            roles = sorted([(await _call(first, "index_status"))["role"],
-                            (await _call(second, "index_status"))["role"]])  # fmt: skip
+            roles = sorted(
+                [
+                    (await _call(first, "index_status"))["role"],
+                    (await _call(second, "index_status"))["role"],
+                ]
+            )
             watchers = watchers_of(indexed)
             (indexed / "src" / "checksum.py").write_text(new_function)
             found = []
             for session in (first, second):
-                async def search(session=session):
-                    return await _call(session, "search", query="checksum_of_blob",
-                                       mode="lexical")  # fmt: skip
 
-                found.append(await _until(search, lambda answer: answer["results"][0]["path"]
-                                          == "src/checksum.py"))  # fmt: skip
+                async def search(session=session):
+                    return await _call(session, "search", query="checksum_of_blob", mode="lexical")
+
+                found.append(
+                    await _until(
+                        search, lambda answer: answer["results"][0]["path"] == "src/checksum.py"
+                    )
+                )
             return roles, watchers, found
 
         with log.open("a") as errlog:
-            async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
-                        ClientSession(read, write) as second):  # fmt: skip
+            async with (
+                stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                ClientSession(read, write) as second,
+            ):
                 await second.initialize()
                 return await second_body(second)
 
@@ -278,8 +306,10 @@ def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
         started, stop, gone = anyio.Event(), anyio.Event(), anyio.Event()
 
         async def writer(errlog):  # the first server started: it writes, until told to exit
-            async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
-                        ClientSession(read, write) as session):  # fmt: skip
+            async with (
+                stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
                 await session.initialize()
                 writer_role["role"] = (await _call(session, "index_status"))["role"]
                 started.set()
@@ -290,8 +320,10 @@ def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
             async with anyio.create_task_group() as group:
                 group.start_soon(writer, errlog)
                 await started.wait()
-                async with (stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
-                            ClientSession(read, write) as reader):  # fmt: skip
+                async with (
+                    stdio_client(_server(str(indexed)), errlog=errlog) as (read, write),
+                    ClientSession(read, write) as reader,
+                ):
                     await reader.initialize()
                     before = (await _call(reader, "index_status"))["role"]
                     stop.set()
@@ -301,12 +333,14 @@ def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
                         return await _call(reader, "index_status")
 
                     after = await _until(status, lambda s: s["role"] == "writer")
-                    (indexed / "src" / "late.py").write_text("def arrived_after_takeover():\n"
-                                                            "    return 1\n")  # fmt: skip
+                    (indexed / "src" / "late.py").write_text(
+                        "def arrived_after_takeover():\n    return 1\n"
+                    )
 
                     async def search():
-                        return await _call(reader, "search", query="arrived_after_takeover",
-                                           mode="lexical")  # fmt: skip
+                        return await _call(
+                            reader, "search", query="arrived_after_takeover", mode="lexical"
+                        )
 
                     found = await _until(search, lambda answer: answer["results"])
         return [writer_role["role"], before], after, found
@@ -318,8 +352,7 @@ def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
 
 
 @pytest.mark.slow
-def test_a_folder_without_an_index_answers_by_text_then_semantically(tmp_path: Path,
-                                                                     log: Path):  # fmt: skip
+def test_a_folder_without_an_index_answers_by_text_then_semantically(tmp_path: Path, log: Path):
     root = make_project(tmp_path / "fresh").resolve()
 
     async def body(session: ClientSession):
@@ -372,8 +405,10 @@ def test_find_related(indexed: Path, log: Path):
 @pytest.mark.slow
 def test_read_definition(indexed: Path, log: Path):
     async def body(session: ClientSession):
-        return (await _call(session, "read_definition", path="src/upload.py", line=20),
-                await _error(session, "read_definition", path="src/upload.py", line=999))
+        return (
+            await _call(session, "read_definition", path="src/upload.py", line=20),
+            await _error(session, "read_definition", path="src/upload.py", line=999),
+        )
 
     definition, past_end = _session(_server(str(indexed)), body, log)
     assert definition["symbol"] == "retry_failed_upload"
@@ -386,16 +421,19 @@ def test_read_definition(indexed: Path, log: Path):
 def test_print_config(client: str, tmp_path: Path):
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "app", "mcp", "--print-config", client,
-                          str(tmp_path)], capture_output=True, text=True, cwd=REPO,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "mcp", "--print-config", client, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
     command, args = sys.executable, ["-m", "app", "mcp", str(tmp_path.resolve())]
     body = "\n".join(line for line in out.splitlines() if not line.startswith("#"))
     if client == "codex":
-        assert tomllib.loads(body)["mcp_servers"]["codelamp"] == {"command": command,
-                                                                  "args": args}  # fmt: skip
+        assert tomllib.loads(body)["mcp_servers"]["codelamp"] == {"command": command, "args": args}
         return
-    block = json.loads(body[body.index("{"):])
+    block = json.loads(body[body.index("{") :])
     servers = block["servers" if client == "vscode" else "mcpServers"]
     assert servers["codelamp"]["command"] == command and servers["codelamp"]["args"] == args
     if client == "claude":

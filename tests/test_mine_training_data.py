@@ -169,16 +169,19 @@ def test_dedup_drops_repeated_code_and_overused_descriptions():
 
 
 def test_cap_takes_whole_files():
-    pairs = [_pair(f"Query number {i} for the test.", f"c{i}\n\n", f"f{i % 3}.py")
-             for i in range(9)]  # fmt: skip
+    pairs = [
+        _pair(f"Query number {i} for the test.", f"c{i}\n\n", f"f{i % 3}.py") for i in range(9)
+    ]
     kept = mine.cap_per_package(pairs, cap=4)
     assert len(kept) == 6  # two whole files of three: the cap is reached after the second
     assert len({mine.group_of(p) for p in kept}) == 2
 
 
 def test_reserved_packages_are_refused():
-    reserved = mine.read_reserved("# PyPI\nrequests\npython-dateutil\n# npm\nlodash\n",
-                                  "npm ramda\ngo github.com/spf13/cobra\n")  # fmt: skip
+    reserved = mine.read_reserved(
+        "# PyPI\nrequests\npython-dateutil\n# npm\nlodash\n",
+        "npm ramda\ngo github.com/spf13/cobra\n",
+    )
     ok = [mine.Package("pypi", "attrs", "1.0"), mine.Package("npm", "zod", "3.0.0")]
     mine.check_packages(ok, reserved)
     for name in ("Requests", "python_dateutil", "lodash", "ramda"):
@@ -210,7 +213,9 @@ def test_paths_and_generated_files():
     assert not mine.looks_generated("def f():\n    return 1\n")
     assert mine.npm_sources(["src/a.ts", "lib/a.js", "src/b.d.ts"]) == {"src/a.ts": "typescript"}
     assert mine.npm_sources(["lib/a.js", "lib/a.cjs", "lib/b.mjs"]) == {
-        "lib/a.js": "javascript", "lib/b.mjs": "javascript"}  # fmt: skip
+        "lib/a.js": "javascript",
+        "lib/b.mjs": "javascript",
+    }
 
 
 def test_licences():
@@ -222,8 +227,9 @@ def test_licences():
     assert mine.python_licence(meta, []) == ("MIT", "Classifier")
     gpl = "Name: x\nClassifier: License :: OSI Approved :: GNU General Public License (GPL)\n"
     assert mine.python_licence(gpl, [])[0] is None
-    assert mine.python_licence("Name: x\n", ["Permission is hereby granted, free of charge"])[
-        0
-    ] == "MIT"
+    assert (
+        mine.python_licence("Name: x\n", ["Permission is hereby granted, free of charge"])[0]
+        == "MIT"
+    )
     assert mine.npm_licence({"license": "ISC"}) == ("ISC", "package.json")
     assert mine.npm_licence({"license": "SEE LICENSE IN LICENSE"})[0] is None

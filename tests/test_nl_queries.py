@@ -21,7 +21,8 @@ def _load() -> dict:
 
 def _checker():
     spec = importlib.util.spec_from_file_location(
-        "check_nl_queries", EVAL_DATA / "check_nl_queries.py")
+        "check_nl_queries", EVAL_DATA / "check_nl_queries.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -63,7 +64,7 @@ def test_no_file_dominates():
 
 def test_span_checker_on_inline_source():
     checker = _checker()
-    source = textwrap.dedent('''\
+    source = textwrap.dedent("""\
         import functools
 
 
@@ -79,9 +80,12 @@ def test_span_checker_on_inline_source():
 
         async def fetch():
             pass
-        ''')
+        """)
     assert checker.definitions(source) == [
-        ("Cache", 4, 11), ("Cache.evict", 5, 7), ("Cache.nested_in_if", 10, 11), ("fetch", 14, 15),
+        ("Cache", 4, 11),
+        ("Cache.evict", 5, 7),
+        ("Cache.nested_in_if", 10, 11),
+        ("fetch", 14, 15),
     ]
 
     def doc(*answers, n=1):

@@ -28,9 +28,11 @@ def test_damaged_file_is_set_aside_not_lost():
 
 def test_unknown_and_mistyped_values_are_ignored():
     settings_path().parent.mkdir(parents=True, exist_ok=True)
-    settings_path().write_text(json.dumps({"threads": "many", "future_option": 1,
-                                           "memory_high_percent": 80,
-                                           "projects": ["/x"]}))  # fmt: skip
+    settings_path().write_text(
+        json.dumps(
+            {"threads": "many", "future_option": 1, "memory_high_percent": 80, "projects": ["/x"]}
+        )
+    )
     s = Settings.load()
     assert s.threads == 0 and s.memory_high_percent == 80.0 and s.projects == ["/x"]
 

@@ -65,5 +65,6 @@ def close(qtbot, win) -> None:
 
 def wait_indexed(qtbot, win, root: Path, timeout: int = 180_000) -> None:
     c = win.controller
-    qtbot.waitUntil(lambda: c.indexing is None and c.statuses.get(str(root)) is not None,
-                    timeout=timeout)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: c.indexing is None and c.statuses.get(str(root)) is not None, timeout=timeout
+    )

@@ -77,8 +77,9 @@ class EmbeddingCache:
         if not vectors:
             return
         now = time.time()
-        rows = [(model, h, np.asarray(v, dtype=np.float32).tobytes(), now)
-                for h, v in vectors.items()]  # fmt: skip
+        rows = [
+            (model, h, np.asarray(v, dtype=np.float32).tobytes(), now) for h, v in vectors.items()
+        ]
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
             self._db.commit()
@@ -100,7 +101,8 @@ class EmbeddingCache:
             n = math.ceil(excess / avg)
             self._db.execute(
                 "DELETE FROM vectors WHERE rowid IN "
-                "(SELECT rowid FROM vectors ORDER BY used LIMIT ?)", (n,)
+                "(SELECT rowid FROM vectors ORDER BY used LIMIT ?)",
+                (n,),
             )
             self._db.commit()
         return n

@@ -40,7 +40,7 @@ from app.core.languages import (
     language_for,
     language_from_shebang,
     parse,
-)  # fmt: skip
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,7 @@ def _js_function(node: Node) -> _Kind | None:
     """Functions that JavaScript binds to names: variables, assignments, class fields."""
     kind = node.type
     if kind in ("lexical_declaration", "variable_declaration"):
-        declarator = next((c for c in node.named_children if c.type == "variable_declarator"),
-                          None)  # fmt: skip
+        declarator = next((c for c in node.named_children if c.type == "variable_declarator"), None)
         if declarator is None:
             return None
         name = declarator.child_by_field_name("name")
@@ -195,13 +194,11 @@ def _names(node: Node) -> tuple[str, str]:
         return (f"impl {_clean(_text(trait))} for {target}" if trait else f"impl {target}"), target
     receiver = node.child_by_field_name("receiver")
     if receiver is not None:  # Go method: "Store.Open"
-        receiver_type = next((c.child_by_field_name("type") for c in receiver.named_children),
-                             None)  # fmt: skip
+        receiver_type = next((c.child_by_field_name("type") for c in receiver.named_children), None)
         owner = re.sub(r"\[.*\]", "", _text(receiver_type)).lstrip("*")
         return _dotted(_clean(owner), _text(node.child_by_field_name("name"))), ""
     if kind == "type_declaration":  # Go: `type Store struct {...}`
-        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")),
-                    None)  # fmt: skip
+        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")), None)
         return _clean(_text(spec and spec.child_by_field_name("name"))), ""
     name = node.child_by_field_name("name")
     if name is None:  # C and C++ name functions through a chain of declarators
@@ -313,8 +310,9 @@ class _Outline:
         self.grammar = grammar
         self.depth = 0  # how many scopes and containers the nodes being added are in
 
-    def units(self, nodes: Sequence[Node], scope: _Scope, out: list[_Unit],
-              leading: bool = False) -> list[_Unit]:  # fmt: skip
+    def units(
+        self, nodes: Sequence[Node], scope: _Scope, out: list[_Unit], leading: bool = False
+    ) -> list[_Unit]:
         """Units for ``nodes``, added to ``out``; ``leading`` for a conditional's own lines."""
         self.depth += 1
         for node in nodes:
@@ -341,25 +339,47 @@ class _Outline:
             _append(out, self._definition(node, found, scope))
 
     def _plain(self, node: Node, scope: _Scope) -> _Unit:
-        return _Unit(node.start_point.row, _last_row(node), [node], scope.symbol,
-                     scope.signature, scope.sig_row, comment=_is_comment(node))  # fmt: skip
+        return _Unit(
+            node.start_point.row,
+            _last_row(node),
+            [node],
+            scope.symbol,
+            scope.signature,
+            scope.sig_row,
+            comment=_is_comment(node),
+        )
 
     def _definition(self, node: Node, found: _Kind, scope: _Scope) -> _Unit:
-        return _Unit(node.start_point.row, _last_row(node), [node],
-                     _dotted(scope.prefix, found.name), _signature(found.node, found.body),
-                     found.node.start_point.row, is_def=True, attach=True)  # fmt: skip
+        return _Unit(
+            node.start_point.row,
+            _last_row(node),
+            [node],
+            _dotted(scope.prefix, found.name),
+            _signature(found.node, found.body),
+            found.node.start_point.row,
+            is_def=True,
+            attach=True,
+        )
 
     def _add_scope(self, out: list[_Unit], node: Node, found: _Kind, scope: _Scope) -> None:
         """A class: its header and fields in chunks of their own, each method in another."""
-        inner = _Scope(_dotted(scope.prefix, found.prefix or found.name),
-                       _dotted(scope.prefix, found.name), _signature(found.node, found.body),
-                       found.node.start_point.row)  # fmt: skip
+        inner = _Scope(
+            _dotted(scope.prefix, found.prefix or found.name),
+            _dotted(scope.prefix, found.name),
+            _signature(found.node, found.body),
+            found.node.start_point.row,
+        )
         children = found.node.children
         at = next(i for i, c in enumerate(children) if c.id == found.body.id)
-        header = _Unit(node.start_point.row, max([node.start_point.row] +
-                                                 [_last_row(c) for c in children[:at]]),
-                       children[:at], inner.symbol, inner.signature, inner.sig_row,
-                       attach=True)  # fmt: skip
+        header = _Unit(
+            node.start_point.row,
+            max([node.start_point.row] + [_last_row(c) for c in children[:at]]),
+            children[:at],
+            inner.symbol,
+            inner.signature,
+            inner.sig_row,
+            attach=True,
+        )
         local = self.units(found.body.children, inner, [header])
         if len(local) == 1 or not any(unit.is_def for unit in local):  # one line, or no methods
             _append(out, self._definition(node, found, scope))
@@ -402,8 +422,9 @@ def _syntax_units(language: str, text: str) -> list[_Unit] | None:
     try:
         tree = parse(language, text.encode("utf-8", errors="replace"))
     except Exception:  # a grammar bug must not stop indexing: line windows still work
-        log.warning("tree-sitter could not parse %s text; using line windows", language,
-                    exc_info=True)  # fmt: skip
+        log.warning(
+            "tree-sitter could not parse %s text; using line windows", language, exc_info=True
+        )
         return None
     return _Outline(GRAMMARS[language]).units(tree.root_node.children, _Scope(), [])
 
@@ -463,8 +484,15 @@ class _Run(NamedTuple):
 
 
 class _Packer:
-    def __init__(self, path: str, language: str, lines: list[str], max_tokens: int,
-                 count_tokens: Callable[[str], int], max_lines: int | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str,
+        language: str,
+        lines: list[str],
+        max_tokens: int,
+        count_tokens: Callable[[str], int],
+        max_lines: int | None,
+    ) -> None:
         self.path, self.language, self.lines = path, language, lines
         self.max_tokens, self.count_tokens, self.max_lines = max_tokens, count_tokens, max_lines
         self.specials = count_tokens("")
@@ -485,8 +513,9 @@ class _Packer:
     def _fit_run(self, units: list[_Unit]) -> list[Piece]:
         """Most runs fit whole: one tokenizer call. The rest are packed from their parts."""
         first = units[0]
-        run = _Run(first.symbol, first.sig_row, _header_line(self.path, first.symbol),
-                   first.signature)  # fmt: skip
+        run = _Run(
+            first.symbol, first.sig_row, _header_line(self.path, first.symbol), first.signature
+        )
         if not self._too_long(units[0].start, units[-1].end):
             piece, n = self._piece(units, run)
             if n <= self.max_tokens:
@@ -646,8 +675,13 @@ def _runs(units: list[_Unit]) -> Iterator[list[_Unit]]:
     """Definitions alone; neighbouring other units of the same scope together."""
     run: list[_Unit] = []
     for unit in units:
-        if run and (unit.is_def or run[-1].is_def or unit.new_run or unit.symbol != run[-1].symbol
-                    or unit.sig_row != run[-1].sig_row):  # fmt: skip
+        if run and (
+            unit.is_def
+            or run[-1].is_def
+            or unit.new_run
+            or unit.symbol != run[-1].symbol
+            or unit.sig_row != run[-1].sig_row
+        ):
             yield run
             run = []
         run.append(unit)
@@ -689,8 +723,7 @@ def _with_gaps(groups: list[_Span], start: int, end: int, lines: list[str]) -> l
 def _text_blocks(lines: list[str], start: int, end: int) -> list[tuple[int, int]]:
     """Rows start..end in paragraphs, else blocks that start at column 0, else lines."""
     rows = [r for r in range(start, end + 1) if lines[r].strip()]
-    for starts_block in (lambda r, prev: r != prev + 1,
-                         lambda r, prev: not lines[r][0].isspace()):  # fmt: skip
+    for starts_block in (lambda r, prev: r != prev + 1, lambda r, prev: not lines[r][0].isspace()):
         blocks: list[list[int]] = []
         for r in rows:
             if blocks and not starts_block(r, blocks[-1][-1]):
@@ -730,8 +763,12 @@ def definition_spans(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
 
 
 def _same_definition(a: Chunk, b: Chunk) -> bool:
-    return (bool(a.symbol) and a.symbol == b.symbol and a.path == b.path
-            and b.start_line <= a.end_line + 2)  # fmt: skip
+    return (
+        bool(a.symbol)
+        and a.symbol == b.symbol
+        and a.path == b.path
+        and b.start_line <= a.end_line + 2
+    )
 
 
 def chunk_file(

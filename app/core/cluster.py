@@ -86,8 +86,9 @@ def check_reachable(address: str) -> None:
     if not colon:
         host, port = hostport, str(DEFAULT_PORTS[scheme])
     if not host or not port.isdigit():
-        raise UsageError(f"{address!r} is not a Ray address; use auto, HOST:PORT or "
-                         "ray://HOST:PORT")  # fmt: skip
+        raise UsageError(
+            f"{address!r} is not a Ray address; use auto, HOST:PORT or ray://HOST:PORT"
+        )
     try:
         with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S) as s:
             # Ray speaks gRPC: an HTTP/2 server answers a client preface with SETTINGS.
@@ -131,8 +132,12 @@ class _Spec:
     @classmethod
     def of(cls, embedder: Embedder | RemoteEmbedder) -> _Spec:
         if isinstance(embedder, RemoteEmbedder):
-            return cls(embedder.model_id, embedder.batch_size, remote=embedder.settings(),
-                       probe=tuple(float(x) for x in embedder.probe()))  # fmt: skip
+            return cls(
+                embedder.model_id,
+                embedder.batch_size,
+                remote=embedder.settings(),
+                probe=tuple(float(x) for x in embedder.probe()),
+            )
         return cls(embedder.model_id, embedder.batch_size, str(embedder.model_path))
 
     @property
@@ -180,10 +185,15 @@ class _Chunker:
                     "it the project at the same path (a shared or synced folder)."
                 )
             made = self.spec.embedder()
-            self.count_tokens = (Tokenizer(made.info).count_tokens
-                                 if isinstance(made, Embedder) else made.count_tokens)  # fmt: skip
-        work = [prepare_file(*pickle.loads(task), self.limit, self.count_tokens)
-                for task in batch["task"]]  # fmt: skip
+            self.count_tokens = (
+                Tokenizer(made.info).count_tokens
+                if isinstance(made, Embedder)
+                else made.count_tokens
+            )
+        work = [
+            prepare_file(*pickle.loads(task), self.limit, self.count_tokens)
+            for task in batch["task"]
+        ]
         return {"work": np.array([pickle.dumps(w) for w in work], dtype=object)}
 
 
@@ -198,8 +208,10 @@ class _Embedding:
         if self.model is None:
             self.model = self.spec.embedder()
             self.model.expect(self.spec.probe)  # servers: the index's model, checked first
-        return {"hash": batch["hash"],
-                "vector": self.model.embed_documents([str(t) for t in batch["text"]])}
+        return {
+            "hash": batch["hash"],
+            "vector": self.model.embed_documents([str(t) for t in batch["text"]]),
+        }
 
 
 def _user_error(exc: BaseException) -> CodeLampError | None:
@@ -242,9 +254,13 @@ class Cluster:
             # ... and says so on stderr, suggesting to turn it off: not for our own token.
             logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
         try:
-            ray.init(address="local" if address == "auto" else address,
-                     runtime_env=runtime_env, log_to_driver=False,
-                     logging_level=logging.WARNING, **local)  # fmt: skip
+            ray.init(
+                address="local" if address == "auto" else address,
+                runtime_env=runtime_env,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                **local,
+            )
         except (ConnectionError, RuntimeError, OSError, ray.exceptions.RayError) as exc:
             # e.g. a cluster with token authentication and no token here
             self._clean_up()
@@ -281,18 +297,21 @@ class Cluster:
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         size = max(1, cpus // ACTOR_CPUS)
         pool = self.ray.data.ActorPoolStrategy(min_size=1, max_size=size, initial_size=size)
-        return {"compute": pool, "num_cpus": ACTOR_CPUS, "batch_format": "numpy",
-                **remote_args}  # fmt: skip
+        return {"compute": pool, "num_cpus": ACTOR_CPUS, "batch_format": "numpy", **remote_args}
 
-    def index(self, run: _Run, changed: list[FileEntry], previous: dict[str, FileRecord],
-              writer: _Writer) -> None:  # fmt: skip
+    def index(
+        self, run: _Run, changed: list[FileEntry], previous: dict[str, FileRecord], writer: _Writer
+    ) -> None:
         """Read, chunk and embed ``changed`` on the cluster; every finished file goes to
         ``writer`` as it comes in."""
         spec = _Spec.of(run.embedder)
         tasks = [{"task": pickle.dumps((e, previous.get(e.rel)))} for e in changed]
         chunked = self.ray.data.from_items(tasks).map_batches(
-            _Chunker, fn_constructor_args=(str(run.root), spec, run.chunk_limit),
-            batch_size=FILES_PER_CALL, **self._actors())  # fmt: skip
+            _Chunker,
+            fn_constructor_args=(str(run.root), spec, run.chunk_limit),
+            batch_size=FILES_PER_CALL,
+            **self._actors(),
+        )
         todo: dict[str, str] = {}  # content key -> text, to embed
         waiting: dict[str, list[_FileWork]] = {}  # content key -> files that need it
         missing: dict[int, int] = {}  # id(file) -> vectors it still lacks
@@ -312,8 +331,12 @@ class Cluster:
             return
         embedded = self.ray.data.from_items(
             [{"hash": h, "text": text} for h, text in todo.items()]
-        ).map_batches(_Embedding, fn_constructor_args=(spec,), batch_size=spec.batch_size,
-                      **self._actors(memory=spec.memory))  # fmt: skip
+        ).map_batches(
+            _Embedding,
+            fn_constructor_args=(spec,),
+            batch_size=spec.batch_size,
+            **self._actors(memory=spec.memory),
+        )
         for batch in self._batches(embedded, run):
             for h, vector in zip(batch["hash"], batch["vector"], strict=True):
                 for item in waiting.pop(str(h)):

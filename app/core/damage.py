@@ -94,8 +94,9 @@ def native_stderr_held() -> Iterator[None]:
                 if ok:
                     _write_stderr(output)
                 elif output:
-                    log.debug("stderr while reading a damaged index:\n%s",
-                              output.decode(errors="replace"))  # fmt: skip
+                    log.debug(
+                        "stderr while reading a damaged index:\n%s", output.decode(errors="replace")
+                    )
 
 
 def _file_for_stderr():
@@ -103,7 +104,7 @@ def _file_for_stderr():
     temporary space, when there is nothing to hold or nowhere to."""
     try:
         os.fstat(2)
-        return tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+        return tempfile.TemporaryFile()
     except OSError:
         return None
 

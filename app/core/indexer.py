@@ -106,8 +106,9 @@ class Eta:
     Times are of any clock that only runs while there is work: the indexer's leaves out
     the time spent paused, which would otherwise read as a rate near zero."""
 
-    def __init__(self, now: float, window_s: float = ETA_WINDOW_S,
-                 settle_s: float = ETA_SETTLE_S) -> None:  # fmt: skip
+    def __init__(
+        self, now: float, window_s: float = ETA_WINDOW_S, settle_s: float = ETA_SETTLE_S
+    ) -> None:
         self.started, self.window_s, self.settle_s = now, window_s, settle_s
         self.samples: deque[tuple[float, int]] = deque([(now, 0)])
 
@@ -204,8 +205,9 @@ def check_root(root: Path) -> Path:
     return root.resolve()
 
 
-def prepare_file(entry: FileEntry, old: FileRecord | None, limit: int,
-                 count_tokens: Callable[[str], int]) -> _FileWork:  # fmt: skip
+def prepare_file(
+    entry: FileEntry, old: FileRecord | None, limit: int, count_tokens: Callable[[str], int]
+) -> _FileWork:
     """Everything about a changed file but its vectors: read, hash and chunk it into
     pieces of at most ``limit`` tokens. Unchanged content keeps its stored chunks."""
     faults.point("chunk")
@@ -213,17 +215,18 @@ def prepare_file(entry: FileEntry, old: FileRecord | None, limit: int,
     try:
         text = load_text(entry)
     except SkipFile as skip:
-        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, "", "skipped",
-                            skip.reason, 0, now)  # fmt: skip
+        record = FileRecord(
+            entry.rel, entry.size, entry.mtime_ns, "", "skipped", skip.reason, 0, now
+        )
         return _FileWork(record, [])
     sha = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
     if old and old.status == "indexed" and old.sha256 == sha:
-        record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
-                            old.chunks, now)  # fmt: skip
+        record = FileRecord(
+            entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "", old.chunks, now
+        )
         return _FileWork(record, None)
     pieces = chunk_file(entry.rel, text, limit, count_tokens)
-    record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "",
-                        len(pieces), now)  # fmt: skip
+    record = FileRecord(entry.rel, entry.size, entry.mtime_ns, sha, "indexed", "", len(pieces), now)
     return _FileWork(record, pieces, [content_key(p) for p in pieces])
 
 
@@ -266,13 +269,25 @@ def index_project(
     """
     root = check_root(root)
     location = location or Location.of_project(root)
-    run = _Run(root, embedder, cache or EmbeddingCache(), progress or (lambda p: None),
-               control or IndexControl(), catch_up_only, location, cluster)  # fmt: skip
+    run = _Run(
+        root,
+        embedder,
+        cache or EmbeddingCache(),
+        progress or (lambda p: None),
+        control or IndexControl(),
+        catch_up_only,
+        location,
+        cluster,
+    )
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
-        with writer_lock(root, cancelled=lambda: run.control.cancelled, on_wait=run.waiting,
-                         activity="updating" if catch_up_only else "indexing",
-                         key=location.key if location.shared else None) as locked:
+        with writer_lock(
+            root,
+            cancelled=lambda: run.control.cancelled,
+            on_wait=run.waiting,
+            activity="updating" if catch_up_only else "indexing",
+            key=location.key if location.shared else None,
+        ) as locked:
             if not locked:
                 run.result.cancelled = True
                 return run.result
@@ -285,16 +300,18 @@ def index_project(
         raise
 
 
-def effective_chunk_tokens(requested: int | None, recorded: int | None,
-                           model_max: int) -> int | None:  # fmt: skip
+def effective_chunk_tokens(
+    requested: int | None, recorded: int | None, model_max: int
+) -> int | None:
     """The chunk limit to index with (see :func:`index_project`); None: the model's own."""
     wanted = chunk_limit((recorded if requested is None else requested) or 0)
     return wanted if 0 < wanted < model_max else None
 
 
 class _Run:
-    def __init__(self, root, embedder, cache, progress, control, catch_up_only,
-                 location, cluster) -> None:  # fmt: skip
+    def __init__(
+        self, root, embedder, cache, progress, control, catch_up_only, location, cluster
+    ) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
         self.location, self.cluster = location, cluster
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
@@ -317,8 +334,9 @@ class _Run:
         self.state = IndexProgress("waiting", current=message)
         self._report()
 
-    def execute(self, rules: FileRules, only: Sequence[str] | None,
-                chunk_tokens: int | None) -> IndexResult:  # fmt: skip
+    def execute(
+        self, rules: FileRules, only: Sequence[str] | None, chunk_tokens: int | None
+    ) -> IndexResult:
         self.started = self.clock()  # not counting any wait for the lock
         self.state = IndexProgress("scanning")
         self._report()
@@ -327,28 +345,36 @@ class _Run:
             # A deleted or damaged index is not the watcher's to make. A catch-up follows a
             # run that checked the whole index; checking every vector again for each saved
             # file would cost more than embedding it.
-            store = ProjectStore.open(self.root, unfinished=True, location=self.location,
-                                      latest=True)  # fmt: skip
+            store = ProjectStore.open(
+                self.root, unfinished=True, location=self.location, latest=True
+            )
         else:
             store, self.result.rebuilt = ProjectStore.open_for_writing(
-                self.root, thorough=True, location=self.location)
+                self.root, thorough=True, location=self.location
+            )
         embedder = self.embedder
         if store.dims is not None and store.model_id == embedder.model_id:
             check_dims(embedder.label, embedder.dim, store.dims, store.model_id, str(self.root))
         # A server must run the model this index was built with, before it embeds anything.
         embedder.expect(store.probe_for(embedder.model_id))
         self.chunk_tokens = effective_chunk_tokens(
-            chunk_tokens, store.chunk_tokens, self.embedder.max_tokens)
+            chunk_tokens, store.chunk_tokens, self.embedder.max_tokens
+        )
         if self.catch_up_only and store.meta.get("generation") != generation(
             self.embedder.model_id, self.chunk_tokens
         ):
-            raise not_finished(self.root, store) if not store.finished else NotFinished(
-                f"The index of {self.root} was built with another model or chunk size; "
-                f"re-index it (`{index_command(self.root, self.location)}`) to use "
-                f"{self.embedder.model_id}."
+            raise (
+                not_finished(self.root, store)
+                if not store.finished
+                else NotFinished(
+                    f"The index of {self.root} was built with another model or chunk size; "
+                    f"re-index it (`{index_command(self.root, self.location)}`) to use "
+                    f"{self.embedder.model_id}."
+                )
             )
-        gen = store.prepare(embedder.model_id, embedder.dim, self.chunk_tokens,
-                            probe=embedder.probe)  # fmt: skip
+        gen = store.prepare(
+            embedder.model_id, embedder.dim, self.chunk_tokens, probe=embedder.probe
+        )
         previous = store.file_records(gen)
         discovery = rules.walk() if only is None else rules.discover(only)
         self.result.skipped = [(s.rel, s.reason) for s in discovery.skipped]
@@ -361,9 +387,16 @@ class _Run:
         changed: list[FileEntry] = []
         for entry in discovery.files:
             old = previous.get(entry.rel)
-            if not reread and old and old.status == "indexed" and (old.size, old.mtime_ns) == (
-                entry.size, entry.mtime_ns,
-            ):  # fmt: skip
+            if (
+                not reread
+                and old
+                and old.status == "indexed"
+                and (old.size, old.mtime_ns)
+                == (
+                    entry.size,
+                    entry.mtime_ns,
+                )
+            ):
                 self.result.files_unchanged += 1
             else:
                 changed.append(entry)
@@ -376,8 +409,9 @@ class _Run:
             if (previous.get(s.rel) is None or previous[s.rel].reason != s.reason)
         ]
         self.result.files_deleted = len(deleted)
-        self.state = IndexProgress("indexing", files_total=len(changed),
-                                   bytes_total=sum(e.size for e in changed))  # fmt: skip
+        self.state = IndexProgress(
+            "indexing", files_total=len(changed), bytes_total=sum(e.size for e in changed)
+        )
         self.eta = Eta(self.clock())
         self._report()
 
@@ -403,8 +437,12 @@ class _Run:
         elif not unchanged:  # nothing to commit: no new versions, no compaction
             self.state.phase = "finishing"
             self._report()
-            store.finish(gen, ModelRecord.of(embedder), self.chunk_tokens,
-                         file_rules=FILE_RULES_VERSION if only is None else None)  # fmt: skip
+            store.finish(
+                gen,
+                ModelRecord.of(embedder),
+                self.chunk_tokens,
+                file_rules=FILE_RULES_VERSION if only is None else None,
+            )
         faults.point("prune")
         self.cache.prune()
         self.result.seconds = time.monotonic() - self.started
@@ -426,12 +464,14 @@ class _Run:
         self.control.wait_if_paused()
         self.paused_s += time.monotonic() - began
 
-    def _index_here(self, changed: list[FileEntry], previous: dict[str, FileRecord],
-                    writer: _Writer) -> None:  # fmt: skip
+    def _index_here(
+        self, changed: list[FileEntry], previous: dict[str, FileRecord], writer: _Writer
+    ) -> None:
         self.embedder.load()  # chunking counts tokens with the model's tokenizer
         work: queue.Queue = queue.Queue(maxsize=32)
-        reader = threading.Thread(target=self._read, args=(changed, previous, work),
-                                  name="codelamp-reader", daemon=True)  # fmt: skip
+        reader = threading.Thread(
+            target=self._read, args=(changed, previous, work), name="codelamp-reader", daemon=True
+        )
         reader.start()
         try:
             self._embed_all(work, writer)
@@ -479,8 +519,11 @@ class _Run:
         self.state.current = item.record.path
         if not item.pieces:
             return {}
-        new = {h: p.embed_text for h, p in zip(item.hashes, item.pieces, strict=True)
-               if h not in item.vectors}  # fmt: skip
+        new = {
+            h: p.embed_text
+            for h, p in zip(item.hashes, item.pieces, strict=True)
+            if h not in item.vectors
+        }
         self.state.chunks_cached += len(item.hashes) - len(new)
         self.credit(item, len(item.hashes) - len(new))
         return new
@@ -515,8 +558,9 @@ class _Run:
             if item is _DONE:
                 break
 
-    def _embed_group(self, group: list[_FileWork], todo: list[tuple[_FileWork, str, str]],
-                     writer: _Writer) -> None:  # fmt: skip
+    def _embed_group(
+        self, group: list[_FileWork], todo: list[tuple[_FileWork, str, str]], writer: _Writer
+    ) -> None:
         step_size = self.embedder.batch_size
         for i in range(0, len(todo), step_size):
             step = todo[i : i + step_size]
@@ -533,7 +577,8 @@ class _Run:
             self.state.chunks_embedded += len(step)
         for item in group:  # after a cancel, the files embedded whole: their work is kept
             if not self.control.cancelled or all(
-                    h in item.vectors or h in item.new_vectors for h in item.hashes):  # fmt: skip
+                h in item.vectors or h in item.new_vectors for h in item.hashes
+            ):
                 self.finish(item, writer)  # a half-embedded file is not written
         self.tick()
 
@@ -559,8 +604,13 @@ class _Run:
 class _Writer:
     """Writer thread: batches finished files into a few LanceDB commits."""
 
-    def __init__(self, store: ProjectStore, gen: str, embedder: Embedder | RemoteEmbedder,
-                 cache: EmbeddingCache) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: ProjectStore,
+        gen: str,
+        embedder: Embedder | RemoteEmbedder,
+        cache: EmbeddingCache,
+    ) -> None:
         self.store, self.gen, self.embedder, self.cache = store, gen, embedder, cache
         self.inbox: queue.Queue = queue.Queue(maxsize=256)
         self.error: BaseException | None = None
@@ -624,16 +674,21 @@ class _Writer:
         if fresh:
             self.embedder.verify()  # a server may have swapped models: nothing of it is kept
         self.cache.put_many(self.embedder.model_id, fresh)
-        pairs = [pair for item in batch if item.pieces
-                 for pair in zip(item.pieces, item.hashes, strict=True)]  # fmt: skip
+        pairs = [
+            pair
+            for item in batch
+            if item.pieces
+            for pair in zip(item.pieces, item.hashes, strict=True)
+        ]
         vectors = {h: v for item in batch for h, v in item.vectors.items()}
         chunks = _chunk_rows(pairs, vectors, self.embedder.dim) if pairs else None
         replaced = [item.record.path for item in batch if item.pieces is not None]
         self.store.write(self.gen, [item.record for item in batch], chunks, replaced, deleted)
 
 
-def _chunk_rows(pairs: list[tuple[Piece, str]], vectors: dict[str, np.ndarray],
-                dims: int) -> pa.Table:  # fmt: skip
+def _chunk_rows(
+    pairs: list[tuple[Piece, str]], vectors: dict[str, np.ndarray], dims: int
+) -> pa.Table:
     chunks = [p.chunk for p, _ in pairs]
     spans = definition_spans(chunks)
     flat = np.stack([vectors[h] for _, h in pairs]).astype(np.float32).ravel()

@@ -14,31 +14,103 @@ from pathlib import PurePosixPath
 from tree_sitter import Language, Parser
 
 _EXTENSIONS = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go", ".rs": "rust", ".java": "java", ".c": "c", ".h": "c",
-    ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-    ".cs": "csharp", ".rb": "ruby", ".php": "php", ".sh": "bash", ".bash": "bash",
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".rst": "rst",
-    ".txt": "text", ".yml": "yaml", ".yaml": "yaml", ".toml": "toml", ".json": "json",
-    ".jsonc": "json", ".ini": "ini", ".cfg": "ini", ".conf": "ini", ".sql": "sql",
-    ".html": "html", ".htm": "html", ".xml": "xml", ".css": "css", ".scss": "scss",
-    ".less": "less", ".vue": "vue", ".svelte": "svelte", ".kt": "kotlin", ".kts": "kotlin",
-    ".swift": "swift", ".scala": "scala", ".lua": "lua", ".r": "r", ".dart": "dart",
-    ".zig": "zig", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell",
-    ".ml": "ocaml", ".clj": "clojure", ".pl": "perl", ".pm": "perl", ".ps1": "powershell",
-    ".bat": "batch", ".zsh": "zsh", ".fish": "fish", ".proto": "protobuf",
-    ".graphql": "graphql", ".tf": "terraform", ".cmake": "cmake", ".gradle": "gradle",
+    ".py": "python",
+    ".pyi": "python",
+    ".pyw": "python",
+    ".js": "javascript",
+    ".jsx": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".cc": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
+    ".cs": "csharp",
+    ".rb": "ruby",
+    ".php": "php",
+    ".sh": "bash",
+    ".bash": "bash",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdx": "markdown",
+    ".rst": "rst",
+    ".txt": "text",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".toml": "toml",
+    ".json": "json",
+    ".jsonc": "json",
+    ".ini": "ini",
+    ".cfg": "ini",
+    ".conf": "ini",
+    ".sql": "sql",
+    ".html": "html",
+    ".htm": "html",
+    ".xml": "xml",
+    ".css": "css",
+    ".scss": "scss",
+    ".less": "less",
+    ".vue": "vue",
+    ".svelte": "svelte",
+    ".kt": "kotlin",
+    ".kts": "kotlin",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".lua": "lua",
+    ".r": "r",
+    ".dart": "dart",
+    ".zig": "zig",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".erl": "erlang",
+    ".hs": "haskell",
+    ".ml": "ocaml",
+    ".clj": "clojure",
+    ".pl": "perl",
+    ".pm": "perl",
+    ".ps1": "powershell",
+    ".bat": "batch",
+    ".zsh": "zsh",
+    ".fish": "fish",
+    ".proto": "protobuf",
+    ".graphql": "graphql",
+    ".tf": "terraform",
+    ".cmake": "cmake",
+    ".gradle": "gradle",
     ".dockerfile": "dockerfile",
-}  # fmt: skip
+}
 _FILE_NAMES = {
-    "makefile": "makefile", "gnumakefile": "makefile", "dockerfile": "dockerfile",
-    "containerfile": "dockerfile", "cmakelists.txt": "cmake", "gemfile": "ruby",
-    "rakefile": "ruby", ".bashrc": "bash", ".bash_profile": "bash", ".profile": "bash",
-}  # fmt: skip
-_INTERPRETERS = {"python": "python", "bash": "bash", "sh": "bash", "node": "javascript",
-                 "ruby": "ruby", "php": "php", "zsh": "zsh"}  # fmt: skip
+    "makefile": "makefile",
+    "gnumakefile": "makefile",
+    "dockerfile": "dockerfile",
+    "containerfile": "dockerfile",
+    "cmakelists.txt": "cmake",
+    "gemfile": "ruby",
+    "rakefile": "ruby",
+    ".bashrc": "bash",
+    ".bash_profile": "bash",
+    ".profile": "bash",
+}
+_INTERPRETERS = {
+    "python": "python",
+    "bash": "bash",
+    "sh": "bash",
+    "node": "javascript",
+    "ruby": "ruby",
+    "php": "php",
+    "zsh": "zsh",
+}
 _GRAMMAR_MODULES = {
     "python": ("tree_sitter_python", "language"),
     "javascript": ("tree_sitter_javascript", "language"),
@@ -127,63 +199,95 @@ class Grammar:
     js: bool = False  # `const f = () => ...`, `a.b = function () {...}`, class fields
 
 
-def _grammar(defs="", scopes="", containers="", wrappers=None, conditionals="", blocks="",
-             js=False) -> Grammar:  # fmt: skip
-    return Grammar(frozenset(defs.split()), frozenset(scopes.split()),
-                    frozenset(containers.split()), wrappers or {},
-                    frozenset(conditionals.split()), frozenset(blocks.split()), js)  # fmt: skip
+def _grammar(
+    defs="", scopes="", containers="", wrappers=None, conditionals="", blocks="", js=False
+) -> Grammar:
+    return Grammar(
+        frozenset(defs.split()),
+        frozenset(scopes.split()),
+        frozenset(containers.split()),
+        wrappers or {},
+        frozenset(conditionals.split()),
+        frozenset(blocks.split()),
+        js,
+    )
 
 
 _JS_DEFS = "function_declaration generator_function_declaration method_definition"
 _JS_WRAPPERS = {"export_statement": ("declaration", "value"), "expression_statement": ("",)}
 _TS = _grammar(
     _JS_DEFS + " interface_declaration type_alias_declaration enum_declaration",
-    "class_declaration abstract_class_declaration", "internal_module module",
-    _JS_WRAPPERS | {"ambient_declaration": ("",)}, js=True,
-)  # fmt: skip
+    "class_declaration abstract_class_declaration",
+    "internal_module module",
+    _JS_WRAPPERS | {"ambient_declaration": ("",)},
+    js=True,
+)
 _C_DEFS = "function_definition struct_specifier union_specifier enum_specifier type_definition"
 _C_CONTAINERS = "preproc_if preproc_ifdef preproc_else preproc_elif preproc_elifdef"
 GRAMMARS = {
-    "python": _grammar("function_definition", "class_definition",
-                       wrappers={"decorated_definition": ("definition",)},
-                       conditionals="if_statement elif_clause else_clause try_statement "
-                                    "except_clause finally_clause", blocks="block"),
+    "python": _grammar(
+        "function_definition",
+        "class_definition",
+        wrappers={"decorated_definition": ("definition",)},
+        conditionals="if_statement elif_clause else_clause try_statement "
+        "except_clause finally_clause",
+        blocks="block",
+    ),
     "javascript": _grammar(_JS_DEFS, "class_declaration", wrappers=_JS_WRAPPERS, js=True),
     "typescript": _TS,
     "tsx": _TS,
     "go": _grammar("function_declaration method_declaration type_declaration"),
-    "rust": _grammar("function_item struct_item enum_item union_item macro_definition",
-                     "impl_item trait_item mod_item"),
-    "java": _grammar("method_declaration constructor_declaration compact_constructor_declaration",
-                     "class_declaration interface_declaration enum_declaration "
-                     "record_declaration annotation_type_declaration",
-                     "enum_body_declarations"),
+    "rust": _grammar(
+        "function_item struct_item enum_item union_item macro_definition",
+        "impl_item trait_item mod_item",
+    ),
+    "java": _grammar(
+        "method_declaration constructor_declaration compact_constructor_declaration",
+        "class_declaration interface_declaration enum_declaration "
+        "record_declaration annotation_type_declaration",
+        "enum_body_declarations",
+    ),
     "c": _grammar(_C_DEFS, "", _C_CONTAINERS + " linkage_specification"),
-    "cpp": _grammar("function_definition enum_specifier type_definition",
-                    "class_specifier struct_specifier union_specifier",
-                    _C_CONTAINERS + " linkage_specification namespace_definition",
-                    {"template_declaration": ("",)}),
-    "csharp": _grammar("method_declaration constructor_declaration destructor_declaration "
-                       "operator_declaration conversion_operator_declaration "
-                       "local_function_statement enum_declaration",
-                       "class_declaration struct_declaration interface_declaration "
-                       "record_declaration record_struct_declaration",
-                       "namespace_declaration"),
+    "cpp": _grammar(
+        "function_definition enum_specifier type_definition",
+        "class_specifier struct_specifier union_specifier",
+        _C_CONTAINERS + " linkage_specification namespace_definition",
+        {"template_declaration": ("",)},
+    ),
+    "csharp": _grammar(
+        "method_declaration constructor_declaration destructor_declaration "
+        "operator_declaration conversion_operator_declaration "
+        "local_function_statement enum_declaration",
+        "class_declaration struct_declaration interface_declaration "
+        "record_declaration record_struct_declaration",
+        "namespace_declaration",
+    ),
     "ruby": _grammar("method singleton_method", "class module", "singleton_class"),
-    "php": _grammar("function_definition method_declaration",
-                    "class_declaration interface_declaration trait_declaration enum_declaration",
-                    "namespace_definition"),
+    "php": _grammar(
+        "function_definition method_declaration",
+        "class_declaration interface_declaration trait_declaration enum_declaration",
+        "namespace_definition",
+    ),
     "bash": _grammar("function_definition"),
-}  # fmt: skip
+}
 
 # Without a body these are declarations (interface methods, `struct foo;`, `mod foo;`):
 # a line among the others, not a chunk of their own.
-NEEDS_BODY = frozenset({
-    "method_declaration", "function_declaration", "constructor_declaration", "struct_specifier",
-    "union_specifier", "enum_specifier", "class_specifier", "mod_item",
-})  # fmt: skip
+NEEDS_BODY = frozenset(
+    {
+        "method_declaration",
+        "function_declaration",
+        "constructor_declaration",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+        "class_specifier",
+        "mod_item",
+    }
+)
 COMMENTS = frozenset({"comment", "line_comment", "block_comment", "attribute_item"})
 # Tokens that only close what came before: they join the previous chunk, never start one.
 CLOSERS = frozenset({"}", ")", "]", ";", ",", "end", "#endif", "};"})
-JS_FUNCTIONS = frozenset({"arrow_function", "function_expression", "function",
-                           "generator_function"})  # fmt: skip
+JS_FUNCTIONS = frozenset(
+    {"arrow_function", "function_expression", "function", "generator_function"}
+)

@@ -123,15 +123,34 @@ class Location:
 
 _PROBLEMS = (  # words in the S3 client's error -> what to say
     (("nosuchbucket",), "the bucket {bucket} does not exist; create it, or check the URI"),
-    (("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "expiredtoken",
-      "invalidtoken", "status: 403", "status: 401"),
-     "it refused the credentials; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
-     "AWS_SESSION_TOKEN"),
-    (("connect", "connection", "timed out", "timeout", "dns error", "error sending request",
-      "broken pipe", "status: 5"),
-     "it cannot be reached (network or endpoint{endpoint}); the index there is as it "
-     "was, try again when it is back"),
-)  # fmt: skip
+    (
+        (
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+            "accessdenied",
+            "expiredtoken",
+            "invalidtoken",
+            "status: 403",
+            "status: 401",
+        ),
+        "it refused the credentials; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
+        "AWS_SESSION_TOKEN",
+    ),
+    (
+        (
+            "connect",
+            "connection",
+            "timed out",
+            "timeout",
+            "dns error",
+            "error sending request",
+            "broken pipe",
+            "status: 5",
+        ),
+        "it cannot be reached (network or endpoint{endpoint}); the index there is as it "
+        "was, try again when it is back",
+    ),
+)
 
 
 def unavailable(exc: BaseException, uri: str) -> StoreUnavailable | None:
@@ -142,8 +161,10 @@ def unavailable(exc: BaseException, uri: str) -> StoreUnavailable | None:
             for words, what in _PROBLEMS:
                 if any(w in text for w in words):
                     endpoint = _env(AWS_VARIABLES["endpoint"])
-                    detail = what.format(bucket=uri[len(S3_SCHEME) :].split("/")[0],
-                                         endpoint=f" {endpoint}" if endpoint else "")  # fmt: skip
+                    detail = what.format(
+                        bucket=uri[len(S3_SCHEME) :].split("/")[0],
+                        endpoint=f" {endpoint}" if endpoint else "",
+                    )
                     return StoreUnavailable(f"Cannot use the store {uri}: {detail}.")
         err, seen = err.__cause__ or err.__context__, seen + 1
     return None

@@ -54,8 +54,11 @@ class Holder:
     def describe(self, root: Path) -> str:
         """E.g. "codelamp watch (pid 4242) has been watching /src/app since 10:41:07"."""
         when = time.strftime("%H:%M:%S", time.localtime(self.since))
-        who = f"this process ({self.command})" if self.this_process else \
-            f"{self.command} (pid {self.pid})"  # fmt: skip
+        who = (
+            f"this process ({self.command})"
+            if self.this_process
+            else f"{self.command} (pid {self.pid})"
+        )
         return f"{who} has been {self.activity} {root} since {when}"
 
 
@@ -187,8 +190,12 @@ def register_watcher(root: Path) -> Path:
     me = Holder(_role, "watching", os.getpid(), time.time())
     mark = folder / f"{me.pid}-{_started(me.pid)}-{next(_marks)}.json"
     with contextlib.suppress(OSError):  # a full disk: watching works, forget cannot see it
-        mark.write_text(json.dumps({"command": me.command, "activity": me.activity,
-                                    "pid": me.pid, "since": me.since}), encoding="utf-8")
+        mark.write_text(
+            json.dumps(
+                {"command": me.command, "activity": me.activity, "pid": me.pid, "since": me.since}
+            ),
+            encoding="utf-8",
+        )
     return mark
 
 
@@ -208,8 +215,15 @@ def watchers_of(root: Path) -> list[Holder]:
             continue
         try:
             data = json.loads(mark.read_text(encoding="utf-8"))
-            found.append(Holder(data["command"], data["activity"], pid, data["since"],
-                                this_process=pid == os.getpid()))  # fmt: skip
+            found.append(
+                Holder(
+                    data["command"],
+                    data["activity"],
+                    pid,
+                    data["since"],
+                    this_process=pid == os.getpid(),
+                )
+            )
         except (OSError, ValueError, KeyError):
             continue
     return found
@@ -231,15 +245,17 @@ def _read_holder(fd: int) -> Holder | None:
     taking the lock and writing it)."""
     try:
         data = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
-        return Holder(str(data["command"]), str(data["activity"]), int(data["pid"]),
-                      float(data["since"]))  # fmt: skip
+        return Holder(
+            str(data["command"]), str(data["activity"]), int(data["pid"]), float(data["since"])
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _record_holder(fd: int, me: Holder) -> None:
-    data = json.dumps({"command": me.command, "activity": me.activity, "pid": me.pid,
-                       "since": me.since}).encode()  # fmt: skip
+    data = json.dumps(
+        {"command": me.command, "activity": me.activity, "pid": me.pid, "since": me.since}
+    ).encode()
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)

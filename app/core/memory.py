@@ -32,8 +32,9 @@ def read_memory() -> MemoryReading:
     return MemoryReading(psutil.Process().memory_info().rss, vm.available, vm.total)
 
 
-def pressure(reading: MemoryReading, high: float = HIGH_PERCENT,
-             critical: float = CRITICAL_PERCENT) -> str:  # fmt: skip
+def pressure(
+    reading: MemoryReading, high: float = HIGH_PERCENT, critical: float = CRITICAL_PERCENT
+) -> str:
     used = reading.used_percent
     return "critical" if used >= critical else "high" if used >= high else "normal"
 
@@ -46,8 +47,9 @@ def model_needs(file_size: int, context_tokens: int, embedding_dim: int) -> int:
     return file_size + kv + compute + (64 << 20)
 
 
-def model_fits(file_size: int, context_tokens: int, embedding_dim: int,
-               reading: MemoryReading | None = None) -> tuple[bool, int, int]:  # fmt: skip
+def model_fits(
+    file_size: int, context_tokens: int, embedding_dim: int, reading: MemoryReading | None = None
+) -> tuple[bool, int, int]:
     """(fits, bytes needed, bytes available now)."""
     reading = reading or read_memory()
     needed = model_needs(file_size, context_tokens, embedding_dim)

@@ -29,10 +29,19 @@ DEFAULT_ALIGNMENT = 32
 _MAX_KEPT_ARRAY = 64
 
 # Encoders that read the whole text at once; everything else is treated as causal.
-NON_CAUSAL_ARCHS = frozenset({
-    "bert", "modern-bert", "nomic-bert", "nomic-bert-moe", "neo-bert", "jina-bert-v2",
-    "jina-bert-v3", "eurobert", "t5encoder",
-})  # fmt: skip
+NON_CAUSAL_ARCHS = frozenset(
+    {
+        "bert",
+        "modern-bert",
+        "nomic-bert",
+        "nomic-bert-moe",
+        "neo-bert",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "eurobert",
+        "t5encoder",
+    }
+)
 # Known to llama.cpp but not text models: they cannot embed text.
 NON_TEXT_ARCHS = frozenset({"clip", "wavtokenizer-dec"})
 KNOWN_ARCHS = frozenset(gguf.MODEL_ARCH_NAMES.values())
@@ -58,26 +67,59 @@ class Preset:
 
 
 DEFAULT_PRESET = Preset(
-    "codelamp-code", "CodeLamp code model (default)", pooling="mean", max_tokens=256,
+    "codelamp-code",
+    "CodeLamp code model (default)",
+    pooling="mean",
+    max_tokens=256,
     match=("codelamp-code",),
-)  # fmt: skip
+)
 _CODE_QUERY = "Represent this query for searching relevant code: "
 PRESETS = (
     DEFAULT_PRESET,
-    Preset("all-minilm-l6-v2", "all-MiniLM-L6-v2 (base)", pooling="mean", max_tokens=256,
-           match=("all-minilm-l6-v2",)),
-    Preset("nomic-embed-code", "nomic-embed-code", query_prefix=_CODE_QUERY, pooling="last",
-           match=("nomic-embed-code",)),
-    Preset("coderankembed", "CodeRankEmbed", query_prefix=_CODE_QUERY, pooling="cls",
-           match=("coderankembed",)),
-    Preset("nomic-embed-text", "nomic-embed-text v1.5", query_prefix="search_query: ",
-           document_prefix="search_document: ", pooling="mean", match=("nomic-embed-text",)),
-    Preset("bge", "BGE small/base v1.5",
-           query_prefix="Represent this sentence for searching relevant passages: ",
-           pooling="cls", max_tokens=512, match=("bge-small", "bge-base")),
-    Preset("jina-code", "jina-embeddings-v2-base-code", pooling="mean",
-           match=("jina-embeddings-v2-base-code",)),
-)  # fmt: skip
+    Preset(
+        "all-minilm-l6-v2",
+        "all-MiniLM-L6-v2 (base)",
+        pooling="mean",
+        max_tokens=256,
+        match=("all-minilm-l6-v2",),
+    ),
+    Preset(
+        "nomic-embed-code",
+        "nomic-embed-code",
+        query_prefix=_CODE_QUERY,
+        pooling="last",
+        match=("nomic-embed-code",),
+    ),
+    Preset(
+        "coderankembed",
+        "CodeRankEmbed",
+        query_prefix=_CODE_QUERY,
+        pooling="cls",
+        match=("coderankembed",),
+    ),
+    Preset(
+        "nomic-embed-text",
+        "nomic-embed-text v1.5",
+        query_prefix="search_query: ",
+        document_prefix="search_document: ",
+        pooling="mean",
+        match=("nomic-embed-text",),
+    ),
+    Preset(
+        "bge",
+        "BGE small/base v1.5",
+        query_prefix="Represent this sentence for searching relevant passages: ",
+        pooling="cls",
+        max_tokens=512,
+        match=("bge-small", "bge-base"),
+    ),
+    Preset(
+        "jina-code",
+        "jina-embeddings-v2-base-code",
+        pooling="mean",
+        match=("jina-embeddings-v2-base-code",),
+    ),
+)
 GENERIC_PRESET = Preset("generic", "Other GGUF model")
 
 
@@ -161,13 +203,18 @@ class _Cursor:
 
 
 _SCALARS = {
-    gguf.GGUFValueType.UINT8: "<B", gguf.GGUFValueType.INT8: "<b",
-    gguf.GGUFValueType.UINT16: "<H", gguf.GGUFValueType.INT16: "<h",
-    gguf.GGUFValueType.UINT32: "<I", gguf.GGUFValueType.INT32: "<i",
-    gguf.GGUFValueType.FLOAT32: "<f", gguf.GGUFValueType.BOOL: "<?",
-    gguf.GGUFValueType.UINT64: "<Q", gguf.GGUFValueType.INT64: "<q",
+    gguf.GGUFValueType.UINT8: "<B",
+    gguf.GGUFValueType.INT8: "<b",
+    gguf.GGUFValueType.UINT16: "<H",
+    gguf.GGUFValueType.INT16: "<h",
+    gguf.GGUFValueType.UINT32: "<I",
+    gguf.GGUFValueType.INT32: "<i",
+    gguf.GGUFValueType.FLOAT32: "<f",
+    gguf.GGUFValueType.BOOL: "<?",
+    gguf.GGUFValueType.UINT64: "<Q",
+    gguf.GGUFValueType.INT64: "<q",
     gguf.GGUFValueType.FLOAT64: "<d",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -218,8 +265,9 @@ def find_model_file(name: str) -> Path | None:
     for folder in (paths.models_dir(), paths.bundled_models_dir()):
         files = sorted(folder.glob("*.gguf")) if folder and folder.is_dir() else []
         for path in files:
-            if path.stem.lower() == wanted or (family is not GENERIC_PRESET
-                                               and preset_for(path.name) is family):
+            if path.stem.lower() == wanted or (
+                family is not GENERIC_PRESET and preset_for(path.name) is family
+            ):
                 return path
     return None
 
@@ -337,8 +385,7 @@ def _quantization(meta: dict, type_counts: dict[str, int]) -> str:
     return max(type_counts, key=type_counts.get) if type_counts else "unknown"
 
 
-def check_dims(label: str, dims: int, expected_dims: int, index_model: str,
-               where: str) -> None:  # fmt: skip
+def check_dims(label: str, dims: int, expected_dims: int, index_model: str, where: str) -> None:
     """Refuse to put vectors of the wrong size into an existing index. ``label`` names
     what makes ``dims``-dimension vectors (a model file, a server)."""
     if dims != expected_dims:

@@ -42,17 +42,21 @@ class SearchMode(StrEnum):
         return next((mode for mode in cls if name in (mode.value, mode.label.lower())), None)
 
 
-_LABELS = {SearchMode.HYBRID: "Hybrid", SearchMode.SEMANTIC: "Semantic",
-           SearchMode.KEYWORDS: "Keywords", SearchMode.TEXT: "Text",
-           SearchMode.REGEX: "Regex"}  # fmt: skip
+_LABELS = {
+    SearchMode.HYBRID: "Hybrid",
+    SearchMode.SEMANTIC: "Semantic",
+    SearchMode.KEYWORDS: "Keywords",
+    SearchMode.TEXT: "Text",
+    SearchMode.REGEX: "Regex",
+}
 _TOOLTIPS = {
     SearchMode.HYBRID: "Meaning and words together: the best default.",
     SearchMode.SEMANTIC: "Meaning only: finds code that uses other words than yours.",
     SearchMode.KEYWORDS: "Ranked by the words and identifier parts you type (BM25); no model.",
     SearchMode.TEXT: "Every line containing exactly this text (case-insensitive unless it "
-                     "has a capital); no model.",
+    "has a capital); no model.",
     SearchMode.REGEX: "Every line matching this regular expression (smart case); no model.",
-}  # fmt: skip
+}
 
 
 def language_names(language: str | None) -> list[str]:
@@ -67,6 +71,8 @@ def unknown_language(language: str | None, indexed: list[str], where: str) -> st
         if name not in indexed:
             close = difflib.get_close_matches(name, indexed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            return (f"No {name!r} files are indexed {where}.{hint} Languages there: "
-                    f"{', '.join(indexed) or 'none yet'}.")  # fmt: skip
+            return (
+                f"No {name!r} files are indexed {where}.{hint} Languages there: "
+                f"{', '.join(indexed) or 'none yet'}."
+            )
     return ""

@@ -26,22 +26,64 @@ from app.core.lexical import identifier_words, query_words, words_match
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # An identifier as people type one: snake_case, camelCase/PascalCase, or dotted.
-_SYMBOLISH = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z]\w*_\w*|_\w+|"
-                        r"[a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*)$")
+_SYMBOLISH = re.compile(
+    r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[A-Za-z]\w*_\w*|_\w+|"
+    r"[a-z]+[A-Z]\w*|[A-Z][a-z0-9]+[A-Z]\w*)$"
+)
 # A query that names a symbol is short ("where is parse_config defined"); a long one that
 # mentions a name ("Like parse_args, but ...") is about something else.
 NAMING_WORDS = 5
 # Paths that are rarely what a search is for: tests, vendored copies, compatibility shims,
 # TypeScript's declaration stubs. A query that mentions one of _ASKS_FOR_DEMOTED keeps them.
-_DEMOTED_PARTS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "vendor",
-                            "vendored", "third_party", "thirdparty", "node_modules", "_vendor",
-                            "compat", "_compat", "polyfills", "fixtures"})  # fmt: skip
-_DEMOTED_NAME = re.compile(r"(^test_|_test\.\w+$|\.(test|spec)\.\w+$|\.d\.ts$|^compat\.|"
-                           r"_compat\.|^conftest\.py$)")  # fmt: skip
-_ASKS_FOR_DEMOTED = frozenset({"test", "tests", "testing", "spec", "specs", "fixture",
-                               "fixtures", "mock", "mocks", "vendor", "vendored", "compat",
-                               "compatibility", "shim", "shims", "stub", "stubs",
-                               "declaration", "declarations", "typings", "conftest"})  # fmt: skip
+_DEMOTED_PARTS = frozenset(
+    {
+        "test",
+        "tests",
+        "testing",
+        "__tests__",
+        "spec",
+        "specs",
+        "vendor",
+        "vendored",
+        "third_party",
+        "thirdparty",
+        "node_modules",
+        "_vendor",
+        "compat",
+        "_compat",
+        "polyfills",
+        "fixtures",
+    }
+)
+_DEMOTED_NAME = re.compile(
+    r"(^test_|_test\.\w+$|\.(test|spec)\.\w+$|\.d\.ts$|^compat\.|"
+    r"_compat\.|^conftest\.py$)"
+)
+_ASKS_FOR_DEMOTED = frozenset(
+    {
+        "test",
+        "tests",
+        "testing",
+        "spec",
+        "specs",
+        "fixture",
+        "fixtures",
+        "mock",
+        "mocks",
+        "vendor",
+        "vendored",
+        "compat",
+        "compatibility",
+        "shim",
+        "shims",
+        "stub",
+        "stubs",
+        "declaration",
+        "declarations",
+        "typings",
+        "conftest",
+    }
+)
 
 
 @dataclass(frozen=True)

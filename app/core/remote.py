@@ -81,8 +81,7 @@ class _Retryable(Exception):
     """A failure worth another try. ``busy``: the server answered that it is overloaded
     (429, 5xx), as opposed to not answering at all."""
 
-    def __init__(self, message: str, retry_after: float | None = None,
-                 busy: bool = False) -> None:  # fmt: skip
+    def __init__(self, message: str, retry_after: float | None = None, busy: bool = False) -> None:
         super().__init__(message)
         self.retry_after, self.busy = retry_after, busy
 
@@ -96,8 +95,9 @@ def _patiently(call: Callable[[], np.ndarray]) -> np.ndarray:
         except _Retryable as exc:
             if not exc.busy or attempt == MAX_ATTEMPTS:
                 raise
-            time.sleep(max(exc.retry_after or 0.0, min(BACKOFF_S * 2 ** (attempt - 1),
-                                                         BACKOFF_MAX_S)))  # fmt: skip
+            time.sleep(
+                max(exc.retry_after or 0.0, min(BACKOFF_S * 2 ** (attempt - 1), BACKOFF_MAX_S))
+            )
     raise AssertionError("unreachable")
 
 
@@ -108,8 +108,7 @@ def endpoint_url(url: str) -> str:
     text = url.strip()
     parts = urlsplit(text if "://" in text else "http://" + text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{url!r} is not an embedding server URL; use e.g. "
-                         "http://gpu-box:8080/v1")  # fmt: skip
+        raise UsageError(f"{url!r} is not an embedding server URL; use e.g. http://gpu-box:8080/v1")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
@@ -126,7 +125,7 @@ def api_key(url: str) -> str | None:
         import keyring
 
         return keyring.get_password(KEYRING_SERVICE, url) or None
-    except Exception:  # noqa: BLE001 - no keyring on this system is no key, not an error
+    except Exception:
         log.debug("no keyring available", exc_info=True)
         return None
 
@@ -141,9 +140,10 @@ def save_api_key(url: str, key: str) -> None:
         else:
             with contextlib.suppress(keyring.errors.PasswordDeleteError):
                 keyring.delete_password(KEYRING_SERVICE, url)
-    except Exception as exc:  # noqa: BLE001 - say why, whatever the backend raised
-        raise ModelError(f"Could not store the API key in the system keyring ({exc}). Set "
-                         f"{API_KEY_ENV} instead.") from exc  # fmt: skip
+    except Exception as exc:
+        raise ModelError(
+            f"Could not store the API key in the system keyring ({exc}). Set {API_KEY_ENV} instead."
+        ) from exc
 
 
 class _Endpoint:
@@ -175,9 +175,14 @@ class _Endpoint:
             if self.failures >= BREAK_AFTER:
                 pause = min(BREAK_S * 2 ** (self.failures - BREAK_AFTER), BREAK_MAX_S)
                 self.open_until = time.monotonic() + pause
-                log.warning("embedding server %s failed %d times in a row (%s); "
-                            "leaving it alone for %.0f s", self.url, self.failures, why,
-                            pause)  # fmt: skip
+                log.warning(
+                    "embedding server %s failed %d times in a row (%s); "
+                    "leaving it alone for %.0f s",
+                    self.url,
+                    self.failures,
+                    why,
+                    pause,
+                )
 
     def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -220,8 +225,11 @@ class _Endpoint:
                     response = conn.getresponse()
                     payload = response.read()
                     break
-                except (http.client.RemoteDisconnected, ConnectionResetError,
-                        BrokenPipeError) as exc:  # fmt: skip
+                except (
+                    http.client.RemoteDisconnected,
+                    ConnectionResetError,
+                    BrokenPipeError,
+                ) as exc:
                     conn.close()
                     if attempt == 1:
                         raise _Retryable(f"the connection dropped ({exc})") from exc
@@ -253,13 +261,16 @@ class _Endpoint:
                 wait = None
             raise _Retryable(f"HTTP {status}{': ' + detail if detail else ''}", wait, busy=True)
         if status != 200:
-            raise ModelError(f"The embedding server at {self.url} answered HTTP {status}"
-                             f"{': ' + detail if detail else ''}.")  # fmt: skip
+            raise ModelError(
+                f"The embedding server at {self.url} answered HTTP {status}"
+                f"{': ' + detail if detail else ''}."
+            )
         try:
             answer = json.loads(payload)
         except ValueError as exc:
-            raise ModelError(f"The embedding server at {self.url} did not answer JSON "
-                             f"({payload[:80]!r}).") from exc  # fmt: skip
+            raise ModelError(
+                f"The embedding server at {self.url} did not answer JSON ({payload[:80]!r})."
+            ) from exc
         if not isinstance(answer, dict):
             raise ModelError(f"The embedding server at {self.url} gave an unexpected answer.")
         return answer
@@ -277,8 +288,11 @@ class _Endpoint:
         except (_Retryable, ModelError):
             return []
         data = answer.get("data")
-        return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")] if (
-            isinstance(data, list)) else []  # fmt: skip
+        return (
+            [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+            if (isinstance(data, list))
+            else []
+        )
 
 
 def _error_detail(payload: bytes) -> str:
@@ -298,25 +312,34 @@ def _vectors(url: str, answer: dict, expected: int, dims: int | None) -> np.ndar
     if not isinstance(data, list):
         raise ModelError(f"The embedding server at {url} gave no 'data' in its answer.")
     if len(data) != expected:
-        raise ModelError(f"The embedding server at {url} returned {len(data)} vectors for "
-                         f"{expected} texts.")  # fmt: skip
+        raise ModelError(
+            f"The embedding server at {url} returned {len(data)} vectors for {expected} texts."
+        )
     try:
         data = sorted(data, key=lambda d: int(d.get("index", 0)))
         matrix = np.array([d["embedding"] for d in data], dtype=np.float32)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelError(f"The embedding server at {url} returned vectors CodeLamp cannot "
-                         f"read ({exc}); is it an embedding model?") from exc  # fmt: skip
+        raise ModelError(
+            f"The embedding server at {url} returned vectors CodeLamp cannot "
+            f"read ({exc}); is it an embedding model?"
+        ) from exc
     if matrix.ndim != 2:
-        raise ModelError(f"The embedding server at {url} returned one vector per token, not "
-                         "per text: it needs pooling turned on (an embedding model, e.g. "
-                         "llama.cpp's --pooling mean).")  # fmt: skip
+        raise ModelError(
+            f"The embedding server at {url} returned one vector per token, not "
+            "per text: it needs pooling turned on (an embedding model, e.g. "
+            "llama.cpp's --pooling mean)."
+        )
     if dims is not None and matrix.shape[1] != dims:
-        raise ModelError(f"The embedding server at {url} returned {matrix.shape[1]}-dimension "
-                         f"vectors, not {dims}: it runs another model.")  # fmt: skip
+        raise ModelError(
+            f"The embedding server at {url} returned {matrix.shape[1]}-dimension "
+            f"vectors, not {dims}: it runs another model."
+        )
     norms = np.linalg.norm(matrix, axis=1)
     if not np.isfinite(matrix).all() or not (norms > 0).all():
-        raise ModelError(f"The embedding server at {url} returned invalid vectors (NaN, inf "
-                         "or zero); nothing was written.")  # fmt: skip
+        raise ModelError(
+            f"The embedding server at {url} returned invalid vectors (NaN, inf "
+            "or zero); nothing was written."
+        )
     return matrix / norms[:, None]
 
 
@@ -355,7 +378,10 @@ class RemoteEmbedder:
         self.endpoints = [_Endpoint(u, api_key(u), timeout) for u in bases]
         self.model = model
         self.concurrency, self.batch_tokens, self.max_inputs = (
-            concurrency, batch_tokens, max_inputs)  # fmt: skip
+            concurrency,
+            batch_tokens,
+            max_inputs,
+        )
         self._explicit = Embedder(local_model) if local_model else None
         self._find_local = find_local
         self._local: Embedder | None = None  # the GGUF the servers run, once confirmed
@@ -376,11 +402,14 @@ class RemoteEmbedder:
         first: the local GGUF the servers run is known once they answered."""
         self.load()
         return {
-            "urls": [e.url for e in self.endpoints], "model": self.model,
+            "urls": [e.url for e in self.endpoints],
+            "model": self.model,
             "local_model": str(self._local.model_path) if self._local else None,
-            "concurrency": self.concurrency, "batch_tokens": self.batch_tokens,
-            "max_inputs": self.max_inputs, "timeout": self.endpoints[0].timeout,
-        }  # fmt: skip
+            "concurrency": self.concurrency,
+            "batch_tokens": self.batch_tokens,
+            "max_inputs": self.max_inputs,
+            "timeout": self.endpoints[0].timeout,
+        }
 
     # --- what callers know ---------------------------------------------------------------
 
@@ -393,8 +422,11 @@ class RemoteEmbedder:
     @property
     def label(self) -> str:
         urls = [e.url for e in self.endpoints]
-        return f"the embedding server at {urls[0]}" if len(urls) == 1 else (
-            f"the embedding servers at {', '.join(urls)}")  # fmt: skip
+        return (
+            f"the embedding server at {urls[0]}"
+            if len(urls) == 1
+            else (f"the embedding servers at {', '.join(urls)}")
+        )
 
     @property
     def name(self) -> str:
@@ -484,8 +516,9 @@ class RemoteEmbedder:
         problems = []
         for endpoint in self.endpoints:
             try:
-                return _patiently(lambda e=endpoint: e.embed([prefix + PROBE_TEXT], self.model,
-                                                             None)[0])  # fmt: skip
+                return _patiently(
+                    lambda e=endpoint: e.embed([prefix + PROBE_TEXT], self.model, None)[0]
+                )
             except _Retryable as exc:
                 endpoint.failed(str(exc))
                 problems.append(f"{endpoint.url}: {exc}")
@@ -503,8 +536,9 @@ class RemoteEmbedder:
                 endpoint.verified = False
         self.load()
 
-    def load(self, progress: LoadProgress | None = None,
-             cancelled: Callable[[], bool] | None = None) -> None:  # fmt: skip
+    def load(
+        self, progress: LoadProgress | None = None, cancelled: Callable[[], bool] | None = None
+    ) -> None:
         """Check every endpoint (reachable, and running the expected model), then start
         sending. An endpoint that cannot be reached is routed around while another works;
         one that runs another model is an error."""
@@ -534,8 +568,12 @@ class RemoteEmbedder:
             if not self._senders:
                 for endpoint in self.endpoints:
                     for n in range(self.concurrency):
-                        thread = threading.Thread(target=self._send, args=(endpoint,),
-                                                  name=f"codelamp-send-{n}", daemon=True)
+                        thread = threading.Thread(
+                            target=self._send,
+                            args=(endpoint,),
+                            name=f"codelamp-send-{n}",
+                            daemon=True,
+                        )
                         thread.start()
                         self._senders.append(thread)
             progress(1.0, "Embedding server ready")
@@ -620,7 +658,8 @@ class RemoteEmbedder:
         errors = []
         for _ in range(3):
             ready = [e for e in self.endpoints if e.verified and not e.is_open()] or [
-                e for e in self.endpoints if e.verified]  # fmt: skip
+                e for e in self.endpoints if e.verified
+            ]
             endpoint = min(ready, key=lambda e: (e.in_flight, e.failures))
             try:
                 vec = endpoint.embed([query], self.model, self._dims)[0]
@@ -673,13 +712,17 @@ class RemoteEmbedder:
     def _retry(self, job: _Job, why: str, retry_after: float | None) -> None:
         job.attempts += 1
         if job.attempts >= MAX_ATTEMPTS:
-            job.future.set_exception(ModelError(
-                f"The embedding server failed {job.attempts} times in a row ({why}). "
-                "Everything embedded before is kept; run the same command again later."))
+            job.future.set_exception(
+                ModelError(
+                    f"The embedding server failed {job.attempts} times in a row ({why}). "
+                    "Everything embedded before is kept; run the same command again later."
+                )
+            )
             return
         backoff = min(BACKOFF_S * 2 ** (job.attempts - 1), BACKOFF_MAX_S)
-        job.not_before = time.monotonic() + max(retry_after or 0.0,
-                                                backoff * random.uniform(0.8, 1.2))
+        job.not_before = time.monotonic() + max(
+            retry_after or 0.0, backoff * random.uniform(0.8, 1.2)
+        )
         self._jobs.put(job)
 
     def _fail_all(self) -> None:

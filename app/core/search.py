@@ -151,8 +151,7 @@ class _Matrix:
     rank first for every query, or make the scores NaN."""
 
     def __init__(self, table) -> None:
-        data = (table.search().select(["vector", *_META]).with_row_id(True).limit(None)
-                .to_arrow())  # fmt: skip
+        data = table.search().select(["vector", *_META]).with_row_id(True).limit(None).to_arrow()
         vectors = data.column("vector").combine_chunks()
         dims = vectors.type.list_size
         self.vectors = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dims)
@@ -173,9 +172,18 @@ class _Matrix:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         m = self.meta
-        return [SearchResult(m["path"][i], int(m["def_start"][i]), int(m["def_end"][i]),
-                             m["symbol"][i], m["language"][i], float(scores[i]),
-                             row_id=int(self.row_ids[i])) for i in top]  # fmt: skip
+        return [
+            SearchResult(
+                m["path"][i],
+                int(m["def_start"][i]),
+                int(m["def_end"][i]),
+                m["symbol"][i],
+                m["language"][i],
+                float(scores[i]),
+                row_id=int(self.row_ids[i]),
+            )
+            for i in top
+        ]
 
     def _rows_in(self, column: str, values: list[str]) -> np.ndarray:
         """A row mask, by one hash lookup per row in Arrow. ``np.isin`` on object arrays
@@ -213,8 +221,12 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
 class Searcher:
     """Searches one project's index as it was when opened; :meth:`refresh` to catch up."""
 
-    def __init__(self, store: ProjectStore, embedder: Embedder | RemoteEmbedder | None = None,
-                 ranking: Ranking | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: ProjectStore,
+        embedder: Embedder | RemoteEmbedder | None = None,
+        ranking: Ranking | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.ranking = ranking or Ranking()
@@ -253,8 +265,10 @@ class Searcher:
         mode = _mode(mode)
         _check_k(k)
         if mode.needs_model and self.embedder is None:
-            raise CodeLampError(f"{mode.label} search needs a model; Keywords, Text and "
-                                "Regex search work without one.")  # fmt: skip
+            raise CodeLampError(
+                f"{mode.label} search needs a model; Keywords, Text and "
+                "Regex search work without one."
+            )
         self.last_total = 0
         query = clean_query(query)
         if not query:
@@ -273,8 +287,14 @@ class Searcher:
 
         return self._reading(find)
 
-    def related(self, path: str, line: int, k: int = 10, language: str | None = None,
-                path_glob: str | None = None) -> list[SearchResult]:  # fmt: skip
+    def related(
+        self,
+        path: str,
+        line: int,
+        k: int = 10,
+        language: str | None = None,
+        path_glob: str | None = None,
+    ) -> list[SearchResult]:
         """The ``k`` definitions most like the indexed one at ``path:line``, best first.
 
         ``path`` is relative to the project's root (an absolute path inside it will do);
@@ -294,8 +314,11 @@ class Searcher:
                 return []
             mean = source.vectors.mean(axis=0)
             pool = min(max(50, k * 5) + len(source.vectors), self.rows)
-            ranked = [r for r in self._vector(mean / np.linalg.norm(mean), pool, flt)
-                      if not r.overlaps(source.result)]  # fmt: skip
+            ranked = [
+                r
+                for r in self._vector(mean / np.linalg.norm(mean), pool, flt)
+                if not r.overlaps(source.result)
+            ]
             results = _dedupe(ranked, k)
             self._fill_text(results, [])
             return results
@@ -353,8 +376,12 @@ class Searcher:
         elif mode is SearchMode.KEYWORDS:
             ranked = self._lexical(query, pool, flt)
         else:
-            fused = _fuse([(self._vector(vec, pool, flt), 1.0),
-                           (self._lexical(query, pool, flt), self.ranking.lexical)])  # fmt: skip
+            fused = _fuse(
+                [
+                    (self._vector(vec, pool, flt), 1.0),
+                    (self._lexical(query, pool, flt), self.ranking.lexical),
+                ]
+            )
             ranked = rerank(fused, query, self.ranking)
         results = _dedupe(ranked, k)
         self._fill_text(results, query_words(query))
@@ -384,46 +411,65 @@ class Searcher:
     @staticmethod
     def _rows(query, score) -> list[SearchResult]:
         rows = query.with_row_id(True).to_arrow().to_pylist()
-        return [SearchResult(r["path"], r["def_start"], r["def_end"], r["symbol"],
-                             r["language"], float(score(r)), row_id=r["_rowid"])
-                for r in rows]  # fmt: skip
+        return [
+            SearchResult(
+                r["path"],
+                r["def_start"],
+                r["def_end"],
+                r["symbol"],
+                r["language"],
+                float(score(r)),
+                row_id=r["_rowid"],
+            )
+            for r in rows
+        ]
 
     def _fill_text(self, results: list[SearchResult], words: list[str]) -> None:
         """Fetch the source text of the final results only, and pick their snippets."""
         if not results:
             return
-        rows = (self.table.take_row_ids([r.row_id for r in results])
-                .select(["text", "start_line"]).with_row_id().to_arrow().to_pylist())  # fmt: skip
+        rows = (
+            self.table.take_row_ids([r.row_id for r in results])
+            .select(["text", "start_line"])
+            .with_row_id()
+            .to_arrow()
+            .to_pylist()
+        )
         by_id = {row["_rowid"]: row for row in rows}
         for r in results:
             row = by_id.get(r.row_id, {"text": "", "start_line": r.start_line})
             r.text = row["text"]
             _show_best_line(r, row["start_line"], words)
 
-    def _grep(self, pattern: grep.LinePattern, k: int,
-              flt: _Filter) -> tuple[list[SearchResult], int]:  # fmt: skip
+    def _grep(
+        self, pattern: grep.LinePattern, k: int, flt: _Filter
+    ) -> tuple[list[SearchResult], int]:
         """The first ``k`` lines that match, and how many do in all."""
         if flt.empty:
             return [], 0
         indexed = self._indexed_files()
         paths = [p for p in sorted(indexed) if flt.admits(p, indexed[p].language)]
         if self.store.root.is_dir():
-            files = ((path, pattern.file_lines(data))
-                     for path, data in grep.files_on_disk(self.store.root, paths))  # fmt: skip
+            files = (
+                (path, pattern.file_lines(data))
+                for path, data in grep.files_on_disk(self.store.root, paths)
+            )
         else:  # a shared index, its project not here: the text it stores (read each time)
-            files = ((path, pattern.lines(text))
-                     for path, text in grep.stored_files(self._stored_chunks(paths)))  # fmt: skip
+            files = (
+                (path, pattern.lines(text))
+                for path, text in grep.stored_files(self._stored_chunks(paths))
+            )
         matches, total = grep.grep(files, k)
         return [indexed[m.path].line_result(m, pattern) for m in matches], total
 
     def _indexed_files(self) -> dict[str, _IndexedFile]:
         """Every indexed file that has chunks, with its language and definitions."""
         if self._files is None:
-            columns = (self.table.search().select(_META).limit(None).to_arrow()
-                       .to_pydict())  # fmt: skip
+            columns = self.table.search().select(_META).limit(None).to_arrow().to_pydict()
             self._files = {}
-            for path, start, end, language, symbol in zip(*(columns[c] for c in _META),
-                                                           strict=True):  # fmt: skip
+            for path, start, end, language, symbol in zip(
+                *(columns[c] for c in _META), strict=True
+            ):
                 file = self._files.setdefault(path, _IndexedFile(language))
                 if symbol:
                     file.definitions.append((start, end, symbol))
@@ -436,9 +482,15 @@ class Searcher:
         definition (``def_start``, ``def_end``) of the chunk holding that line or, on a line
         no chunk holds (a blank one), of the nearest chunk."""
         rel = self._indexed_path(path)
-        chunks = (self.table.search().where(sql_in("path", [rel]))
-                  .select(["vector", "start_line", "end_line", "text", *_META])
-                  .with_row_id(True).limit(None).to_arrow().to_pylist())  # fmt: skip
+        chunks = (
+            self.table.search()
+            .where(sql_in("path", [rel]))
+            .select(["vector", "start_line", "end_line", "text", *_META])
+            .with_row_id(True)
+            .limit(None)
+            .to_arrow()
+            .to_pylist()
+        )
         if not chunks:
             raise UsageError(f"{rel} is indexed but holds no code (it is empty or blank).")
         if line < 1:
@@ -454,8 +506,15 @@ class Searcher:
         nearest = min(chunks, key=lambda c: (distance(c), -c["start_line"]))
         start, end = nearest["def_start"], nearest["def_end"]
         own = [c for c in chunks if (c["def_start"], c["def_end"]) == (start, end)]
-        r = SearchResult(rel, start, end, nearest["symbol"], nearest["language"], 0.0,
-                         text="\n".join(lines[start - 1 : end]))  # fmt: skip
+        r = SearchResult(
+            rel,
+            start,
+            end,
+            nearest["symbol"],
+            nearest["language"],
+            0.0,
+            text="\n".join(lines[start - 1 : end]),
+        )
         _show_best_line(r, start, [])
         return _Definition(r, np.array([c["vector"] for c in own], dtype=np.float32))
 
@@ -475,9 +534,11 @@ class Searcher:
             same_name = [p for p in indexed if posixpath.basename(p) == name]
             alike = difflib.get_close_matches(rel, same_name, n=3, cutoff=0)
             hint = f" Did you mean {' or '.join(alike)}?" if alike else ""
-            raise UsageError(f"{rel} is not in the index of {root} (indexed files: "
-                             f"{len(indexed):,}). Check the path, relative to the "
-                             f"project.{hint}")  # fmt: skip
+            raise UsageError(
+                f"{rel} is not in the index of {root} (indexed files: "
+                f"{len(indexed):,}). Check the path, relative to the "
+                f"project.{hint}"
+            )
         return rel
 
     def _lines_now(self, rel: str, chunks: list[dict]) -> list[str]:
@@ -497,11 +558,21 @@ class Searcher:
         if not paths:
             return []
         wanted = set(paths)
-        data = (self.table.search().select(["path", "start_line", "text"]).with_row_id(True)
-                .limit(None).to_arrow().to_pydict())  # fmt: skip
-        rows = [(path, row_id, start, text) for path, start, text, row_id in zip(
-            data["path"], data["start_line"], data["text"], data["_rowid"], strict=True)
-            if path in wanted]  # fmt: skip
+        data = (
+            self.table.search()
+            .select(["path", "start_line", "text"])
+            .with_row_id(True)
+            .limit(None)
+            .to_arrow()
+            .to_pydict()
+        )
+        rows = [
+            (path, row_id, start, text)
+            for path, start, text, row_id in zip(
+                data["path"], data["start_line"], data["text"], data["_rowid"], strict=True
+            )
+            if path in wanted
+        ]
         return [(path, start, text) for path, _, start, text in sorted(rows)]
 
     def _filter(self, language: str | None, path_glob: str | None) -> _Filter:
@@ -520,8 +591,9 @@ class Searcher:
         asked = language_names(language)
         if not asked:
             return None
-        if problem := unknown_language(language, self._indexed_languages(),
-                                       f"in {self.store.root}"):  # fmt: skip
+        if problem := unknown_language(
+            language, self._indexed_languages(), f"in {self.store.root}"
+        ):
             raise UsageError(problem)
         return asked
 
@@ -574,9 +646,15 @@ def glob_filter(path_glob: str, paths: list[str]) -> list[str] | None:
     return None if len(matching) == len(paths) else matching
 
 
-def grep_unindexed(root: Path, languages: dict[str, str], query: str, k: int, regex: bool,
-                   language: str | None = None,
-                   path_glob: str | None = None) -> tuple[list[SearchResult], int]:  # fmt: skip
+def grep_unindexed(
+    root: Path,
+    languages: dict[str, str],
+    query: str,
+    k: int,
+    regex: bool,
+    language: str | None = None,
+    path_glob: str | None = None,
+) -> tuple[list[SearchResult], int]:
     """Text or Regex search of files that have no index yet: ``languages`` maps each file
     that may be searched (relative to ``root``) to its language. The first ``k`` matching
     lines, by path and line, and how many match in all; no definition is known around a
@@ -589,8 +667,7 @@ def grep_unindexed(root: Path, languages: dict[str, str], query: str, k: int, re
     if not query:
         return [], 0
     pattern = grep.LinePattern(query, regex)
-    files = ((path, pattern.file_lines(data))
-             for path, data in grep.files_on_disk(root, paths))  # fmt: skip
+    files = ((path, pattern.file_lines(data)) for path, data in grep.files_on_disk(root, paths))
     matches, total = grep.grep(files, k)
     return [_IndexedFile(languages[m.path]).line_result(m, pattern) for m in matches], total
 
@@ -664,9 +741,16 @@ class _IndexedFile:
 
     def line_result(self, match: grep.LineMatch, pattern: grep.LinePattern) -> SearchResult:
         spans = pattern.spans(match.text)
-        r = SearchResult(match.path, match.line, match.line, self.symbol_at(match.line),
-                         self.language, float(max(1, len(spans))), text=match.text,
-                         snippet_line=match.line)  # fmt: skip
+        r = SearchResult(
+            match.path,
+            match.line,
+            match.line,
+            self.symbol_at(match.line),
+            self.language,
+            float(max(1, len(spans))),
+            text=match.text,
+            snippet_line=match.line,
+        )
         r.snippet, r.highlights = _excerpt(match.text, spans)
         return r
 

@@ -81,8 +81,10 @@ PRUNE_MARGIN = timedelta(seconds=1)  # see ProjectStore._prune_age
 class IndexDamaged(CodeLampError):
     def __init__(self, root: Path, detail: str, location: Location | None = None) -> None:
         if location is not None and location.shared:
-            super().__init__(f"The index at {location.uri} is damaged ({detail}). Rebuild it "
-                             f"with `{index_command(root, location)}`.")  # fmt: skip
+            super().__init__(
+                f"The index at {location.uri} is damaged ({detail}). Rebuild it "
+                f"with `{index_command(root, location)}`."
+            )
         else:
             super().__init__(
                 f"The index for {root} is damaged ({detail}). Rebuild it with "
@@ -111,23 +113,38 @@ class FileRecord:
     indexed_at: float
 
 
-FILES_SCHEMA = pa.schema([
-    ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
-    ("sha256", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-    ("chunks", pa.int32()), ("indexed_at", pa.float64()),
-])  # fmt: skip
+FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("sha256", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("chunks", pa.int32()),
+        ("indexed_at", pa.float64()),
+    ]
+)
 META_SCHEMA = pa.schema([("key", pa.string()), ("value", pa.string())])
 
 
 def chunks_schema(dims: int) -> pa.Schema:
-    return pa.schema([
-        ("vector", pa.list_(pa.float32(), dims)),
-        ("path", pa.string()), ("start_line", pa.int32()), ("end_line", pa.int32()),
-        # The whole definition a piece belongs to (a split function's parts share it).
-        ("def_start", pa.int32()), ("def_end", pa.int32()),
-        ("language", pa.string()), ("symbol", pa.string()),
-        ("text", pa.string()), ("fts", pa.string()), ("content_hash", pa.string()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("vector", pa.list_(pa.float32(), dims)),
+            ("path", pa.string()),
+            ("start_line", pa.int32()),
+            ("end_line", pa.int32()),
+            # The whole definition a piece belongs to (a split function's parts share it).
+            ("def_start", pa.int32()),
+            ("def_end", pa.int32()),
+            ("language", pa.string()),
+            ("symbol", pa.string()),
+            ("text", pa.string()),
+            ("fts", pa.string()),
+            ("content_hash", pa.string()),
+        ]
+    )
 
 
 def needs_ann(rows: int, dims: int) -> bool:
@@ -167,8 +184,9 @@ def _unreadable_is_damage(root: Path, location: Location) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        if isinstance(exc, CodeLampError) or not (isinstance(exc, Exception)
-                                                   or damage.is_panic(exc)):  # fmt: skip
+        if isinstance(exc, CodeLampError) or not (
+            isinstance(exc, Exception) or damage.is_panic(exc)
+        ):
             raise  # ours (not indexed), Ctrl+C, exit
         if (problem := location.unavailable(exc)) is not None:
             raise problem from exc
@@ -178,16 +196,23 @@ def _unreadable_is_damage(root: Path, location: Location) -> Iterator[None]:
 class ProjectStore:
     """The index of one project folder. One writer at a time; any number of readers."""
 
-    def __init__(self, root: Path, db, meta: dict[str, str], location: Location,
-                 latest: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, root: Path, db, meta: dict[str, str], location: Location, latest: bool = False
+    ) -> None:
         self.root, self.db, self.meta = root, db, meta
         self.location, self.latest = location, latest
 
     # --- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: Path | None, unfinished: bool = False, thorough: bool = False,
-             location: Location | None = None, latest: bool = False) -> ProjectStore:  # fmt: skip
+    def open(
+        cls,
+        root: Path | None,
+        unfinished: bool = False,
+        thorough: bool = False,
+        location: Location | None = None,
+        latest: bool = False,
+    ) -> ProjectStore:
         """Open an existing index for reading; verifies it is intact (``thorough``: see
         :meth:`verify`). A first index that has not committed raises NotFinished, unless
         ``unfinished`` (status, resuming).
@@ -231,8 +256,9 @@ class ProjectStore:
         root = root or Path(meta.get("root", location.uri))
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version")
-            raise IndexDamaged(root, f"made by a different CodeLamp version (schema {found})",
-                               location)  # fmt: skip
+            raise IndexDamaged(
+                root, f"made by a different CodeLamp version (schema {found})", location
+            )
         store = cls(root, db, meta, location, latest)
         if (detail := damage.noted(location.notes, store._damage_id())) is not None:
             raise IndexDamaged(root, detail, location)
@@ -243,9 +269,12 @@ class ProjectStore:
         return ProjectStore.open(self.root, location=self.location, latest=self.latest)
 
     @classmethod
-    def open_for_writing(cls, root: Path, thorough: bool = True,
-                         location: Location | None = None,
-                         ) -> tuple[ProjectStore, str | None]:  # fmt: skip
+    def open_for_writing(
+        cls,
+        root: Path,
+        thorough: bool = True,
+        location: Location | None = None,
+    ) -> tuple[ProjectStore, str | None]:
         """Open or create the index (in ``location``, default the app's own). A damaged
         or outdated one is rebuilt from scratch (it only holds derived data, and the
         embedding cache makes that cheap); the second value says why, for the user.
@@ -253,8 +282,9 @@ class ProjectStore:
         location = location or Location.of_project(root)
         rebuilt = None
         try:
-            store = cls.open(root, unfinished=True, thorough=thorough, location=location,
-                             latest=True)  # fmt: skip
+            store = cls.open(
+                root, unfinished=True, thorough=thorough, location=location, latest=True
+            )
         except NotIndexed:
             pass
         except IndexDamaged as exc:
@@ -265,8 +295,11 @@ class ProjectStore:
         if location.folder is not None:
             paths.ensure(location.folder)
         db = location.connect()
-        meta = {"schema_version": str(SCHEMA_VERSION), "root": str(root),
-                "created": str(time.time())}  # fmt: skip
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "root": str(root),
+            "created": str(time.time()),
+        }
         # A wiped shared store may keep a "meta" it could not drop. (Overwriting a table that
         # is not there makes Lance log a warning to the terminal.)
         leftover = "meta" in db.list_tables().tables
@@ -310,8 +343,7 @@ class ProjectStore:
         """What a damage note is about: the index (its creation). A named store's note
         is this machine's, which its writer never sees: it holds until the next commit."""
         created = self.meta.get("created")
-        return f"{created}@{self.meta.get('last_indexed')}" if self.location.shared else \
-            created  # fmt: skip
+        return f"{created}@{self.meta.get('last_indexed')}" if self.location.shared else created
 
     # --- reading -------------------------------------------------------------------------
 
@@ -380,8 +412,12 @@ class ProjectStore:
         if (folder := self.location.folder) is None:
             gens = {self.meta.get("generation"), self.meta.get("building")} - {None}
             names = self.table_names()
-            return sum(self._table(kind, gen).stats()["total_bytes"] for gen in gens
-                       for kind in ("chunks", "files") if f"{kind}_{gen}" in names)  # fmt: skip
+            return sum(
+                self._table(kind, gen).stats()["total_bytes"]
+                for gen in gens
+                for kind in ("chunks", "files")
+                if f"{kind}_{gen}" in names
+            )
         return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
     # --- writing -------------------------------------------------------------------------
@@ -394,8 +430,13 @@ class ProjectStore:
                 return json.loads(self.meta[f"{prefix}probe"])
         return None
 
-    def prepare(self, model_id: str, dims: int, chunk_tokens: int | None = None,
-                probe: Callable[[], Sequence[float]] | None = None) -> str:  # fmt: skip
+    def prepare(
+        self,
+        model_id: str,
+        dims: int,
+        chunk_tokens: int | None = None,
+        probe: Callable[[], Sequence[float]] | None = None,
+    ) -> str:
         """Tables for ``model_id`` and the chunk limit: the active ones, or a fresh (or
         resumed) pair. A fresh pair records ``probe()``, the model's probe vector."""
         gen = generation(model_id, chunk_tokens)
@@ -403,16 +444,29 @@ class ProjectStore:
         if gen != self.meta.get("generation") and self.meta.get("building") != gen:
             # Recorded first: a build interrupted from here on is "not finished".
             extra = {"building_probe": _probe_json(probe())} if probe else {}
-            self._write_meta(dict(self.meta, building=gen, building_model_id=model_id,
-                                  building_dims=str(dims), **extra))  # fmt: skip
+            self._write_meta(
+                dict(
+                    self.meta,
+                    building=gen,
+                    building_model_id=model_id,
+                    building_dims=str(dims),
+                    **extra,
+                )
+            )
         if f"chunks_{gen}" not in names:
             self.db.create_table(f"chunks_{gen}", schema=chunks_schema(dims))
         if f"files_{gen}" not in names:
             self.db.create_table(f"files_{gen}", schema=FILES_SCHEMA)
         return gen
 
-    def write(self, gen: str, records: list[FileRecord], chunks: pa.Table | None,
-              replaced: list[str], deleted: list[str]) -> None:
+    def write(
+        self,
+        gen: str,
+        records: list[FileRecord],
+        chunks: pa.Table | None,
+        replaced: list[str],
+        deleted: list[str],
+    ) -> None:
         """Apply one batch: chunks first, then the ``files`` rows that commit them."""
         chunks_table, files_table = self.chunks_table(gen), self.files_table(gen)
         faults.point("write.chunks")
@@ -425,11 +479,20 @@ class ProjectStore:
             files_table.delete(sql_in("path", deleted))
         if records:
             data = pa.Table.from_pylist([asdict(r) for r in records], schema=FILES_SCHEMA)
-            (files_table.merge_insert("path").when_matched_update_all()
-             .when_not_matched_insert_all().execute(data))  # fmt: skip
+            (
+                files_table.merge_insert("path")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data)
+            )
 
-    def finish(self, gen: str, model: ModelRecord, chunk_tokens: int | None = None,
-               file_rules: str | None = None) -> None:  # fmt: skip
+    def finish(
+        self,
+        gen: str,
+        model: ModelRecord,
+        chunk_tokens: int | None = None,
+        file_rules: str | None = None,
+    ) -> None:
         """After a complete run: make ``gen`` active, drop older generations, keep the
         full-text and vector indexes current, and compact. ``file_rules``: the version of
         the rules every file was last judged by (None: unchanged, a partial run)."""
@@ -438,11 +501,23 @@ class ProjectStore:
         chunks = self.chunks_table(gen)
         rows = chunks.count_rows()
         dims = model.dims
-        meta = dict(self.meta, model_id=model.model_id, dims=str(dims), generation=gen,
-                    model_path=str(model.path), model_name=model.name,
-                    probe=_probe_json(model.probe), last_indexed=str(time.time()))  # fmt: skip
-        for key in ("chunk_tokens", "building", "building_model_id", "building_dims",
-                    "building_probe"):
+        meta = dict(
+            self.meta,
+            model_id=model.model_id,
+            dims=str(dims),
+            generation=gen,
+            model_path=str(model.path),
+            model_name=model.name,
+            probe=_probe_json(model.probe),
+            last_indexed=str(time.time()),
+        )
+        for key in (
+            "chunk_tokens",
+            "building",
+            "building_model_id",
+            "building_dims",
+            "building_probe",
+        ):
             meta.pop(key, None)
         if file_rules is not None:
             meta["file_rules"] = file_rules
@@ -453,16 +528,18 @@ class ProjectStore:
             meta.pop("ann_rows", None)
             meta.pop("ann_nprobes", None)
         if rows and meta.get("fts") != "1":
-            chunks.create_index("fts", config=FTS(stem=True, remove_stop_words=True),
-                                replace=True)  # fmt: skip
+            chunks.create_index("fts", config=FTS(stem=True, remove_stop_words=True), replace=True)
             meta["fts"] = "1"
         ann_rows = int(meta.get("ann_rows", 0))
         if needs_ann(rows, dims) and (not ann_rows or rows >= 2 * ann_rows):
             from lancedb.index import IvfFlat
 
             partitions = max(16, rows // ANN_ROWS_PER_PARTITION)
-            chunks.create_index("vector", replace=True, config=IvfFlat(
-                distance_type="cosine", num_partitions=partitions))  # fmt: skip
+            chunks.create_index(
+                "vector",
+                replace=True,
+                config=IvfFlat(distance_type="cosine", num_partitions=partitions),
+            )
             meta["ann_rows"] = str(rows)
             meta["ann_nprobes"] = str(max(ANN_MIN_PROBES, partitions // ANN_PROBE_SHARE))
         self.compact(force=True)  # the commit pins compacted versions; pruned after it
@@ -485,14 +562,20 @@ class ProjectStore:
         cancelled): the next run commits them even if it has nothing else to do."""
         gen = self.meta.get("generation")
         return gen is not None and any(
-            self.meta.get(f"{kind}_version") not in (None, str(self.db.open_table(
-                f"{kind}_{gen}").version)) for kind in ("chunks", "files"))  # fmt: skip
+            self.meta.get(f"{kind}_version")
+            not in (None, str(self.db.open_table(f"{kind}_{gen}").version))
+            for kind in ("chunks", "files")
+        )
 
     def drop_unused(self) -> None:
         """Drop the tables of older generations. One a crash left half-deleted is removed
         from disk directly: nothing reads it any more."""
-        keep = {"meta"} | {f"{kind}_{self.meta[key]}" for kind in ("chunks", "files")
-                           for key in ("generation", "building") if key in self.meta}
+        keep = {"meta"} | {
+            f"{kind}_{self.meta[key]}"
+            for kind in ("chunks", "files")
+            for key in ("generation", "building")
+            if key in self.meta
+        }
         for name in self.table_names() - keep:
             faults.point("finish.drop")
             _drop(self.db, self.location, name)
@@ -503,16 +586,17 @@ class ProjectStore:
         for name in self.table_names():
             faults.point("compact")
             table = self.db.open_table(name)
-            crowded = (table.stats()["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
-                       or len(table.list_versions()) > MAX_VERSIONS)  # fmt: skip
+            crowded = (
+                table.stats()["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
+                or len(table.list_versions()) > MAX_VERSIONS
+            )
             if force or crowded:
                 with warnings.catch_warnings():
                     # LanceDB warns that readers of old versions would fail. The writer
                     # lock makes this the only writer, readers read committed versions,
                     # and they retry on the newest meta (ProjectStore.open,
                     # Searcher.search) when one was pruned after a newer commit.
-                    warnings.filterwarnings("ignore", "optimize.cleanup_older_than",
-                                            UserWarning)  # fmt: skip
+                    warnings.filterwarnings("ignore", "optimize.cleanup_older_than", UserWarning)
                     table.optimize(cleanup_older_than=self._prune_age(name, table))
 
     def _prune_age(self, name: str, table) -> timedelta:
@@ -550,8 +634,9 @@ class ModelRecord:
     @classmethod
     def of(cls, embedder) -> ModelRecord:
         """The record of a local or remote embedder (app.core.embedder, app.core.remote)."""
-        return cls(embedder.model_id, embedder.name, embedder.dim, embedder.model_path,
-                   embedder.probe())  # fmt: skip
+        return cls(
+            embedder.model_id, embedder.name, embedder.dim, embedder.model_path, embedder.probe()
+        )
 
 
 def _probe_json(probe: Sequence[float]) -> str:
@@ -565,8 +650,9 @@ def _read_every_row(table, columns: list[str]) -> None:
         readable += batch.num_rows
         if "vector" in columns:
             vectors = batch.column("vector")
-            matrix = vectors.flatten().to_numpy(zero_copy_only=False).reshape(
-                -1, vectors.type.list_size)  # fmt: skip
+            matrix = (
+                vectors.flatten().to_numpy(zero_copy_only=False).reshape(-1, vectors.type.list_size)
+            )
             if bad := damage.corrupt_vectors(matrix):
                 raise ValueError(f"{bad} stored vectors are corrupt")
     if readable != (total := table.count_rows()):
@@ -589,15 +675,16 @@ def _drop(db, location: Location, name: str) -> None:
     (a remote one stays, to be reported)."""
     try:
         db.drop_table(name)
-    except Exception:  # noqa: BLE001 - damaged beyond LanceDB's own drop
+    except Exception:
         if location.folder is None:
             raise
         shutil.rmtree(location.folder / f"{name}.lance", ignore_errors=True)
 
 
 def _meta_rows(meta: dict[str, str]) -> pa.Table:
-    return pa.Table.from_pylist([{"key": k, "value": v} for k, v in meta.items()],
-                                schema=META_SCHEMA)  # fmt: skip
+    return pa.Table.from_pylist(
+        [{"key": k, "value": v} for k, v in meta.items()], schema=META_SCHEMA
+    )
 
 
 def not_finished(root: Path, store: ProjectStore) -> NotFinished:
@@ -611,18 +698,22 @@ def not_finished(root: Path, store: ProjectStore) -> NotFinished:
 
 def not_indexed(where: Path | str, location: Location) -> NotIndexed:
     if location.shared:
-        return NotIndexed(f"There is no index at {location.uri} yet. Build it with "
-                          f"`codelamp index PATH --store {location.uri}`.")  # fmt: skip
+        return NotIndexed(
+            f"There is no index at {location.uri} yet. Build it with "
+            f"`codelamp index PATH --store {location.uri}`."
+        )
     return NotIndexed(f"{where} is not indexed yet. Run `codelamp index {where}` first.")
 
 
 _STORAGE_PROBLEMS = {  # errno -> (words LanceDB and SQLite use for it, what to say)
-    errno.ENOSPC: (("no space left", "disk is full", "database or disk is full"),
-                   "the disk is full"),
+    errno.ENOSPC: (
+        ("no space left", "disk is full", "database or disk is full"),
+        "the disk is full",
+    ),
     errno.EDQUOT: (("quota exceeded",), "the disk quota is used up"),
     errno.EROFS: (("read-only file system",), "the disk is read-only"),
     errno.EACCES: (("permission denied",), "CodeLamp may not write there"),
-}  # fmt: skip
+}
 
 
 def storage_error(exc: BaseException) -> CodeLampError | None:
@@ -658,8 +749,9 @@ def _read_meta(db) -> dict[str, str]:
     return {r["key"]: r["value"] for r in rows}
 
 
-def project_status(root: Path | None, thorough: bool = True,
-                   location: Location | None = None) -> dict:  # fmt: skip
+def project_status(
+    root: Path | None, thorough: bool = True, location: Location | None = None
+) -> dict:
     """What `codelamp status` and the app's project list show. Raises NotIndexed or
     IndexDamaged. ``thorough`` checks every vector (:meth:`ProjectStore.verify`).
     ``location``: a named store (``root`` None: the root it was built from).
@@ -686,13 +778,15 @@ def project_status(root: Path | None, thorough: bool = True,
         "files": sum(r.status == "indexed" for r in records.values()),
         "chunks": chunks.count_rows() if chunks else 0,
         "languages": sorted(pc.unique(languages.column("language")).to_pylist())
-        if languages else [],
+        if languages
+        else [],
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
-        "model": model, "dims": dims, "chunk_tokens": store.chunk_tokens,
+        "model": model,
+        "dims": dims,
+        "chunk_tokens": store.chunk_tokens,
         "index_bytes": store.size_on_disk(),
-        "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last
-        else None,
-    }  # fmt: skip
+        "last_indexed": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last)) if last else None,
+    }
 
 
 def forget(root: Path) -> bool:

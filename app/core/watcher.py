@@ -98,8 +98,9 @@ class ProjectWatcher:
         self._wake = threading.Condition()
         self._stopping = False
         self._observer = None
-        self._thread = threading.Thread(target=self._run, name=f"codelamp-watch-{root.name}",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, name=f"codelamp-watch-{root.name}", daemon=True
+        )
 
     # --- the owner's side -----------------------------------------------------------------
 
@@ -214,9 +215,15 @@ class ProjectWatcher:
         if self._hurry.is_set():  # stopping in a hurry: no new work
             self.control.cancel()
         try:
-            result = index_project(self.root, self.embedder, only=None if rescan else batch,
-                                   control=self.control, progress=self.progress,
-                                   catch_up_only=True, **self.index_options)  # fmt: skip
+            result = index_project(
+                self.root,
+                self.embedder,
+                only=None if rescan else batch,
+                control=self.control,
+                progress=self.progress,
+                catch_up_only=True,
+                **self.index_options,
+            )
         except NotIndexed as exc:
             # Not ours to build (deleted, or never finished): wait for the user's index,
             # then catch up everything.
@@ -225,7 +232,7 @@ class ProjectWatcher:
                 self._emit("unfinished", str(exc))
             self._retry_later()
             return
-        except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad round
+        except Exception as exc:
             if not isinstance(exc, CodeLampError):
                 log.exception("re-indexing %s failed", self.root)
             self._failed(f"Re-indexing {self.root} failed: {exc}")
@@ -316,8 +323,11 @@ class ProjectWatcher:
         if self.mode != "unavailable":
             self._stop_observer()
             self.mode = "unavailable"
-            self._emit("unavailable", f"{self.root} is not available; its index is kept, "
-                                      "and watching resumes when it is back.")  # fmt: skip
+            self._emit(
+                "unavailable",
+                f"{self.root} is not available; its index is kept, "
+                "and watching resumes when it is back.",
+            )
         while not self._stopping:
             self._wait(PRESENCE_S)
             try:
@@ -343,10 +353,13 @@ class ProjectWatcher:
                 raise
             _stop(observer)
             self.mode = "polling"
-            self._emit("polling", f"The system's file-watch limit is reached (inotify); "
-                                  f"{self.root} is re-scanned every {self.poll_s:g} s "
-                                  "instead. Raise fs.inotify.max_user_watches to watch it "
-                                  "live.")  # fmt: skip
+            self._emit(
+                "polling",
+                f"The system's file-watch limit is reached (inotify); "
+                f"{self.root} is re-scanned every {self.poll_s:g} s "
+                "instead. Raise fs.inotify.max_user_watches to watch it "
+                "live.",
+            )
             return
         self._observer = observer
         self.mode = "watching"
@@ -360,7 +373,7 @@ class ProjectWatcher:
     def _emit(self, kind: str, message: str, paths=(), result=None) -> None:
         try:
             self.on_event(WatchEvent(self.root, kind, message, list(paths), result))
-        except Exception:  # noqa: BLE001 - a listener's bug must not stop the watcher
+        except Exception:
             log.exception("watch listener failed")
 
 
@@ -369,7 +382,7 @@ def _stop(observer) -> None:
         observer.stop()
         if observer.is_alive():
             observer.join()
-    except Exception:  # noqa: BLE001 - already broken; nothing left to release
+    except Exception:
         log.debug("observer stop failed", exc_info=True)
 
 

@@ -19,8 +19,11 @@ LOG_NAME = "codelamp.log"
 
 
 def _qt_messages(kind: QtMsgType, _context, message: str) -> None:
-    level = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
-             QtMsgType.QtWarningMsg: logging.WARNING}.get(kind, logging.ERROR)  # fmt: skip
+    level = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+    }.get(kind, logging.ERROR)
     log.log(level, "Qt: %s", message)
 
 
@@ -46,8 +49,12 @@ def _report_crash(exc_type, exc, tb) -> None:
     if app is not None and threading.current_thread() is threading.main_thread():
         from app import paths
 
-        QMessageBox.critical(None, "CodeLamp", f"Something went wrong: {exc}\n\nThe details "
-                             f"are in {paths.logs_dir() / LOG_NAME}; the app keeps running.")
+        QMessageBox.critical(
+            None,
+            "CodeLamp",
+            f"Something went wrong: {exc}\n\nThe details "
+            f"are in {paths.logs_dir() / LOG_NAME}; the app keeps running.",
+        )
 
 
 def application(argv: list[str] | None = None) -> QApplication:
@@ -64,12 +71,17 @@ def application(argv: list[str] | None = None) -> QApplication:
 # Libraries Qt's X11 plugin needs that a minimal desktop may lack, with their Debian and
 # Ubuntu package names. (A packaged build carries its own copies.)
 _XCB_PACKAGES = {
-    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
-    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-image.so.0": "libxcb-image0",
-    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-util.so.1": "libxcb-util1",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libxcb-shape.so.0": "libxcb-shape0",
-    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-xinerama.so.0": "libxcb-xinerama0",
-}  # fmt: skip
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-xinerama.so.0": "libxcb-xinerama0",
+}
 
 
 def missing_libraries(ldd_output: str) -> list[str]:
@@ -88,8 +100,9 @@ def x11_problem(env: dict[str, str] | None = None) -> str | None:
 
     env = os.environ if env is None else env
     platform = env.get("QT_QPA_PLATFORM", "")
-    on_x11 = platform == "xcb" or (not platform and env.get("DISPLAY")
-                                   and not env.get("WAYLAND_DISPLAY"))  # fmt: skip
+    on_x11 = platform == "xcb" or (
+        not platform and env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY")
+    )
     if not on_x11 or sys.platform != "linux" or getattr(sys, "frozen", False):
         return None
     import PySide6
@@ -103,9 +116,11 @@ def x11_problem(env: dict[str, str] | None = None) -> str | None:
     if not missing:
         return None
     packages = " ".join(_XCB_PACKAGES.get(name, name) for name in missing)
-    return (f"CodeLamp's window cannot open on X11: Qt needs {', '.join(missing)}, which "
-            f"this system does not have. On Debian or Ubuntu: sudo apt install {packages}. "
-            "The command line works without them (codelamp --help).")  # fmt: skip
+    return (
+        f"CodeLamp's window cannot open on X11: Qt needs {', '.join(missing)}, which "
+        f"this system does not have. On Debian or Ubuntu: sudo apt install {packages}. "
+        "The command line works without them (codelamp --help)."
+    )
 
 
 def run() -> int:
@@ -121,8 +136,7 @@ def run() -> int:
     qInstallMessageHandler(_qt_messages)
     app = application()
     try:  # a read-only home: say where CodeLamp must write, before anything is lost
-        for folder in (paths.config_dir(), paths.data_dir(), paths.cache_dir(),
-                       paths.logs_dir()):  # fmt: skip
+        for folder in (paths.config_dir(), paths.data_dir(), paths.cache_dir(), paths.logs_dir()):
             paths.ensure(folder)
     except CodeLampError as exc:
         QMessageBox.critical(None, "CodeLamp cannot start", str(exc))

@@ -245,19 +245,29 @@ class Controller(QObject):
         if status and status["state"] == "unfinished":
             from app.core.store import files_phrase
 
-            return (f"{root}\nIndexing was interrupted after {files_phrase(status['files'])}. "
-                    "Resume (F5) embeds only what is missing.")  # fmt: skip
+            return (
+                f"{root}\nIndexing was interrupted after {files_phrase(status['files'])}. "
+                "Resume (F5) embeds only what is missing."
+            )
         if not status:
             return f"{root}\n{self.status_errors.get(root, '')}"
         from app.core.models import human_size
 
         where = f"Shared index {root}\nbuilt from {status['root']}" if status["store"] else root
-        older = ("\nBuilt with another model than the current one: searched with it, and "
-                 "not watched, until you re-index.") if root in self.outdated_models else ""
-        return (f"{where}\n{status['files']} files, {status['chunks']} chunks, "
-                f"{len(status['skipped'])} skipped\nmodel: {status['model']}\nindex: "
-                f"{human_size(status['index_bytes'])}, last indexed {status['last_indexed']}"
-                f"{older}")  # fmt: skip
+        older = (
+            (
+                "\nBuilt with another model than the current one: searched with it, and "
+                "not watched, until you re-index."
+            )
+            if root in self.outdated_models
+            else ""
+        )
+        return (
+            f"{where}\n{status['files']} files, {status['chunks']} chunks, "
+            f"{len(status['skipped'])} skipped\nmodel: {status['model']}\nindex: "
+            f"{human_size(status['index_bytes'])}, last indexed {status['last_indexed']}"
+            f"{older}"
+        )
 
     def languages(self, root: str | None) -> list[str]:
         """The languages a project's index holds (for the filter's completions)."""
@@ -294,8 +304,13 @@ class Controller(QObject):
     # --- indexing -------------------------------------------------------------------------
 
     def start_index(self, root: str) -> None:
-        if (self.indexing == root or root in self.index_queue or self.is_shared(root)
-                or root in self.removing or self.closing):  # fmt: skip
+        if (
+            self.indexing == root
+            or root in self.index_queue
+            or self.is_shared(root)
+            or root in self.removing
+            or self.closing
+        ):
             return
         if self.indexing is None:
             self.indexing = root
@@ -379,8 +394,14 @@ class Controller(QObject):
         """Watch a project whose index is complete; never one whose first index the user
         cancelled (the watcher would finish it behind their back)."""
         embedder, status = self.gate.loaded, self.statuses.get(root)
-        if (root in self.settings.unwatched or embedder is None or not ready(status)
-                or self.is_shared(root) or root in self.removing or self.closing):  # fmt: skip
+        if (
+            root in self.settings.unwatched
+            or embedder is None
+            or not ready(status)
+            or self.is_shared(root)
+            or root in self.removing
+            or self.closing
+        ):
             return
         if status["model"] != embedder.model_id:  # its own model's index: not ours to update
             self._outdated(root, status["model"])
@@ -395,8 +416,9 @@ class Controller(QObject):
         """A watcher catching up (after a branch switch, or changes made while closed):
         shown like an index, and pausable and cancellable like one."""
         # A round that only scans and finds nothing changed is not worth showing.
-        busy = (p.phase == "indexing" and p.files_total > 0) or \
-            (p.phase == "finishing" and self.catching_up == root)  # fmt: skip
+        busy = (p.phase == "indexing" and p.files_total > 0) or (
+            p.phase == "finishing" and self.catching_up == root
+        )
         if busy and self.catching_up is None and self.indexing is None:
             self.catching_up = root
             self.work_changed.emit()

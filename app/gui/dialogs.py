@@ -41,14 +41,20 @@ def describe_model(path: Path) -> tuple[bool, str]:
     except CodeLampError as exc:
         return False, str(exc)
     fits, needed, available = model_fits(info.file_size, info.max_tokens, info.embedding_dim)
-    text = (f"{info.name} · {info.architecture} · {info.param_count / 1e6:.0f}M parameters\n"
-            f"{info.embedding_dim} dims · {info.quantization} · {human_size(info.file_size)} · "
-            f"{info.max_tokens} tokens · {info.pooling} pooling\n")  # fmt: skip
+    text = (
+        f"{info.name} · {info.architecture} · {info.param_count / 1e6:.0f}M parameters\n"
+        f"{info.embedding_dim} dims · {info.quantization} · {human_size(info.file_size)} · "
+        f"{info.max_tokens} tokens · {info.pooling} pooling\n"
+    )
     if fits:
-        return True, text + f"Fits in memory: needs ~{human_size(needed)}, " \
-                            f"{human_size(available)} free."  # fmt: skip
-    return False, text + (f"Does not fit in memory now: needs ~{human_size(needed)}, only "
-                          f"{human_size(available)} free.")  # fmt: skip
+        return (
+            True,
+            text + f"Fits in memory: needs ~{human_size(needed)}, {human_size(available)} free.",
+        )
+    return False, text + (
+        f"Does not fit in memory now: needs ~{human_size(needed)}, only "
+        f"{human_size(available)} free."
+    )
 
 
 class SettingsDialog(QDialog):
@@ -57,8 +63,9 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("CodeLamp Settings")
         self.settings = settings
 
-        self.use_default = QRadioButton("The default model (CodeLamp's own, trained on code; "
-                                        "built in)")
+        self.use_default = QRadioButton(
+            "The default model (CodeLamp's own, trained on code; built in)"
+        )
         self.use_file = QRadioButton("A GGUF embedding model file:")
         group = QButtonGroup(self)
         group.addButton(self.use_default)
@@ -89,7 +96,8 @@ class SettingsDialog(QDialog):
         self.chunk_tokens.setToolTip(
             f"Largest chunk embedded, at least {MIN_CHUNK_TOKENS} tokens and never more than "
             "the model allows. Smaller chunks point at smaller pieces of code but see less "
-            "context. A change applies when a project is next re-indexed (F5).")
+            "context. A change applies when a project is next re-indexed (F5)."
+        )
         self.chunk_tokens.setValue(settings.max_chunk_tokens)
         self.ignores = QPlainTextEdit("\n".join(settings.ignore_patterns))
         self.ignores.setPlaceholderText("one .gitignore pattern per line, e.g. *.generated.ts")
@@ -97,8 +105,9 @@ class SettingsDialog(QDialog):
         self.editor = QLineEdit(settings.editor_command)
         self.editor.setPlaceholderText(f"detected: {editor_command('') or 'system opener'}")
         self.demote = QCheckBox("Rank tests, vendored code, shims and .d.ts stubs lower")
-        self.demote.setToolTip("In hybrid search, unless the query asks for them (\"tests "
-                               "of…\", \"stub\", \"vendored\").")
+        self.demote.setToolTip(
+            'In hybrid search, unless the query asks for them ("tests of…", "stub", "vendored").'
+        )
         self.demote.setChecked(settings.demote_tests)
         self.high = self._percent(settings.memory_high_percent)
         self.critical = self._percent(settings.memory_critical_percent)
@@ -121,8 +130,9 @@ class SettingsDialog(QDialog):
         form.addRow(self.demote)
         form.addRow("Memory warning at", self.high)
         form.addRow("Pause indexing at", self.critical)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)  # fmt: skip
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -137,14 +147,16 @@ class SettingsDialog(QDialog):
 
         box = QGroupBox("Embedding server (optional)")
         self.server_urls = QPlainTextEdit("\n".join(settings.embedder_urls))
-        self.server_urls.setPlaceholderText("e.g. http://gpu-box:8080/v1, one per line; "
-                                            "empty: embed on this computer")  # fmt: skip
+        self.server_urls.setPlaceholderText(
+            "e.g. http://gpu-box:8080/v1, one per line; empty: embed on this computer"
+        )
         self.server_urls.setMaximumHeight(60)
         self.server_urls.setToolTip(
             "Any OpenAI-compatible /v1/embeddings server: llama.cpp, vLLM, "
             "text-embeddings-inference, Ollama, LM Studio. Several are load-balanced. Your "
             "code is sent to them: use only servers you trust. The model file chosen above, "
-            "if any, must be the one the server runs.")
+            "if any, must be the one the server runs."
+        )
         self.server_model = QLineEdit(settings.embedder_model)
         self.server_model.setPlaceholderText("the model the server lists")
         self.server_concurrency = QSpinBox()
@@ -153,7 +165,8 @@ class SettingsDialog(QDialog):
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
         self.api_key.setPlaceholderText(
-            f"from ${API_KEY_ENV} or the system keyring; type one to store it there")
+            f"from ${API_KEY_ENV} or the system keyring; type one to store it there"
+        )
         form = QFormLayout(box)
         form.addRow("Servers", self.server_urls)
         form.addRow("Model name", self.server_model)
@@ -167,9 +180,13 @@ class SettingsDialog(QDialog):
         from app.core.remote import endpoint_url, save_api_key
 
         try:
-            urls = list(dict.fromkeys(endpoint_url(line) for line in
-                                      self.server_urls.toPlainText().splitlines()
-                                      if line.strip()))  # fmt: skip
+            urls = list(
+                dict.fromkeys(
+                    endpoint_url(line)
+                    for line in self.server_urls.toPlainText().splitlines()
+                    if line.strip()
+                )
+            )
             if key := self.api_key.text().strip():
                 for url in urls:
                     save_api_key(url, key)
@@ -188,8 +205,9 @@ class SettingsDialog(QDialog):
         return box
 
     def choose_model(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF embedding model",
-                                              str(Path.home()), "GGUF models (*.gguf)")
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Choose a GGUF embedding model", str(Path.home()), "GGUF models (*.gguf)"
+        )
         if name:
             self.set_model_file(name)
 
@@ -204,8 +222,11 @@ class SettingsDialog(QDialog):
 
             # The same figures as for any file: one estimate of the memory it needs.
             usable, text = describe_model(shipped_model_path())
-            self.model_info.setText(f"CodeLamp's own code-search model (all-MiniLM-L6-v2 "
-                                    f"fine-tuned on code)\n{text}" if usable else text)
+            self.model_info.setText(
+                f"CodeLamp's own code-search model (all-MiniLM-L6-v2 fine-tuned on code)\n{text}"
+                if usable
+                else text
+            )
             return
         name = self.model_file.text()
         if not name:
@@ -219,12 +240,16 @@ class SettingsDialog(QDialog):
             name = self.model_file.text()
             usable, text = describe_model(Path(name)) if name else (False, "No file chosen.")
             if not usable:
-                QMessageBox.warning(self, "Model not usable",
-                                    f"{text}\n\nThe current model stays in use.")  # fmt: skip
+                QMessageBox.warning(
+                    self, "Model not usable", f"{text}\n\nThe current model stays in use."
+                )
                 return
         if self.critical.value() <= self.high.value():
-            QMessageBox.warning(self, "Memory thresholds",
-                                "The pause threshold must be above the warning threshold.")
+            QMessageBox.warning(
+                self,
+                "Memory thresholds",
+                "The pause threshold must be above the warning threshold.",
+            )
             return
         urls = self._server_urls()
         if urls is None:
@@ -237,8 +262,9 @@ class SettingsDialog(QDialog):
         s.threads = self.threads.value()
         s.max_file_kb = self.max_file_kb.value()
         s.max_chunk_tokens = chunk_limit(self.chunk_tokens.value())
-        s.ignore_patterns = [x.strip() for x in self.ignores.toPlainText().splitlines()
-                             if x.strip()]  # fmt: skip
+        s.ignore_patterns = [
+            x.strip() for x in self.ignores.toPlainText().splitlines() if x.strip()
+        ]
         s.editor_command = self.editor.text().strip()
         s.demote_tests = self.demote.isChecked()
         s.memory_high_percent = self.high.value()
@@ -255,14 +281,17 @@ class SharedIndexDialog(QDialog):
         self.uri = QLineEdit()
         self.uri.setPlaceholderText("s3://bucket/prefix or /path/to/folder")
         self.uri.setMinimumWidth(420)
-        hint = QLabel("A shared index is searched here, read-only; the machine that builds "
-                      "it runs <tt>codelamp index PATH --store URI</tt>. For S3, CodeLamp "
-                      "reads the endpoint and keys from the AWS_* environment variables "
-                      "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-                      "AWS_REGION).")  # fmt: skip
+        hint = QLabel(
+            "A shared index is searched here, read-only; the machine that builds "
+            "it runs <tt>codelamp index PATH --store URI</tt>. For S3, CodeLamp "
+            "reads the endpoint and keys from the AWS_* environment variables "
+            "(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_REGION)."
+        )
         hint.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
-                                   | QDialogButtonBox.StandardButton.Cancel)  # fmt: skip
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -283,7 +312,10 @@ class SharedIndexDialog(QDialog):
 
 
 def show_about(parent: QWidget) -> None:
-    QMessageBox.about(parent, "About CodeLamp",
-                      f"<h3>CodeLamp {__version__}</h3><p>Offline semantic code search. "
-                      "Your code and your queries never leave this computer.</p>"
-                      "<p>Apache-2.0</p>")  # fmt: skip
+    QMessageBox.about(
+        parent,
+        "About CodeLamp",
+        f"<h3>CodeLamp {__version__}</h3><p>Offline semantic code search. "
+        "Your code and your queries never leave this computer.</p>"
+        "<p>Apache-2.0</p>",
+    )

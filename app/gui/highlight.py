@@ -12,8 +12,18 @@ from PySide6.QtGui import QColor, QFont, QPalette, QSyntaxHighlighter, QTextChar
 from app.core.languages import GRAMMARS, language_for, parse
 
 _KINDS = ("comment", "string", "number", "keyword", "definition")
-_NAME_PARENTS = ("function", "method", "class", "struct", "interface", "enum", "trait",
-                 "module", "type_spec", "impl")  # fmt: skip
+_NAME_PARENTS = (
+    "function",
+    "method",
+    "class",
+    "struct",
+    "interface",
+    "enum",
+    "trait",
+    "module",
+    "type_spec",
+    "impl",
+)
 
 
 def _kind(node) -> str | None:
@@ -27,9 +37,10 @@ def _kind(node) -> str | None:
     if not node.is_named and kind.isalpha() and kind.islower() and len(kind) > 1:
         return "keyword"  # "def", "return", "func", "impl" ... (anonymous nodes)
     if kind in ("identifier", "type_identifier", "field_identifier", "constant", "name") and (
-        node.parent is not None and any(p in node.parent.type for p in _NAME_PARENTS)
+        node.parent is not None
+        and any(p in node.parent.type for p in _NAME_PARENTS)
         and node.parent.child_by_field_name("name") == node
-    ):  # fmt: skip
+    ):
         return "definition"
     return None
 
@@ -54,8 +65,11 @@ def token_spans(path: str, text: str) -> dict[int, list[tuple[int, int, str]]]:
         for row in range(r0, min(r1, len(lines) - 1) + 1):
             line_bytes = lines[row].encode("utf-8", errors="replace")
             start = len(line_bytes[:c0].decode("utf-8", errors="replace")) if row == r0 else 0
-            end = (len(line_bytes[:c1].decode("utf-8", errors="replace")) if row == r1
-                   else len(lines[row]))  # fmt: skip
+            end = (
+                len(line_bytes[:c1].decode("utf-8", errors="replace"))
+                if row == r1
+                else len(lines[row])
+            )
             if end > start:
                 spans.setdefault(row, []).append((start, end - start, kind))
     return spans
@@ -102,8 +116,12 @@ def _formats(palette: QPalette) -> dict[str, QTextCharFormat]:
 def mix(colour: QColor, other: QColor, amount: float) -> QColor:
     """``colour`` moved ``amount`` (0..1) of the way to ``other``: dimmed text is the text
     colour mixed with the background, so it follows any palette."""
-    return QColor.fromRgbF(*(a + (b - a) * amount for a, b in zip(colour.getRgbF()[:3],
-                                                                 other.getRgbF()[:3], strict=True)))
+    return QColor.fromRgbF(
+        *(
+            a + (b - a) * amount
+            for a, b in zip(colour.getRgbF()[:3], other.getRgbF()[:3], strict=True)
+        )
+    )
 
 
 def dimmed(text: QColor, background: QColor) -> QColor:

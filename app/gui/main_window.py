@@ -62,8 +62,9 @@ class MainWindow(QMainWindow):
         self.quit_action = self._action(menu, "&Quit", QKeySequence.StandardKey.Quit)
         help_menu = self.menuBar().addMenu("&Help")
         self.about_action = self._action(help_menu, "&About CodeLamp", None)
-        self.focus_actions = [self._action(None, "Search", QKeySequence(k))
-                              for k in ("Ctrl+F", "Ctrl+L")]  # fmt: skip
+        self.focus_actions = [
+            self._action(None, "Search", QKeySequence(k)) for k in ("Ctrl+F", "Ctrl+L")
+        ]
         self.escape_action = self._action(None, "Clear", QKeySequence(Qt.Key.Key_Escape))
         self.reindex_action = self._action(None, "Re-index", QKeySequence(Qt.Key.Key_F5))
         self.open_action = self._action(None, "Open in editor", QKeySequence("Ctrl+E"))
@@ -83,8 +84,11 @@ class MainWindow(QMainWindow):
         p.add_button.clicked.connect(self.choose_folder)
         self.add_action.triggered.connect(self.choose_folder)
         self.shared_action.triggered.connect(self.choose_shared)
-        for trigger in (p.reindex_button.clicked, p.upgrade_button.clicked,
-                        self.reindex_action.triggered):  # fmt: skip
+        for trigger in (
+            p.reindex_button.clicked,
+            p.upgrade_button.clicked,
+            self.reindex_action.triggered,
+        ):
             trigger.connect(self.reindex_current)
         p.remove_button.clicked.connect(self.remove_current)
         p.selected.connect(self._project_selected)
@@ -113,9 +117,11 @@ class MainWindow(QMainWindow):
     # --- projects -------------------------------------------------------------------------
 
     def _restore(self) -> None:
-        for state, target in ((self.settings.window_geometry, self.restoreGeometry),
-                              (self.settings.main_splitter_state, self.main_split.restoreState),
-                              (self.settings.splitter_state, self.search.splitter.restoreState)):
+        for state, target in (
+            (self.settings.window_geometry, self.restoreGeometry),
+            (self.settings.main_splitter_state, self.main_split.restoreState),
+            (self.settings.splitter_state, self.search.splitter.restoreState),
+        ):
             if state:
                 target(QByteArray.fromBase64(state.encode()))
         for root in self.settings.projects:
@@ -170,10 +176,11 @@ class MainWindow(QMainWindow):
         root = self.current_root()
         if not root or root in self.controller.removing:
             return
-        text = (f"Remove the shared index {root} from this list? The index itself stays."
-                if self.controller.is_shared(root) else
-                f"Remove {root} from CodeLamp and delete its index?\nYour files are not "
-                "touched.")  # fmt: skip
+        text = (
+            f"Remove the shared index {root} from this list? The index itself stays."
+            if self.controller.is_shared(root)
+            else f"Remove {root} from CodeLamp and delete its index?\nYour files are not touched."
+        )
         yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
         if QMessageBox.question(self, "Remove project", text, yes | no, no) == yes:
             self.controller.remove(root)  # cancels its work; finishes in the background
@@ -199,8 +206,10 @@ class MainWindow(QMainWindow):
             self.status.say(f"{name}: {error}")
             QMessageBox.warning(self, "Indexing stopped", f"{name}: {error}")
         elif result.cancelled:
-            self.status.say(f"Indexing {name} cancelled; Resume (F5) finishes it, and nothing "
-                            "done so far is lost.")  # fmt: skip
+            self.status.say(
+                f"Indexing {name} cancelled; Resume (F5) finishes it, and nothing "
+                "done so far is lost."
+            )
         else:
             self.status.say(
                 f"Indexed {name}: {result.files_indexed} files read, {result.files_unchanged} "
@@ -226,14 +235,19 @@ class MainWindow(QMainWindow):
         self.status.model_done()
         self.status.say(error)
         if not self.controller.closing and "cancelled" not in error:
-            QMessageBox.warning(self, "The model could not be loaded",
-                                f"{error}\n\nKeywords and Text search work without a model.")
+            QMessageBox.warning(
+                self,
+                "The model could not be loaded",
+                f"{error}\n\nKeywords and Text search work without a model.",
+            )
             self.search.mode.setCurrentIndex(self.search.mode.findData(SearchMode.KEYWORDS.value))
 
     def _project_outdated(self, root: str, model: str) -> None:
         if root == self.current_root():
-            self.status.say(f"{Path(root).name} was indexed with another model ({model}); "
-                            "re-index it to use the current one.")  # fmt: skip
+            self.status.say(
+                f"{Path(root).name} was indexed with another model ({model}); "
+                "re-index it to use the current one."
+            )
 
     def _watch_label(self, *_) -> None:
         self.status.show_watch_state(self.current_root())
@@ -241,20 +255,30 @@ class MainWindow(QMainWindow):
     def _memory_level(self, level: str, text: str) -> None:
         done = self.controller.memory_level(level)
         if done:
-            self.status.say(f"{text} Indexing paused until memory frees up."
-                            if done == "paused" else f"{text} Indexing resumed.")  # fmt: skip
+            self.status.say(
+                f"{text} Indexing paused until memory frees up."
+                if done == "paused"
+                else f"{text} Indexing resumed."
+            )
         if level == "high" and self.memory_warning is None:
-            box = QMessageBox(QMessageBox.Icon.Warning, "Memory is running low",
-                              f"{text}\nCodeLamp keeps working; closing other programs "
-                              "helps. Indexing pauses by itself if it gets critical.",
-                              QMessageBox.StandardButton.Ok, self)  # fmt: skip
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Memory is running low",
+                f"{text}\nCodeLamp keeps working; closing other programs "
+                "helps. Indexing pauses by itself if it gets critical.",
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
             box.setModal(False)
             box.show()
             self.memory_warning = box
 
     def open_settings(self) -> None:
-        before = (self.settings.embedding, self.settings.max_chunk_tokens,
-                  self.settings.demote_tests)  # fmt: skip
+        before = (
+            self.settings.embedding,
+            self.settings.max_chunk_tokens,
+            self.settings.demote_tests,
+        )
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
@@ -265,8 +289,9 @@ class MainWindow(QMainWindow):
             self.search.search_now()
         if self.settings.embedding != before[0]:
             self.controller.switch_model()
-            self.status.say("Model changed: projects are re-indexed with it when you re-index "
-                            "them (F5).")  # fmt: skip
+            self.status.say(
+                "Model changed: projects are re-indexed with it when you re-index them (F5)."
+            )
         elif self.settings.max_chunk_tokens != before[1]:
             self.status.say("The new chunk limit applies when a project is next re-indexed (F5).")
 
@@ -291,8 +316,11 @@ class MainWindow(QMainWindow):
         event.ignore()
         if self.controller.closing:
             return
-        for name, widget in (("window_geometry", self), ("main_splitter_state", self.main_split),
-                             ("splitter_state", self.search.splitter)):  # fmt: skip
+        for name, widget in (
+            ("window_geometry", self),
+            ("main_splitter_state", self.main_split),
+            ("splitter_state", self.search.splitter),
+        ):
             state = widget.saveGeometry() if widget is self else widget.saveState()
             setattr(self.settings, name, bytes(state.toBase64()).decode())
         self.settings.save()

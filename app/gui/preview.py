@@ -74,9 +74,17 @@ class Preview(QPlainTextEdit):
 
     # --- what is shown --------------------------------------------------------------------
 
-    def show_file(self, path: Path, rel: str, start: int, end: int, stored: str | None = None,
-                  highlights: list[tuple[int, int, int]] | None = None, symbol: str = "",
-                  marker: Marker | None = None) -> None:  # fmt: skip
+    def show_file(
+        self,
+        path: Path,
+        rel: str,
+        start: int,
+        end: int,
+        stored: str | None = None,
+        highlights: list[tuple[int, int, int]] | None = None,
+        symbol: str = "",
+        marker: Marker | None = None,
+    ) -> None:
         """Show ``path`` with lines ``start``..``end`` (1-based) marked, near the top.
 
         ``stored``: the result's text as indexed, shown (at its own lines) when the file is
@@ -121,8 +129,10 @@ class Preview(QPlainTextEdit):
     def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
         """The usual menu, then this widget's actions (Find related), for the line
         clicked: a right click moves the text cursor there, unless text is selected."""
-        if event.reason() == QContextMenuEvent.Reason.Mouse and \
-                not self.textCursor().hasSelection():  # fmt: skip
+        if (
+            event.reason() == QContextMenuEvent.Reason.Mouse
+            and not self.textCursor().hasSelection()
+        ):
             self.setTextCursor(self.cursorForPosition(event.pos()))
         menu = self.createStandardContextMenu(event.pos())
         menu.addSeparator()
@@ -171,8 +181,9 @@ class Preview(QPlainTextEdit):
         self.stamp = _stamp(self.path)
         try:
             if self.path.stat().st_size > PREVIEW_MAX_BYTES:
-                return (f"{self.rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your "
-                        "editor.")
+                return (
+                    f"{self.rel} is over {human_size(PREVIEW_MAX_BYTES)}; open it in your editor."
+                )
             return self.path.read_bytes().decode("utf-8", errors="replace")
         except OSError as exc:
             if self.stored is not None:
@@ -191,8 +202,9 @@ class Preview(QPlainTextEdit):
             selection.format.setBackground(colour)
             selection.cursor = QTextCursor(block)
             selection.cursor.setPosition(block.position() + start)
-            selection.cursor.setPosition(block.position() + min(end, length),
-                                         QTextCursor.MoveMode.KeepAnchor)  # fmt: skip
+            selection.cursor.setPosition(
+                block.position() + min(end, length), QTextCursor.MoveMode.KeepAnchor
+            )
             selections.append(selection)
         return selections
 
@@ -217,16 +229,20 @@ class Preview(QPlainTextEdit):
     def _marked_band(self) -> tuple[float, float] | None:
         """The top and bottom of the marked lines on screen, if any are."""
         first, last = self.marked_lines()
-        rows = [(top, bottom) for block, top, bottom in self._visible_blocks()
-                if first <= block.blockNumber() + 1 <= last]  # fmt: skip
+        rows = [
+            (top, bottom)
+            for block, top, bottom in self._visible_blocks()
+            if first <= block.blockNumber() + 1 <= last
+        ]
         return (rows[0][0], rows[-1][1]) if rows else None
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         band = self._marked_band()
         if band is not None:
             painter = QPainter(self.viewport())
-            painter.fillRect(QRectF(0, band[0], self.viewport().width(), band[1] - band[0]),
-                             self.mark_colour())  # fmt: skip
+            painter.fillRect(
+                QRectF(0, band[0], self.viewport().width(), band[1] - band[0]), self.mark_colour()
+            )
             painter.end()
         super().paintEvent(event)
 
@@ -263,8 +279,9 @@ class Preview(QPlainTextEdit):
             return  # no file, no line numbers (the placeholder is not line 1)
         band = self._marked_band()
         if band is not None:
-            painter.fillRect(QRectF(0, band[0], self.gutter.width(), band[1] - band[0]),
-                             self.mark_colour())  # fmt: skip
+            painter.fillRect(
+                QRectF(0, band[0], self.gutter.width(), band[1] - band[0]), self.mark_colour()
+            )
         first, last = self.marked_lines()
         plain, bold = self.font(), bolder(self.font())
         dim = dimmed(text, palette.color(QPalette.ColorRole.Base))
@@ -274,9 +291,11 @@ class Preview(QPlainTextEdit):
             marked = first <= number <= last
             painter.setFont(bold if marked else plain)
             painter.setPen(text if marked else dim)
-            painter.drawText(QRectF(0, top, width, bottom - top),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
-                             str(number))  # fmt: skip
+            painter.drawText(
+                QRectF(0, top, width, bottom - top),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+                str(number),
+            )
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -327,8 +346,9 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         width = self.contentsRect().width()
-        super().setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideLeft,
-                                                      width))  # fmt: skip
+        super().setText(
+            self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideLeft, width)
+        )
 
 
 class PreviewPanel(QWidget):

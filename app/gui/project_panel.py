@@ -37,9 +37,11 @@ class ProjectPanel(QWidget):
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.upgrade_button = QPushButton("Re-index with the current model")
-        self.upgrade_button.setToolTip("This project's index was built with another model "
-                                       "(an earlier default, say). Re-indexing embeds it again "
-                                       "with the current one.")  # fmt: skip
+        self.upgrade_button.setToolTip(
+            "This project's index was built with another model "
+            "(an earlier default, say). Re-indexing embeds it again "
+            "with the current one."
+        )
         self.upgrade_button.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Projects</b>"))
@@ -108,8 +110,13 @@ class ProjectPanel(QWidget):
         status = c.statuses.get(root) if root else None
         resumable = bool(status) and not ready(status) and c.indexing != root
         self.reindex_button.setText("Resume" if resumable else "Re-index")
-        self.upgrade_button.setVisible(bool(root) and root in c.outdated_models and not shared
-                                       and c.indexing != root and not removing)  # fmt: skip
+        self.upgrade_button.setVisible(
+            bool(root)
+            and root in c.outdated_models
+            and not shared
+            and c.indexing != root
+            and not removing
+        )
         self.info.setText(c.info(root) if root else "")
 
     def _watch_toggled(self, on: bool) -> None:

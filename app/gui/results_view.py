@@ -35,8 +35,9 @@ BAR = QSize(36, 4)  # the score bar
 LEAD = 8  # characters kept before a marked word when the start of a snippet is cut
 
 
-def fit_snippet(text: str, spans: list[tuple[int, int]], metrics: QFontMetricsF,
-                width: float) -> tuple[str, list[tuple[int, int]]]:  # fmt: skip
+def fit_snippet(
+    text: str, spans: list[tuple[int, int]], metrics: QFontMetricsF, width: float
+) -> tuple[str, list[tuple[int, int]]]:
     """The snippet as shown in ``width`` pixels: cut with "…" at the end, and at the start
     too when the first marked word would not be in view; ``spans`` ([start, end) character
     offsets) moved to match and cut to what is shown."""
@@ -57,8 +58,7 @@ class ResultDelegate(QStyledItemDelegate):
     """Paints file rows and result rows (see the module's docstring)."""
 
     def result_height(self, font: QFont) -> int:
-        return (QFontMetrics(bolder(font)).height() + QFontMetrics(_mono()).height()
-                + 2 * PAD)  # fmt: skip
+        return QFontMetrics(bolder(font)).height() + QFontMetrics(_mono()).height() + 2 * PAD
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
         if index.data(RESULT) is None:
@@ -72,12 +72,17 @@ class ResultDelegate(QStyledItemDelegate):
         style = opt.widget.style() if opt.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        group = (QPalette.ColorGroup.Normal if opt.state & QStyle.StateFlag.State_Active
-                 else QPalette.ColorGroup.Inactive)  # fmt: skip
-        ink = opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected
-                                else QPalette.ColorRole.Text)  # fmt: skip
-        paper = opt.palette.color(group, QPalette.ColorRole.Highlight if selected
-                                  else QPalette.ColorRole.Base)  # fmt: skip
+        group = (
+            QPalette.ColorGroup.Normal
+            if opt.state & QStyle.StateFlag.State_Active
+            else QPalette.ColorGroup.Inactive
+        )
+        ink = opt.palette.color(
+            group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
+        paper = opt.palette.color(
+            group, QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Base
+        )
         painter.save()
         painter.setClipRect(opt.rect)
         inside = opt.rect.adjusted(PAD, 0, -PAD, 0)
@@ -87,8 +92,15 @@ class ResultDelegate(QStyledItemDelegate):
             self._paint_result(painter, opt, inside, index, ink, paper, selected, group)
         painter.restore()
 
-    def _paint_file(self, painter: QPainter, opt: QStyleOptionViewItem, rect: QRect,
-                    index: QModelIndex, ink, paper) -> None:  # fmt: skip
+    def _paint_file(
+        self,
+        painter: QPainter,
+        opt: QStyleOptionViewItem,
+        rect: QRect,
+        index: QModelIndex,
+        ink,
+        paper,
+    ) -> None:
         path = PurePosixPath(index.data(PATH))
         folder = "" if str(path.parent) == "." else str(path.parent)
         metrics = QFontMetrics(opt.font)
@@ -111,11 +123,23 @@ class ResultDelegate(QStyledItemDelegate):
         left = room - used - GAP
         if folder and left > metrics.horizontalAdvance("…/"):
             painter.setPen(dimmed(ink, paper))
-            painter.drawText(rect.adjusted(used + GAP, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
-                             metrics.elidedText(folder, Qt.TextElideMode.ElideLeft, left))
+            painter.drawText(
+                rect.adjusted(used + GAP, 0, 0, 0),
+                Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(folder, Qt.TextElideMode.ElideLeft, left),
+            )
 
-    def _paint_result(self, painter: QPainter, opt: QStyleOptionViewItem, rect: QRect,
-                      index: QModelIndex, ink, paper, selected: bool, group) -> None:  # fmt: skip
+    def _paint_result(
+        self,
+        painter: QPainter,
+        opt: QStyleOptionViewItem,
+        rect: QRect,
+        index: QModelIndex,
+        ink,
+        paper,
+        selected: bool,
+        group,
+    ) -> None:
         r = index.data(RESULT)
         bold, mono = bolder(opt.font), _mono()
         title_metrics, plain_metrics = QFontMetrics(bold), QFontMetrics(opt.font)
@@ -132,23 +156,28 @@ class ResultDelegate(QStyledItemDelegate):
         lines = f"{r.start_line}–{r.end_line}" if r.end_line > r.start_line else f"{r.start_line}"
         lines_width = plain_metrics.horizontalAdvance(lines)
         room = bar.left() - GAP - first.left() - lines_width - GAP
-        title = title_metrics.elidedText(r.symbol or f"{r.path}:{r.start_line}",
-                                         Qt.TextElideMode.ElideRight, max(0, room))  # fmt: skip
+        title = title_metrics.elidedText(
+            r.symbol or f"{r.path}:{r.start_line}", Qt.TextElideMode.ElideRight, max(0, room)
+        )
         painter.setFont(bold)
         painter.setPen(ink)
         painter.drawText(first, Qt.AlignmentFlag.AlignVCenter, title)
         painter.setFont(opt.font)
         painter.setPen(dimmed(ink, paper))
-        painter.drawText(first.adjusted(title_metrics.horizontalAdvance(title) + GAP, 0, 0, 0),
-                         Qt.AlignmentFlag.AlignVCenter, lines)  # fmt: skip
+        painter.drawText(
+            first.adjusted(title_metrics.horizontalAdvance(title) + GAP, 0, 0, 0),
+            Qt.AlignmentFlag.AlignVCenter,
+            lines,
+        )
 
         metrics = QFontMetricsF(mono)
         second = QRectF(rect.left(), first.bottom() + 1, rect.width(), metrics.height())
         text, spans = fit_snippet(r.snippet, r.highlights, metrics, second.width())
         for start, end in spans:
             x = second.left() + metrics.horizontalAdvance(text[:start])
-            box = QRectF(x, second.top(), metrics.horizontalAdvance(text[start:end]),
-                         second.height())  # fmt: skip
+            box = QRectF(
+                x, second.top(), metrics.horizontalAdvance(text[start:end]), second.height()
+            )
             if selected:  # amber on the selection colour is mud: a frame in the text colour
                 painter.setPen(ink)
                 painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -193,8 +222,11 @@ class ResultView(QTreeWidget):
         folded stay folded; else the first is selected."""
         chosen = None
         rows = [self.topLevelItem(n) for n in range(self.topLevelItemCount())]
-        folded = {row.data(0, PATH) for row in rows if not row.isExpanded()} \
-            if keep is not None else set()  # fmt: skip
+        folded = (
+            {row.data(0, PATH) for row in rows if not row.isExpanded()}
+            if keep is not None
+            else set()
+        )
         with QSignalBlocker(self):
             super().clear()
             self.count_shown = len(results)
@@ -235,26 +267,35 @@ class ResultView(QTreeWidget):
 
     def all_results(self) -> list:
         """The results in the order shown (the order :meth:`move` goes through)."""
-        return [self.topLevelItem(f).child(n).data(0, RESULT)
-                for f in range(self.topLevelItemCount())
-                for n in range(self.topLevelItem(f).childCount())]  # fmt: skip
+        return [
+            self.topLevelItem(f).child(n).data(0, RESULT)
+            for f in range(self.topLevelItemCount())
+            for n in range(self.topLevelItem(f).childCount())
+        ]
 
     def summary(self) -> str:
         """'30 results in 12 files', or '' when there are none."""
         if not self.count_shown:
             return ""
-        return (f"{_plural(self.count_shown, 'result')} in "
-                f"{_plural(self.topLevelItemCount(), 'file')}")  # fmt: skip
+        return (
+            f"{_plural(self.count_shown, 'result')} in {_plural(self.topLevelItemCount(), 'file')}"
+        )
 
     def move(self, rows: int) -> None:
         """Select the result ``rows`` results below (above, if negative) the current row,
         stopping at the last (first) one; file rows and folded files' results are skipped."""
-        order = [item for file in range(self.topLevelItemCount())
-                 for item in _with_children(self.topLevelItem(file))]  # fmt: skip
+        order = [
+            item
+            for file in range(self.topLevelItemCount())
+            for item in _with_children(self.topLevelItem(file))
+        ]
         current = self.currentItem()
         here = order.index(current) if current is not None else -1
-        targets = [(n, item) for n, item in enumerate(order)
-                   if item.parent() is not None and item.parent().isExpanded()]  # fmt: skip
+        targets = [
+            (n, item)
+            for n, item in enumerate(order)
+            if item.parent() is not None and item.parent().isExpanded()
+        ]
         after = [item for n, item in targets if n > here]
         before = [item for n, item in targets if n < here]
         if rows > 0 and after:
@@ -302,8 +343,7 @@ def _result_row(file_row: QTreeWidgetItem, r, share: float) -> QTreeWidgetItem:
     item = QTreeWidgetItem(file_row, [r.symbol or f"{r.path}:{r.start_line}"])
     item.setData(0, RESULT, r)
     item.setData(0, SHARE, share)
-    item.setToolTip(0, f"{r.path}:{r.start_line}–{r.end_line}\n{r.language} · score "
-                       f"{r.score:.4f}")  # fmt: skip
+    item.setToolTip(0, f"{r.path}:{r.start_line}–{r.end_line}\n{r.language} · score {r.score:.4f}")
     return item
 
 
@@ -312,8 +352,12 @@ def _with_children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
 
 
 def _same(r, other) -> bool:
-    return (r.project, r.path, r.symbol, r.start_line) == \
-        (other.project, other.path, other.symbol, other.start_line)  # fmt: skip
+    return (r.project, r.path, r.symbol, r.start_line) == (
+        other.project,
+        other.path,
+        other.symbol,
+        other.start_line,
+    )
 
 
 def _plural(count: int, noun: str) -> str:

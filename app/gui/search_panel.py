@@ -48,8 +48,9 @@ class SearchPanel(QWidget):
 
     def _build(self) -> None:
         self.query = QLineEdit()
-        self.query.setPlaceholderText("Describe what you are looking for, e.g. “where do we "
-                                      "retry failed uploads?”")  # fmt: skip
+        self.query.setPlaceholderText(
+            "Describe what you are looking for, e.g. “where do we retry failed uploads?”"
+        )
         self.query.setClearButtonEnabled(True)
         self.query.installEventFilter(self)
         self.history_model = QStringListModel(self.settings.query_history, self)
@@ -147,8 +148,12 @@ class SearchPanel(QWidget):
             self.history.complete()
             return True
         page = self.results.page_rows()
-        steps = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_PageUp: -page,
-                 Qt.Key.Key_PageDown: page}  # fmt: skip
+        steps = {
+            Qt.Key.Key_Up: -1,
+            Qt.Key.Key_Down: 1,
+            Qt.Key.Key_PageUp: -page,
+            Qt.Key.Key_PageDown: page,
+        }
         if key in steps and self.results.result_count():
             self.results.move(steps[key])
             return True
@@ -162,8 +167,12 @@ class SearchPanel(QWidget):
         return False
 
     def _results_current(self) -> bool:
-        return (self.shown is not None and not self.debounce.isActive()
-                and self.shown.serial == self.serial and self.results.current_result() is not None)
+        return (
+            self.shown is not None
+            and not self.debounce.isActive()
+            and self.shown.serial == self.serial
+            and self.results.current_result() is not None
+        )
 
     def _history_chosen(self, text: str) -> None:
         self.query.setText(text)
@@ -222,8 +231,13 @@ class SearchPanel(QWidget):
             return
         mode = SearchMode(self.mode.currentData())
         self.settings.search_mode = mode.value
-        self._ask(ALL_PROJECTS if self.everywhere.isChecked() else self.root, query,
-                  MATCHES if mode.per_line else RESULTS, mode.value, refresh=refresh)  # fmt: skip
+        self._ask(
+            ALL_PROJECTS if self.everywhere.isChecked() else self.root,
+            query,
+            MATCHES if mode.per_line else RESULTS,
+            mode.value,
+            refresh=refresh,
+        )
 
     def find_related(self) -> None:
         """Ctrl+R: the definitions most like the selected result; with the preview
@@ -231,23 +245,34 @@ class SearchPanel(QWidget):
         if self.preview.hasFocus():
             self.find_related_at_cursor()
         elif (r := self.results.current_result()) is not None:
-            self._ask(self.root_of(r), "", RESULTS, self.shown.mode,
-                      related=(r.path, r.start_line))  # fmt: skip
+            self._ask(self.root_of(r), "", RESULTS, self.shown.mode, related=(r.path, r.start_line))
 
     def find_related_at_cursor(self) -> None:
         """The definitions most like the one at the preview's text cursor."""
         r = self.results.current_result()
         if r is not None and self.preview.path is not None:
-            self._ask(self.root_of(r), "", RESULTS, self.shown.mode,
-                      related=(r.path, self.preview.cursor_line()))  # fmt: skip
+            self._ask(
+                self.root_of(r),
+                "",
+                RESULTS,
+                self.shown.mode,
+                related=(r.path, self.preview.cursor_line()),
+            )
 
     def _ask(self, root: str, query: str, k: int, mode: str, **more) -> None:
         """Send a request, filtered as the boxes say; results still on their way for an
         earlier one are not wanted any more."""
         self.serial += 1
-        request = SearchRequest(self.serial, root, query, k, mode,
-                                self.language.text().strip() or None,
-                                self.path_glob.text().strip() or None, **more)  # fmt: skip
+        request = SearchRequest(
+            self.serial,
+            root,
+            query,
+            k,
+            mode,
+            self.language.text().strip() or None,
+            self.path_glob.text().strip() or None,
+            **more,
+        )
         if not self.controller.search(request):
             self.update_empty_state()
 
@@ -272,7 +297,7 @@ class SearchPanel(QWidget):
         self.open_when_ready = False
 
     def _summary(self, request: SearchRequest) -> str:
-        """"30 results in 12 files", with the active filters; for related code, what it is
+        """ "30 results in 12 files", with the active filters; for related code, what it is
         related to first."""
         parts = [self.results.summary()]
         if request.related is not None:
@@ -296,8 +321,7 @@ class SearchPanel(QWidget):
     def _check_language(self) -> None:
         """Flag a language the project does not have (a typo, say) as it is typed."""
         known = self.controller.languages(self.root)
-        problem = unknown_language(self.language.text(), known, "in this project") \
-            if known else ""  # fmt: skip
+        problem = unknown_language(self.language.text(), known, "in this project") if known else ""
         if problem:
             self.language.setStyleSheet("QLineEdit { border: 1px solid #d32f2f; }")
             self.language.setToolTip(problem)
@@ -318,8 +342,10 @@ class SearchPanel(QWidget):
         elif c.indexing == root and not ready(status):
             text = "Indexing this project…"
         elif status is None:
-            text = (f"This project is not indexed yet.\n\nPress F5 to index it."
-                    f"\n{c.status_errors.get(root, '')}")  # fmt: skip
+            text = (
+                f"This project is not indexed yet.\n\nPress F5 to index it."
+                f"\n{c.status_errors.get(root, '')}"
+            )
         elif not ready(status):
             text = "Indexing this project was interrupted.\n\nResume it with F5."
         elif error:
@@ -329,13 +355,18 @@ class SearchPanel(QWidget):
             text = "No related code found." + (" The filters leave none." if filtered else "")
         elif self.query.text().strip():
             mode = SearchMode(self.mode.currentData())
-            other = "" if mode is SearchMode.KEYWORDS else \
-                " Names and words: try “Keywords” mode; exact text: “Text”."  # fmt: skip
+            other = (
+                ""
+                if mode is SearchMode.KEYWORDS
+                else " Names and words: try “Keywords” mode; exact text: “Text”."
+            )
             text = f"No results. Try other words.{other}"
         else:
-            text = ("Type what you are looking for.\n\nCtrl+F focuses the search box; ↑/↓ "
-                    "move through the results, Enter opens one in your editor; ↑ in an empty "
-                    "box recalls earlier searches.")  # fmt: skip
+            text = (
+                "Type what you are looking for.\n\nCtrl+F focuses the search box; ↑/↓ "
+                "move through the results, Enter opens one in your editor; ↑ in an empty "
+                "box recalls earlier searches."
+            )
         self.empty.setText(text)
         self.result_stack.setCurrentWidget(self.empty)
 
@@ -352,8 +383,15 @@ class SearchPanel(QWidget):
             self.preview.reload_if_changed()  # a save elsewhere must not move the view
             return
         shared = self.controller.is_shared(root)
-        self.preview.show_file(path, r.path, r.start_line, r.end_line, symbol=r.symbol,
-                               stored=r.text if shared else None, marker=self._marker())
+        self.preview.show_file(
+            path,
+            r.path,
+            r.start_line,
+            r.end_line,
+            symbol=r.symbol,
+            stored=r.text if shared else None,
+            marker=self._marker(),
+        )
 
     def _marker(self):
         """What the preview marks inside the result's lines: the matches of a Text or
@@ -398,8 +436,7 @@ class SearchPanel(QWidget):
 def _asked(request: SearchRequest) -> str:
     """What was asked, for the status bar: 'for “query”', 'related to parse_config
     (src/config.py:5)'."""
-    return f"related to {_source(request.source)}" if request.related else \
-        f"for “{request.query}”"  # fmt: skip
+    return f"related to {_source(request.source)}" if request.related else f"for “{request.query}”"
 
 
 def _source(definition) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 SAMPLE = {
-    "uploads.py": '''import time
+    "uploads.py": """import time
 
 
 def retry_failed_upload(client, blob, attempts=5):
@@ -27,14 +27,14 @@ def retry_failed_upload(client, blob, attempts=5):
             return True
         time.sleep(2 ** attempt)
     return False
-''',
-    "config.py": '''import json
+""",
+    "config.py": """import json
 
 
 def parse_config(path):
     with open(path) as handle:
         return json.load(handle)
-''',
+""",
 }
 QUERY, EXPECTED = "where do we retry failed uploads?", "uploads.py"
 TIMEOUT_S = 300
@@ -82,12 +82,16 @@ def _run(work: Path, model: Path, started: float) -> dict:
         _wait(app, lambda: c.indexing is None and c.statuses.get(str(project)))
         search.query.setText(QUERY)
         search.search_now()
-        _wait(app, lambda: search.results.result_count() > 0
-              or "rror" in window.status.message.text())  # fmt: skip
+        _wait(
+            app, lambda: search.results.result_count() > 0 or "rror" in window.status.message.text()
+        )
         top = search.results.current_result()
-        return {"ok": top is not None and top.path == EXPECTED,
-                "window_shown_s": round(shown, 3), "top": top.path if top else None,
-                "message": window.status.message.text()}  # fmt: skip
+        return {
+            "ok": top is not None and top.path == EXPECTED,
+            "window_shown_s": round(shown, 3),
+            "top": top.path if top else None,
+            "message": window.status.message.text(),
+        }
     finally:
         window.close()
         _wait(app, lambda: c.done)

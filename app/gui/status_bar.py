@@ -123,8 +123,11 @@ class StatusBar(QStatusBar):
             text = "watching starts with the model" if c.gate.loaded is None else ""
         else:
             when = ago(watcher.last_update)
-            text = {"watching": "watching", "polling": "re-scanning every 10 s",
-                    "unavailable": "folder unavailable"}.get(watcher.mode) or watcher.mode
+            text = {
+                "watching": "watching",
+                "polling": "re-scanning every 10 s",
+                "unavailable": "folder unavailable",
+            }.get(watcher.mode) or watcher.mode
             if when:
                 text += f" · updated {when}"
         self.watch_label.setText(text)

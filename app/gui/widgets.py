@@ -44,11 +44,15 @@ class MemoryGauge(QLabel):
         except Exception:  # noqa: BLE001 - a gauge that cannot read shows nothing
             self.setText("")
             return
-        level = pressure(reading, self.settings.memory_high_percent,
-                         self.settings.memory_critical_percent)  # fmt: skip
+        level = pressure(
+            reading, self.settings.memory_high_percent, self.settings.memory_critical_percent
+        )
         self.setText(f"RAM {human_size(reading.rss)} · {human_size(reading.available)} free")
-        colour = {"normal": "", "high": "color: #c77c02;", "critical": "color: #d32f2f; "
-                  "font-weight: bold;"}[level]  # fmt: skip
+        colour = {
+            "normal": "",
+            "high": "color: #c77c02;",
+            "critical": "color: #d32f2f; font-weight: bold;",
+        }[level]
         self.setStyleSheet(colour)
         model = f"model: {human_size(self.model_bytes)}\n" if self.model_bytes else ""
         self.setToolTip(
@@ -60,8 +64,11 @@ class MemoryGauge(QLabel):
         )
         if level != self.level:
             self.level = level
-            self.level_changed.emit(level, f"Memory is {level}: {reading.used_percent:.0f}% "
-                                           f"in use, {human_size(reading.available)} free.")
+            self.level_changed.emit(
+                level,
+                f"Memory is {level}: {reading.used_percent:.0f}% "
+                f"in use, {human_size(reading.available)} free.",
+            )
 
 
 def editor_command(configured: str) -> str:
@@ -77,8 +84,10 @@ def editor_command(configured: str) -> str:
     return ""
 
 
-EDITOR_HINT = ("Set one in Settings ▸ Editor command: {file} and {line} are filled in, as in "
-               "“code -g {file}:{line}”.")
+EDITOR_HINT = (
+    "Set one in Settings ▸ Editor command: {file} and {line} are filled in, as in "
+    "“code -g {file}:{line}”."
+)
 
 
 def start_editor(configured: str, path: Path, line: int) -> str:
@@ -88,21 +97,29 @@ def start_editor(configured: str, path: Path, line: int) -> str:
     if not command:
         if QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
             return ""
-        return (f"No editor was found to open {path.name}: no editor command is set, VS Code "
-                "(code) is not on the PATH, $VISUAL and $EDITOR are empty, and the system "
-                f"has no program for this file.\n\n{EDITOR_HINT}")
+        return (
+            f"No editor was found to open {path.name}: no editor command is set, VS Code "
+            "(code) is not on the PATH, $VISUAL and $EDITOR are empty, and the system "
+            f"has no program for this file.\n\n{EDITOR_HINT}"
+        )
     try:
         args = [a.format(file=str(path), line=line) for a in shlex.split(command)]
     except (ValueError, KeyError, IndexError):
-        return (f"The editor command “{command}” cannot be used: only {{file}} and {{line}} "
-                f"are filled in, and quotes must be closed.\n\n{EDITOR_HINT}")
+        return (
+            f"The editor command “{command}” cannot be used: only {{file}} and {{line}} "
+            f"are filled in, and quotes must be closed.\n\n{EDITOR_HINT}"
+        )
     program = args[0] if args else ""
     if not shutil.which(program):
         return f"The editor command’s program “{program}” was not found.\n\n{EDITOR_HINT}"
     try:
-        editor = subprocess.Popen(args, start_new_session=sys.platform != "win32",
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        editor = subprocess.Popen(
+            args,
+            start_new_session=sys.platform != "win32",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except OSError as exc:
         return f"Could not run “{command}”: {exc.strerror or exc}.\n\n{EDITOR_HINT}"
     # Reaped when it exits (a terminal editor's wrapper soon, an IDE maybe hours later),

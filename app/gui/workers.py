@@ -70,10 +70,13 @@ class ModelGate:
         if self.urls:  # embedding servers: nothing big is loaded here
             from app.core.remote import RemoteEmbedder
 
-            return RemoteEmbedder(self.urls, model=self.remote_model,
-                                  local_model=self.model_path or None,
-                                  find_local=find_model_file,
-                                  concurrency=self.concurrency)  # fmt: skip
+            return RemoteEmbedder(
+                self.urls,
+                model=self.remote_model,
+                local_model=self.model_path or None,
+                find_local=find_model_file,
+                concurrency=self.concurrency,
+            )
         path = Path(self.model_path) if self.model_path else install_default_model().path
         embedder = Embedder(path, threads=self.threads or None)
         info = embedder.info
@@ -175,7 +178,7 @@ class Engine(QObject):
             import app.core.indexer
             import app.core.search
             import app.core.watcher  # noqa: F401
-        except Exception:  # noqa: BLE001 - the real use will report it properly
+        except Exception:
             log.warning("warm-up import failed", exc_info=True)
         self.warmed.emit()
 
@@ -219,8 +222,11 @@ class Engine(QObject):
             if request.related is None and SearchMode(request.mode).needs_model:
                 embedder = self._load()
                 if embedder is None:
-                    self.results.emit(request, [], "Semantic search needs the model; "
-                                      "Keywords and Text work meanwhile.")  # fmt: skip
+                    self.results.emit(
+                        request,
+                        [],
+                        "Semantic search needs the model; Keywords and Text work meanwhile.",
+                    )
                     return
             if request.related is not None:
                 found = self._related(request)
@@ -230,16 +236,25 @@ class Engine(QObject):
                 found = self._search(request.root, request, embedder)
             self.results.emit(request, found, "")
         except NotFinished:  # the CLI's message names a command; here F5 does it
-            self.results.emit(request, [], "Indexing this project has not finished. Press F5 "
-                              "to resume it; only what is missing gets embedded.")  # fmt: skip
+            self.results.emit(
+                request,
+                [],
+                "Indexing this project has not finished. Press F5 "
+                "to resume it; only what is missing gets embedded.",
+            )
         except Exception as exc:  # noqa: BLE001 - reported to the window
             self._searchers.pop(request.root, None)
             self.results.emit(request, [], _message(exc))
 
     def _search(self, root: str, request: SearchRequest, embedder) -> list:
         searcher = self._searcher(root, embedder)
-        found = searcher.search(request.query, k=request.k, mode=request.mode,
-                                language=request.language, path_glob=request.path_glob)
+        found = searcher.search(
+            request.query,
+            k=request.k,
+            mode=request.mode,
+            language=request.language,
+            path_glob=request.path_glob,
+        )
         request.total += searcher.last_total
         return found
 
@@ -248,8 +263,9 @@ class Engine(QObject):
         searcher = self._searcher(request.root, None)
         path, line = request.related
         request.source = searcher.definition_at(path, line)
-        return searcher.related(path, line, k=request.k, language=request.language,
-                                path_glob=request.path_glob)  # fmt: skip
+        return searcher.related(
+            path, line, k=request.k, language=request.language, path_glob=request.path_glob
+        )
 
     def _search_everywhere(self, request: SearchRequest, embedder) -> list:
         """Every project's results, merged by score (file order for text and regex).
@@ -269,8 +285,8 @@ class Engine(QObject):
         if errors and len(errors) == len(request.roots):
             raise CodeLampError("\n".join(errors))
         if SearchMode(request.mode).per_line:
-            return sorted(found, key=lambda r: (r.project, r.path, r.start_line))[:request.k]
-        return sorted(found, key=lambda r: r.score, reverse=True)[:request.k]
+            return sorted(found, key=lambda r: (r.project, r.path, r.start_line))[: request.k]
+        return sorted(found, key=lambda r: r.score, reverse=True)[: request.k]
 
     def _searcher(self, root: str, embedder):
         """The project's searcher. An index built with another model that is still on this
@@ -281,8 +297,11 @@ class Engine(QObject):
         from app.core.store import ProjectStore
 
         searcher = self._searchers.get(root)
-        if searcher is not None and (embedder is None or searcher.embedder is embedder
-                                     or searcher.embedder in self._older.values()):  # fmt: skip
+        if searcher is not None and (
+            embedder is None
+            or searcher.embedder is embedder
+            or searcher.embedder in self._older.values()
+        ):
             return searcher
         store = ProjectStore.open(**self._where(root))
         ranking = Ranking.configured(self.settings.demote_tests)
@@ -333,12 +352,14 @@ class IndexWorker(QObject):
             embedder = self.gate.ensure(lambda f, m: self.model_progress.emit(f, m))
             self.model_ready.emit(embedder.model_id)
             result = index_project(
-                Path(root), embedder, control=control,
+                Path(root),
+                embedder,
+                control=control,
                 progress=lambda p: self.progress.emit(root, p),
                 max_file_bytes=self.settings.max_file_bytes,
                 extra_ignores=self.settings.ignore_patterns,
                 chunk_tokens=self.settings.max_chunk_tokens,
-            )  # fmt: skip
+            )
             self.finished.emit(root, result, "")
         except LoadCancelled:
             self.finished.emit(root, None, "Model loading cancelled.")
@@ -365,16 +386,21 @@ class WatchHub(QObject):
         if root in self.watchers or embedder is None:
             return ""
         try:
-            watcher = ProjectWatcher(Path(root), embedder, self.event.emit, index_options={
-                "max_file_bytes": settings.max_file_bytes,
-                "extra_ignores": settings.ignore_patterns,
-            }, progress=lambda p: self.progress.emit(root, p))  # fmt: skip
+            watcher = ProjectWatcher(
+                Path(root),
+                embedder,
+                self.event.emit,
+                index_options={
+                    "max_file_bytes": settings.max_file_bytes,
+                    "extra_ignores": settings.ignore_patterns,
+                },
+                progress=lambda p: self.progress.emit(root, p),
+            )
             watcher.start()
         except Exception as exc:  # noqa: BLE001 - shown next to the project
             return _message(exc)
         self.watchers[root] = watcher
         return ""
-
 
 
 def start_thread(worker: QObject, name: str) -> QThread:

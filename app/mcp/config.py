@@ -22,8 +22,11 @@ def server_command(paths: list[Path]) -> list[str]:
     elif Path(sys.argv[0]).name == "__main__.py":
         command = [sys.executable, "-m", "app"]
     else:
-        script = sys.argv[0] if Path(sys.argv[0]).parent != Path() else (
-            shutil.which(sys.argv[0]) or sys.argv[0])  # fmt: skip
+        script = (
+            sys.argv[0]
+            if Path(sys.argv[0]).parent != Path()
+            else (shutil.which(sys.argv[0]) or sys.argv[0])
+        )
         command = [str(Path(script).resolve())]
     return command + ["mcp", *map(str, paths)]
 
@@ -34,18 +37,24 @@ def client_config(client: str, paths: list[Path]) -> str:
     entry = {"command": command, "args": args}
     if client == "claude":
         block = json.dumps({"mcpServers": {"codelamp": {"type": "stdio", **entry}}}, indent=2)
-        return (f"# Claude Code: run this (add --scope user for every project, --scope "
-                f"project to share it in .mcp.json)\nclaude mcp add codelamp -- "
-                f"{shlex.join([command, *args])}\n\n# or put this in .mcp.json at the "
-                f"project's root:\n{block}")  # fmt: skip
+        return (
+            f"# Claude Code: run this (add --scope user for every project, --scope "
+            f"project to share it in .mcp.json)\nclaude mcp add codelamp -- "
+            f"{shlex.join([command, *args])}\n\n# or put this in .mcp.json at the "
+            f"project's root:\n{block}"
+        )
     if client == "codex":
-        return (f"# Codex: add to ~/.codex/config.toml (or .codex/config.toml in a trusted "
-                f"project)\n[mcp_servers.codelamp]\ncommand = {json.dumps(command)}\n"
-                f"args = {json.dumps(args)}")  # fmt: skip
+        return (
+            f"# Codex: add to ~/.codex/config.toml (or .codex/config.toml in a trusted "
+            f"project)\n[mcp_servers.codelamp]\ncommand = {json.dumps(command)}\n"
+            f"args = {json.dumps(args)}"
+        )
     if client == "cursor":
         block = json.dumps({"mcpServers": {"codelamp": entry}}, indent=2)
-        return (f"# Cursor: put this in .cursor/mcp.json in the project (or ~/.cursor/"
-                f"mcp.json for every project)\n{block}")  # fmt: skip
+        return (
+            f"# Cursor: put this in .cursor/mcp.json in the project (or ~/.cursor/"
+            f"mcp.json for every project)\n{block}"
+        )
     if client == "vscode":
         block = json.dumps({"servers": {"codelamp": {"type": "stdio", **entry}}}, indent=2)
         return f"# VS Code: put this in .vscode/mcp.json in the workspace\n{block}"

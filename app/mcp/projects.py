@@ -108,8 +108,9 @@ class ServedProject:
             if watchers_of(self.root) or (claim := claim_watching(self.root)) is None:
                 return
             self._claim, self.writer, self.error = claim, True, ""
-            self._thread = threading.Thread(target=self._index_then_watch, daemon=True,
-                                            name=f"codelamp-mcp-{self.name}")  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._index_then_watch, daemon=True, name=f"codelamp-mcp-{self.name}"
+            )
             self._thread.start()
 
     def _index_then_watch(self) -> None:
@@ -117,18 +118,23 @@ class ServedProject:
             try:
                 store = ProjectStore.open(self.root)
             except (NotIndexed, IndexDamaged):  # index_project builds, resumes or rebuilds
-                result = index_project(self.root, self.models.for_index(None),
-                                       control=self._control, progress=self._on_progress)
+                result = index_project(
+                    self.root,
+                    self.models.for_index(None),
+                    control=self._control,
+                    progress=self._on_progress,
+                )
                 if result.cancelled:
                     return
                 store = ProjectStore.open(self.root)
-            watcher = ProjectWatcher(self.root, self.models.for_index(store), self._on_event,
-                                     progress=self._on_progress)  # fmt: skip
+            watcher = ProjectWatcher(
+                self.root, self.models.for_index(store), self._on_event, progress=self._on_progress
+            )
             with self._state:
                 if not self._stopping:
                     self._watcher = watcher
                     watcher.start()
-        except Exception as exc:  # noqa: BLE001 - said in index_status; a later call retries
+        except Exception as exc:
             if not isinstance(exc, CodeLampError):
                 log.exception("indexing %s failed", self.root)
             with self._state:
@@ -163,8 +169,9 @@ class ServedProject:
                 self._searcher = Searcher(store, self.models.for_index(store))
             yield self._searcher
 
-    def grep_disk(self, query: str, k: int, regex: bool, language: str | None,
-                  path_glob: str | None) -> tuple[list[SearchResult], int]:  # fmt: skip
+    def grep_disk(
+        self, query: str, k: int, regex: bool, language: str | None, path_glob: str | None
+    ) -> tuple[list[SearchResult], int]:
         """Text (or Regex) search of the files the index will hold, as they are on disk."""
         files = {entry.rel: language_for(entry.rel) for entry in FileRules(self.root).walk().files}
         return grep_unindexed(self.root, files, query, k, regex, language, path_glob)
@@ -174,8 +181,11 @@ class ServedProject:
         if not self.writer:
             return False
         watcher = self._watcher
-        return watcher.busy if watcher is not None else (
-            self.progress is None or self.progress.phase in _RUNNING)  # fmt: skip
+        return (
+            watcher.busy
+            if watcher is not None
+            else (self.progress is None or self.progress.phase in _RUNNING)
+        )
 
     def not_ready(self) -> str:
         """Why there is no committed index to search yet, and how far indexing is."""
@@ -196,25 +206,38 @@ class ServedProject:
         try:
             info = project_status(self.root, thorough=False)
         except NotIndexed:
-            info = {"root": str(self.root), "state": "not indexed", "files": 0, "chunks": 0,
-                    "languages": [], "model": None, "last_indexed": None}  # fmt: skip
+            info = {
+                "root": str(self.root),
+                "state": "not indexed",
+                "files": 0,
+                "chunks": 0,
+                "languages": [],
+                "model": None,
+                "last_indexed": None,
+            }
         running = self.indexing()
         p = self.progress
         watcher = self._watcher
         info |= {
             "role": "writer" if self.writer else "reader",
             "indexing": running,
-            "progress": {"phase": p.phase, "percent": int(p.fraction * 100),
-                         "files_done": p.files_done, "files_total": p.files_total,
-                         "eta_s": round(p.eta_s) if p.eta_s else None}
-            if running and p else None,
+            "progress": {
+                "phase": p.phase,
+                "percent": int(p.fraction * 100),
+                "files_done": p.files_done,
+                "files_total": p.files_total,
+                "eta_s": round(p.eta_s) if p.eta_s else None,
+            }
+            if running and p
+            else None,
             "watching": watcher.mode if watcher else None,
-            "last_update": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(
-                watcher.last_update)) if watcher and watcher.last_update else None,
+            "last_update": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(watcher.last_update))
+            if watcher and watcher.last_update
+            else None,
             "pending_changes": watcher.pending if watcher else 0,
             "kept_fresh_by": None if self.writer else _keeper(self.root),
             "error": self.error or None,
-        }  # fmt: skip
+        }
         info.pop("skipped", None)
         return info
 
@@ -224,16 +247,17 @@ class ServedProject:
         given = Path(path).expanduser()
         normal = Path(os.path.normpath(given if given.is_absolute() else self.root / given))
         if not normal.is_relative_to(self.root):
-            raise UsageError(f"{path!r} is outside the project {self.root}: give a path "
-                             "inside it.")  # fmt: skip
+            raise UsageError(f"{path!r} is outside the project {self.root}: give a path inside it.")
         rel = normal.relative_to(self.root).as_posix()
         try:
             real = normal.resolve(strict=True)
         except (OSError, RuntimeError, ValueError):  # a loop of symlinks; a NUL
             raise UsageError(f"No file {rel!r} in {self.root}.") from None
         if not real.is_relative_to(self.root):
-            raise UsageError(f"{rel!r} is a link to {real}, outside the project {self.root}: "
-                             "CodeLamp reads nothing outside it.")  # fmt: skip
+            raise UsageError(
+                f"{rel!r} is a link to {real}, outside the project {self.root}: "
+                "CodeLamp reads nothing outside it."
+            )
         if not real.is_file():
             raise UsageError(f"{rel!r} in {self.root} is not a file.")
         return rel
@@ -279,14 +303,19 @@ class ServedProjects:
         if project is None:
             return self.projects
         wanted = Path(project).expanduser()
-        found = [p for p in self.projects if p.name == project or (
-            wanted.is_absolute() and Path(os.path.normpath(wanted)) == p.root)]  # fmt: skip
+        found = [
+            p
+            for p in self.projects
+            if p.name == project
+            or (wanted.is_absolute() and Path(os.path.normpath(wanted)) == p.root)
+        ]
         if len(found) == 1:
             return found
         served = ", ".join(str(p.root) for p in self.projects)
         if found:
-            raise UsageError(f"Several served projects are named {project!r}: give its full "
-                             f"path ({served}).")  # fmt: skip
+            raise UsageError(
+                f"Several served projects are named {project!r}: give its full path ({served})."
+            )
         raise UsageError(f"No served project {project!r}. Served: {served}.")
 
     def for_path(self, path: str, project: str | None) -> tuple[ServedProject, str]:
@@ -294,14 +323,17 @@ class ServedProjects:
         candidates = self.chosen(project)
         if Path(path).expanduser().is_absolute() and len(candidates) > 1:
             normal = Path(os.path.normpath(Path(path).expanduser()))
-            candidates = sorted((p for p in candidates if normal.is_relative_to(p.root)),
-                                key=lambda p: -len(p.root.parts))  # the innermost first
+            candidates = sorted(
+                (p for p in candidates if normal.is_relative_to(p.root)),
+                key=lambda p: -len(p.root.parts),
+            )  # the innermost first
             if not candidates:
                 served = ", ".join(str(p.root) for p in self.projects)
                 raise UsageError(f"{path!r} is outside every served project ({served}).")
         elif len(candidates) > 1:
-            raise UsageError("Several projects are served: name one with `project`, or give "
-                             "an absolute path.")  # fmt: skip
+            raise UsageError(
+                "Several projects are served: name one with `project`, or give an absolute path."
+            )
         chosen = candidates[0]
         return chosen, chosen.relative(path)
 

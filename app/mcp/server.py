@@ -73,8 +73,7 @@ async def _client_roots(session) -> list[Path]:
             warnings.simplefilter("ignore", MCPDeprecationWarning)
             listed = await session.list_roots()
     except Exception as exc:  # noqa: BLE001 - a client that fails here: the current folder
-        log.warning("the client's roots could not be read (%s); serving the current folder",
-                    exc)  # fmt: skip
+        log.warning("the client's roots could not be read (%s); serving the current folder", exc)
         return []
     folders = []
     for root in listed.roots:
@@ -89,40 +88,56 @@ async def _client_roots(session) -> list[Path]:
 
 def _result(answer: dict) -> types.CallToolResult:
     text = json.dumps(answer, ensure_ascii=False)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
-                                structured_content=answer)  # fmt: skip
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], structured_content=answer
+    )
 
 
 def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)],
-                                is_error=True)  # fmt: skip
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)], is_error=True
+    )
 
 
 def build_server(serving: _Serving) -> Server:
     async def list_tools(ctx, params) -> types.ListToolsResult:
         read_only = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
-        return types.ListToolsResult(tools=[
-            types.Tool(name=spec.name, description=spec.description, input_schema=spec.schema,
-                       annotations=read_only) for spec in TOOLS.values()])  # fmt: skip
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(
+                    name=spec.name,
+                    description=spec.description,
+                    input_schema=spec.schema,
+                    annotations=read_only,
+                )
+                for spec in TOOLS.values()
+            ]
+        )
 
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
             spec = TOOLS.get(params.name)
             if spec is None:
-                raise UsageError(f"No tool {params.name!r}; the tools are "
-                                 f"{', '.join(TOOLS)}.")  # fmt: skip
+                raise UsageError(f"No tool {params.name!r}; the tools are {', '.join(TOOLS)}.")
             arguments = check_arguments(spec, params.arguments or {})
             projects = await serving.for_call(ctx.session)
             return _result(await anyio.to_thread.run_sync(spec.run, projects, arguments))
         except CodeLampError as exc:
             return _error(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug: said in one line, the server stays up
+        except Exception as exc:
             log.exception("the tool %s failed", params.name)
-            return _error(f"Unexpected error ({type(exc).__name__}: {exc}); the details are "
-                          "in the server's log (stderr). Please report it.")  # fmt: skip
+            return _error(
+                f"Unexpected error ({type(exc).__name__}: {exc}); the details are "
+                "in the server's log (stderr). Please report it."
+            )
 
-    server = Server("codelamp", version=__version__, instructions=INSTRUCTIONS,
-                    on_list_tools=list_tools, on_call_tool=call_tool)  # fmt: skip
+    server = Server(
+        "codelamp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
     server.middleware.clear()  # the SDK's only default one: OpenTelemetry spans
     return server
 

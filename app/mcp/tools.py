@@ -37,31 +37,64 @@ TOKENS_SHOWN = 2000  # max_tokens by default: of all results' code together
 MAX_TOKENS = 50_000
 LINE_CHARS = 500  # a longer line (minified code) is cut, with "…"
 CHARS_PER_TOKEN = 4  # the estimate while no model is loaded
-MODES = {"hybrid": SearchMode.HYBRID, "semantic": SearchMode.SEMANTIC,
-         "lexical": SearchMode.KEYWORDS, "text": SearchMode.TEXT,
-         "regex": SearchMode.REGEX}  # fmt: skip
+MODES = {
+    "hybrid": SearchMode.HYBRID,
+    "semantic": SearchMode.SEMANTIC,
+    "lexical": SearchMode.KEYWORDS,
+    "text": SearchMode.TEXT,
+    "regex": SearchMode.REGEX,
+}
 
-_PROJECT = {"type": "string", "description": "Which served project: its folder path or "
-            "folder name. Optional when one project is served; search and index_status "
-            "cover every served project without it."}  # fmt: skip
-_PATH = {"type": "string", "minLength": 1, "description": "A file of the project: relative "
-         "to its root (as search results give it), or absolute inside it."}  # fmt: skip
-_LINE = {"type": "integer", "minimum": 1, "description": "A 1-based line number in that "
-         "file, anywhere inside the definition."}  # fmt: skip
-_K = {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": RESULTS,
-      "description": f"How many results (default {RESULTS}, at most {MAX_RESULTS})."}
-_MAX_LINES = {"type": "integer", "minimum": 1, "maximum": MAX_LINES, "default": LINES_SHOWN,
-              "description": f"The most lines of code shown per result (default "
-              f"{LINES_SHOWN}), around the line that matched best."}  # fmt: skip
-_MAX_TOKENS = {"type": "integer", "minimum": 100, "maximum": MAX_TOKENS,
-               "default": TOKENS_SHOWN, "description": f"About how many tokens of code all "
-               f"results show together (default {TOKENS_SHOWN}); each result gets an equal "
-               "share of what is left, in rank order."}  # fmt: skip
+_PROJECT = {
+    "type": "string",
+    "description": "Which served project: its folder path or "
+    "folder name. Optional when one project is served; search and index_status "
+    "cover every served project without it.",
+}
+_PATH = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A file of the project: relative "
+    "to its root (as search results give it), or absolute inside it.",
+}
+_LINE = {
+    "type": "integer",
+    "minimum": 1,
+    "description": "A 1-based line number in that file, anywhere inside the definition.",
+}
+_K = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_RESULTS,
+    "default": RESULTS,
+    "description": f"How many results (default {RESULTS}, at most {MAX_RESULTS}).",
+}
+_MAX_LINES = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_LINES,
+    "default": LINES_SHOWN,
+    "description": f"The most lines of code shown per result (default "
+    f"{LINES_SHOWN}), around the line that matched best.",
+}
+_MAX_TOKENS = {
+    "type": "integer",
+    "minimum": 100,
+    "maximum": MAX_TOKENS,
+    "default": TOKENS_SHOWN,
+    "description": f"About how many tokens of code all "
+    f"results show together (default {TOKENS_SHOWN}); each result gets an equal "
+    "share of what is left, in rank order.",
+}
 
 
 def _schema(properties: dict, *required: str) -> dict:
-    return {"type": "object", "properties": properties, "required": list(required),
-            "additionalProperties": False}  # fmt: skip
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
 
 
 @dataclass(frozen=True)
@@ -78,8 +111,11 @@ class TokenCounter:
     def __init__(self, embedder: Embedder | None) -> None:
         self.embedder = embedder
         self.special = embedder.count_tokens("") if embedder else 0  # [CLS], [SEP]
-        self.how = ("the model's tokenizer" if embedder else
-                    f"estimated, {CHARS_PER_TOKEN} characters per token")  # fmt: skip
+        self.how = (
+            "the model's tokenizer"
+            if embedder
+            else f"estimated, {CHARS_PER_TOKEN} characters per token"
+        )
 
     def __call__(self, line: str) -> int:
         if self.embedder is None:
@@ -95,8 +131,9 @@ def check_arguments(spec: ToolSpec, arguments: dict) -> dict:
     error = best_match(Draft202012Validator(spec.schema).iter_errors(arguments))
     if error is not None:
         raise UsageError(f"{spec.name}: {_explain(error)}")
-    defaults = {name: p["default"] for name, p in spec.schema["properties"].items()
-                if "default" in p}  # fmt: skip
+    defaults = {
+        name: p["default"] for name, p in spec.schema["properties"].items() if "default" in p
+    }
     return defaults | arguments
 
 
@@ -151,16 +188,27 @@ def _window(tokens: list[int], best: int, max_lines: int, budget: int) -> tuple[
     return a, b
 
 
-def _shown(found: list[tuple[ServedProject, SearchResult]], max_lines: int, max_tokens: int,
-           counter: TokenCounter, several: bool) -> tuple[list[dict], int]:  # fmt: skip
+def _shown(
+    found: list[tuple[ServedProject, SearchResult]],
+    max_lines: int,
+    max_tokens: int,
+    counter: TokenCounter,
+    several: bool,
+) -> tuple[list[dict], int]:
     """What each result shows, and the tokens of code shown in all."""
     shown, used = [], 0
     files: dict[tuple, list[str] | None] = {}  # a file's lines, read once per call
     for i, (project, r) in enumerate(found):
         budget = (max_tokens - used) // (len(found) - i)
-        item = {"path": r.path, "start_line": r.start_line, "end_line": r.end_line,
-                "symbol": r.symbol, "language": r.language, "score": round(r.score, 4),
-                "match_line": r.snippet_line or r.start_line}  # fmt: skip
+        item = {
+            "path": r.path,
+            "start_line": r.start_line,
+            "end_line": r.end_line,
+            "symbol": r.symbol,
+            "language": r.language,
+            "score": round(r.score, 4),
+            "match_line": r.snippet_line or r.start_line,
+        }
         if several:
             item["project"] = str(project.root)
         key = (project.root, r.path)
@@ -169,8 +217,11 @@ def _shown(found: list[tuple[ServedProject, SearchResult]], max_lines: int, max_
         lines = files[key] or []
         first, last = r.start_line - 1, min(r.end_line, len(lines)) - 1
         if first > last:
-            item |= {"code": "", "code_lines": None, "note": "the file cannot be read now, "
-                     "or has changed: search again"}  # fmt: skip
+            item |= {
+                "code": "",
+                "code_lines": None,
+                "note": "the file cannot be read now, or has changed: search again",
+            }
             shown.append(item)
             continue
         best = min(max(item["match_line"] - 1, first), last)
@@ -190,8 +241,7 @@ def _committed(project: ServedProject) -> Iterator[Searcher]:
         with project.searching() as searcher:
             yield searcher
     except NotIndexed:
-        raise CodeLampError(f"{project.root} has no index yet ({project.not_ready()}).") \
-            from None  # fmt: skip
+        raise CodeLampError(f"{project.root} has no index yet ({project.not_ready()}).") from None
 
 
 # --- the tools ------------------------------------------------------------------------------
@@ -216,8 +266,10 @@ def search(projects: ServedProjects, args: dict) -> dict:
             how = "Regex" if regex else "Text"
             note = f"{project.root}: no index yet ({project.not_ready()})."
             if not mode.per_line:
-                note += (f" {mode.label} search needs it; meanwhile these are lines that "
-                         "contain the whole query as typed, in the files on disk.")  # fmt: skip
+                note += (
+                    f" {mode.label} search needs it; meanwhile these are lines that "
+                    "contain the whole query as typed, in the files on disk."
+                )
             notes.append(f"{note} {how} search of the files on disk; symbols are unknown.")
             try:
                 results, matching = project.grep_disk(query, k, regex, language, path_glob)
@@ -231,11 +283,15 @@ def search(projects: ServedProjects, args: dict) -> dict:
         found.sort(key=lambda pr: pr[1].score, reverse=True)
     found = found[:k]
     counter = TokenCounter(projects.models.loaded())
-    shown, tokens = _shown(found, args["max_lines"], args["max_tokens"], counter,
-                           len(chosen) > 1)  # fmt: skip
-    answer = {"query": query, "mode": args["mode"], "results": shown,
-              "total": total if mode.per_line else len(shown), "tokens": tokens,
-              "token_count": counter.how}  # fmt: skip
+    shown, tokens = _shown(found, args["max_lines"], args["max_tokens"], counter, len(chosen) > 1)
+    answer = {
+        "query": query,
+        "mode": args["mode"],
+        "results": shown,
+        "total": total if mode.per_line else len(shown),
+        "tokens": tokens,
+        "token_count": counter.how,
+    }
     if notes:
         answer["note"] = " ".join(notes)
     return answer
@@ -246,76 +302,137 @@ def find_related(projects: ServedProjects, args: dict) -> dict:
     with _committed(project) as searcher:
         results = searcher.related(path, args["line"], k=args["k"])
     counter = TokenCounter(projects.models.loaded())
-    shown, tokens = _shown([(project, r) for r in results], args["max_lines"],
-                           args["max_tokens"], counter, False)  # fmt: skip
-    return {"path": path, "line": args["line"], "results": shown, "tokens": tokens,
-            "token_count": counter.how}  # fmt: skip
+    shown, tokens = _shown(
+        [(project, r) for r in results], args["max_lines"], args["max_tokens"], counter, False
+    )
+    return {
+        "path": path,
+        "line": args["line"],
+        "results": shown,
+        "tokens": tokens,
+        "token_count": counter.how,
+    }
 
 
 def read_definition(projects: ServedProjects, args: dict) -> dict:
     project, path = projects.for_path(args["path"], args.get("project"))
     with _committed(project) as searcher:
         r = searcher.definition_at(path, args["line"])
-    return {"path": r.path, "start_line": r.start_line, "end_line": r.end_line,
-            "symbol": r.symbol, "language": r.language, "code": r.text}  # fmt: skip
+    return {
+        "path": r.path,
+        "start_line": r.start_line,
+        "end_line": r.end_line,
+        "symbol": r.symbol,
+        "language": r.language,
+        "code": r.text,
+    }
 
 
 def index_status(projects: ServedProjects, args: dict) -> dict:
     statuses = [p.status() for p in projects.chosen(args.get("project"))]
     loaded = projects.models.loaded() is not None
     return (statuses[0] if len(statuses) == 1 else {"projects": statuses}) | {
-        "model_loaded": loaded}
+        "model_loaded": loaded
+    }
 
 
-TOOLS = {spec.name: spec for spec in [
-    ToolSpec("search", (
-        "Search the project's code by meaning and by words, in an index kept up to date as "
-        "files change. Use it before reading files: ask in plain words (\"where do we retry "
-        "failed uploads?\") or with identifiers. Returns ranked definitions (function, "
-        "class, method, section), each with path, start_line, end_line, symbol, language, "
-        "score, match_line (the line that matched best) and code: the definition's lines "
-        "as the file reads now, trimmed around match_line (code_lines says which). Modes: "
-        "hybrid (default: meaning and words), semantic (meaning only), lexical (words and "
-        "identifier parts, BM25); text (an exact string) and regex (a Python regular "
-        "expression) list matching lines in file order instead, with total = all matching "
-        "lines. A `note` says when the answer is not a ranked search of the index (e.g. "
-        "while a first index is being built)."
-    ), _schema({
-        "query": {"type": "string", "minLength": 1, "description": "What to look for: a "
-                  "question or description in plain words, identifiers, or (text, regex "
-                  "modes) the exact string or pattern of one line."},
-        "k": _K,
-        "mode": {"type": "string", "enum": list(MODES), "default": "hybrid",
-                 "description": "hybrid (default), semantic, lexical: ranked definitions. "
-                 "text, regex: every matching line (case ignored unless the query has a "
-                 "capital)."},
-        "language": {"type": "string", "description": "Only these languages, comma-"
-                     "separated, e.g. \"python\" or \"python,go\" (index_status lists "
-                     "them)."},
-        "path_glob": {"type": "string", "description": "Only files matching this "
-                      ".gitignore-style pattern, e.g. \"*.py\", \"src/\", \"tests/**\"."},
-        "project": _PROJECT,
-        "max_lines": _MAX_LINES,
-        "max_tokens": _MAX_TOKENS,
-    }, "query"), search),  # fmt: skip
-    ToolSpec("find_related", (
-        "Find code similar in meaning to the definition at a file and line: other "
-        "implementations of the same idea, callers' helpers, duplicated logic. Uses the "
-        "definition's vector from the index (nothing is re-embedded). Returns ranked "
-        "results shaped like search's."
-    ), _schema({"path": _PATH, "line": _LINE, "k": _K, "project": _PROJECT,
-                "max_lines": _MAX_LINES, "max_tokens": _MAX_TOKENS}, "path", "line"),
-        find_related),  # fmt: skip
-    ToolSpec("read_definition", (
-        "Read the whole definition (function, class, method, section) that encloses a line "
-        "of a file, as the file reads now: path, start_line, end_line, symbol, language "
-        "and code. Use it to see all of a search result whose code was trimmed."
-    ), _schema({"path": _PATH, "line": _LINE, "project": _PROJECT}, "path", "line"),
-        read_definition),  # fmt: skip
-    ToolSpec("index_status", (
-        "The state of the project's index: files, chunks, languages, model, when it was "
-        "last indexed, whether indexing runs now (with progress), whether this server "
-        "keeps it fresh (role writer) or only reads what another process writes (role "
-        "reader), and whether the model is loaded."
-    ), _schema({"project": _PROJECT}), index_status),
-]}  # fmt: skip
+TOOLS = {
+    spec.name: spec
+    for spec in [
+        ToolSpec(
+            "search",
+            (
+                "Search the project's code by meaning and by words, in an index kept up to date as "
+                'files change. Use it before reading files: ask in plain words ("where do we retry '
+                'failed uploads?") or with identifiers. Returns ranked definitions (function, '
+                "class, method, section), each with path, start_line, end_line, symbol, language, "
+                "score, match_line (the line that matched best) and code: the definition's lines "
+                "as the file reads now, trimmed around match_line (code_lines says which). Modes: "
+                "hybrid (default: meaning and words), semantic (meaning only), lexical (words and "
+                "identifier parts, BM25); text (an exact string) and regex (a Python regular "
+                "expression) list matching lines in file order instead, with total = all matching "
+                "lines. A `note` says when the answer is not a ranked search of the index (e.g. "
+                "while a first index is being built)."
+            ),
+            _schema(
+                {
+                    "query": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "What to look for: a "
+                        "question or description in plain words, identifiers, or (text, regex "
+                        "modes) the exact string or pattern of one line.",
+                    },
+                    "k": _K,
+                    "mode": {
+                        "type": "string",
+                        "enum": list(MODES),
+                        "default": "hybrid",
+                        "description": "hybrid (default), semantic, lexical: ranked definitions. "
+                        "text, regex: every matching line (case ignored unless the query has a "
+                        "capital).",
+                    },
+                    "language": {
+                        "type": "string",
+                        "description": "Only these languages, comma-"
+                        'separated, e.g. "python" or "python,go" (index_status lists '
+                        "them).",
+                    },
+                    "path_glob": {
+                        "type": "string",
+                        "description": "Only files matching this "
+                        '.gitignore-style pattern, e.g. "*.py", "src/", "tests/**".',
+                    },
+                    "project": _PROJECT,
+                    "max_lines": _MAX_LINES,
+                    "max_tokens": _MAX_TOKENS,
+                },
+                "query",
+            ),
+            search,
+        ),
+        ToolSpec(
+            "find_related",
+            (
+                "Find code similar in meaning to the definition at a file and line: other "
+                "implementations of the same idea, callers' helpers, duplicated logic. Uses the "
+                "definition's vector from the index (nothing is re-embedded). Returns ranked "
+                "results shaped like search's."
+            ),
+            _schema(
+                {
+                    "path": _PATH,
+                    "line": _LINE,
+                    "k": _K,
+                    "project": _PROJECT,
+                    "max_lines": _MAX_LINES,
+                    "max_tokens": _MAX_TOKENS,
+                },
+                "path",
+                "line",
+            ),
+            find_related,
+        ),
+        ToolSpec(
+            "read_definition",
+            (
+                "Read the whole definition (function, class, method, section) that encloses a line "
+                "of a file, as the file reads now: path, start_line, end_line, symbol, language "
+                "and code. Use it to see all of a search result whose code was trimmed."
+            ),
+            _schema({"path": _PATH, "line": _LINE, "project": _PROJECT}, "path", "line"),
+            read_definition,
+        ),
+        ToolSpec(
+            "index_status",
+            (
+                "The state of the project's index: files, chunks, languages, model, when it was "
+                "last indexed, whether indexing runs now (with progress), whether this server "
+                "keeps it fresh (role writer) or only reads what another process writes (role "
+                "reader), and whether the model is loaded."
+            ),
+            _schema({"project": _PROJECT}),
+            index_status,
+        ),
+    ]
+}

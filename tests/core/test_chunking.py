@@ -31,8 +31,9 @@ def pieces(path: str, source: str, limit: int = 256, count=words) -> list[Piece]
 
 
 def outline(path: str, source: str, limit: int = 256) -> list[tuple[str, int, int]]:
-    return [(p.chunk.symbol, p.chunk.start_line, p.chunk.end_line)
-            for p in pieces(path, source, limit)]  # fmt: skip
+    return [
+        (p.chunk.symbol, p.chunk.start_line, p.chunk.end_line) for p in pieces(path, source, limit)
+    ]
 
 
 def assert_sound(path: str, text: str, result: list[Piece], limit: int, count=words) -> None:
@@ -610,17 +611,25 @@ def test_a_piece_that_fits_is_embedded_as_its_chunk():
 
 # --- Splitting what does not fit -----------------------------------------------------------
 
-LONG_FUNCTION = "\n".join([
-    "@traced",
-    "def upload_all(self, files, retries=3):",
-    '    """Upload every file, retrying the ones that fail."""',
-    "    done = []",
-    *[f"    step_{i} = prepare(files, attempt={i}, backoff=0.{i}, log=True)" for i in range(30)],
-    "    for f in files:",
-    *[f"        send(f, part={i}, timeout=30, checksum=True, retry=retries)" for i in range(30)],
-    "    return done",
-    "",
-])  # fmt: skip
+LONG_FUNCTION = "\n".join(
+    [
+        "@traced",
+        "def upload_all(self, files, retries=3):",
+        '    """Upload every file, retrying the ones that fail."""',
+        "    done = []",
+        *[
+            f"    step_{i} = prepare(files, attempt={i}, backoff=0.{i}, log=True)"
+            for i in range(30)
+        ],
+        "    for f in files:",
+        *[
+            f"        send(f, part={i}, timeout=30, checksum=True, retry=retries)"
+            for i in range(30)
+        ],
+        "    return done",
+        "",
+    ]
+)
 
 
 def test_a_long_function_is_split_between_statements_and_every_part_names_it():
@@ -638,8 +647,7 @@ def test_a_long_function_is_split_between_statements_and_every_part_names_it():
         assert signature not in piece.chunk.text
         assert piece.embed_text == embed_text(piece.chunk, signature)
     # The loop alone is too big: it is split between its own statements.
-    assert any(p.chunk.start_line > 35 and p.chunk.text.startswith("        send(")
-               for p in result)  # fmt: skip
+    assert any(p.chunk.start_line > 35 and p.chunk.text.startswith("        send(") for p in result)
 
 
 def test_a_huge_single_line_is_cut_by_characters():
@@ -748,8 +756,10 @@ def test_yaml_windows_break_at_blank_lines_then_top_level_keys():
     result = chunk_file("deploy/compose.yaml", source, 40, words)
     assert_sound("deploy/compose.yaml", source, result, 40)
     assert [(p.chunk.start_line, p.chunk.end_line) for p in result] == [
-        (1, 15), (17, 31), (33, 47),
-    ]  # fmt: skip
+        (1, 15),
+        (17, 31),
+        (33, 47),
+    ]
     flat = "\n".join(f"key_{i}:\n  value: {i}" for i in range(60)) + "\n"
     windows = chunk_file("flat.yml", flat, 1000, words)
     assert_sound("flat.yml", flat, windows, 1000)
@@ -780,8 +790,9 @@ def test_syntax_errors_still_give_chunks_for_what_parses():
         """)
     result = chunk_file("bad.py", source, 256, words)
     assert_sound("bad.py", source, result, 256)
-    assert ("fine", 7, 8) in [(p.chunk.symbol, p.chunk.start_line, p.chunk.end_line)
-                              for p in result]  # fmt: skip
+    assert ("fine", 7, 8) in [
+        (p.chunk.symbol, p.chunk.start_line, p.chunk.end_line) for p in result
+    ]
 
 
 @pytest.mark.parametrize("path", ["a.py", "a.js", "a.go", "a.rs", "a.c", "a.rb", "a.php"])
@@ -800,14 +811,17 @@ def test_line_numbers_count_lines_not_bytes_or_unicode_separators():
     )
     result = chunk_file("u.py", source, 256, words)
     assert [(p.chunk.symbol, p.chunk.start_line, p.chunk.end_line) for p in result] == [
-        ("", 1, 2), ("after", 4, 5),
-    ]  # fmt: skip
+        ("", 1, 2),
+        ("after", 4, 5),
+    ]
     assert result[1].chunk.text == "def after():\r\n    return 'naïve'\r"
 
 
 def test_chunking_on_many_threads_gives_the_same_result():
-    sources = [(p.name, p.read_text(encoding="utf-8"))
-               for p in (STDLIB / "json" / "decoder.py", STDLIB / "textwrap.py")]  # fmt: skip
+    sources = [
+        (p.name, p.read_text(encoding="utf-8"))
+        for p in (STDLIB / "json" / "decoder.py", STDLIB / "textwrap.py")
+    ]
     expected = [chunk_file(name, text, 128, words) for name, text in sources]
     results: list[list[list[Piece]]] = []
 
@@ -832,12 +846,25 @@ def test_deep_nesting_is_chunked_not_recursed_into(path):
     assert_sound(path, DEEP[path], chunk_file(path, DEEP[path], 256, words), 256)
 
 
-@pytest.mark.parametrize(("path", "source", "symbol"), [
-    ("mods.rs", "".join(f"mod m{i} {{\n" for i in range(30)) + "fn f() -> i32 { 1 }\n"
-     + "}\n" * 30, ".".join(f"m{i}" for i in range(30)) + ".f"),
-    ("ifs.py", "".join(" " * i + f"if x{i}:\n" for i in range(30)) + " " * 30 + "def f():\n"
-     + " " * 31 + "return 1\n", "f"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "source", "symbol"),
+    [
+        (
+            "mods.rs",
+            "".join(f"mod m{i} {{\n" for i in range(30)) + "fn f() -> i32 { 1 }\n" + "}\n" * 30,
+            ".".join(f"m{i}" for i in range(30)) + ".f",
+        ),
+        (
+            "ifs.py",
+            "".join(" " * i + f"if x{i}:\n" for i in range(30))
+            + " " * 30
+            + "def f():\n"
+            + " " * 31
+            + "return 1\n",
+            "f",
+        ),
+    ],
+)
 def test_definitions_nested_thirty_deep_keep_their_names(path, source, symbol):
     assert symbol in {p.chunk.symbol for p in chunk_file(path, source, 256, words)}
 
@@ -863,8 +890,13 @@ def test_deep_nesting_cannot_crash_a_worker_thread(tmp_path):
         thread.join()
         sys.exit(f"failed: {errors}" if errors else 0)
         """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -897,9 +929,15 @@ def test_stdlib_files_are_fully_covered_by_pieces_that_fit(name, limit):
 def test_json_decoder_definitions():
     text = (STDLIB / "json" / "decoder.py").read_text(encoding="utf-8")
     symbols = [p.chunk.symbol for p in chunk_file("json/decoder.py", text, 256, words)]
-    for expected in ("JSONDecodeError", "JSONDecodeError.__init__", "py_scanstring",
-                     "JSONObject", "JSONDecoder", "JSONDecoder.decode",
-                     "JSONDecoder.raw_decode"):  # fmt: skip
+    for expected in (
+        "JSONDecodeError",
+        "JSONDecodeError.__init__",
+        "py_scanstring",
+        "JSONObject",
+        "JSONDecoder",
+        "JSONDecoder.decode",
+        "JSONDecoder.raw_decode",
+    ):
         assert expected in symbols
 
 
@@ -934,15 +972,35 @@ def test_generated_files_are_covered(path, make):
 # --- Languages -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "language"), [
-    ("a.py", "python"), ("a.jsx", "javascript"), ("a.mjs", "javascript"),
-    ("a.cjs", "javascript"), ("a.ts", "typescript"), ("a.tsx", "tsx"), ("a.go", "go"),
-    ("a.rs", "rust"), ("A.java", "java"), ("a.h", "c"), ("a.hpp", "cpp"), ("a.cc", "cpp"),
-    ("a.cs", "csharp"), ("a.rb", "ruby"), ("a.php", "php"), ("a.sh", "bash"),
-    ("docs/README.md", "markdown"), ("a.yml", "yaml"), ("pyproject.toml", "toml"),
-    ("Makefile", "makefile"), ("sub/Dockerfile", "dockerfile"), ("notes", "text"),
-    ("weird.xyz", "text"), ("A.PY", "python"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "language"),
+    [
+        ("a.py", "python"),
+        ("a.jsx", "javascript"),
+        ("a.mjs", "javascript"),
+        ("a.cjs", "javascript"),
+        ("a.ts", "typescript"),
+        ("a.tsx", "tsx"),
+        ("a.go", "go"),
+        ("a.rs", "rust"),
+        ("A.java", "java"),
+        ("a.h", "c"),
+        ("a.hpp", "cpp"),
+        ("a.cc", "cpp"),
+        ("a.cs", "csharp"),
+        ("a.rb", "ruby"),
+        ("a.php", "php"),
+        ("a.sh", "bash"),
+        ("docs/README.md", "markdown"),
+        ("a.yml", "yaml"),
+        ("pyproject.toml", "toml"),
+        ("Makefile", "makefile"),
+        ("sub/Dockerfile", "dockerfile"),
+        ("notes", "text"),
+        ("weird.xyz", "text"),
+        ("A.PY", "python"),
+    ],
+)
 def test_language_for(path, language):
     assert language_for(path) == language
 
@@ -951,10 +1009,13 @@ def test_language_for(path, language):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "some_symbols"), [
-    ("argparse.py", {"ArgumentParser.parse_known_args", "_get_action_name"}),
-    ("typing.py", {"TypeVar", "_BaseGenericAlias.__getattr__"}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "some_symbols"),
+    [
+        ("argparse.py", {"ArgumentParser.parse_known_args", "_get_action_name"}),
+        ("typing.py", {"TypeVar", "_BaseGenericAlias.__getattr__"}),
+    ],
+)
 def test_pieces_fit_the_real_model(embedder, name, some_symbols):
     text = (STDLIB / name).read_text(encoding="utf-8")
     result = chunk_file(name, text, embedder.max_tokens, embedder.count_tokens)

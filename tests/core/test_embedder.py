@@ -85,9 +85,11 @@ def test_meaning_ranks_code(embedder):
         "    except IOError:\n        time.sleep(2 ** attempt)",
     ]
     vecs = embedder.embed_documents(docs)
-    for query, expected in [("read the json configuration file", 0),
-                            ("unpaid invoices sorted by amount", 1),
-                            ("retry a failed upload with backoff", 2)]:
+    for query, expected in [
+        ("read the json configuration file", 0),
+        ("unpaid invoices sorted by amount", 1),
+        ("retry a failed upload with backoff", 2),
+    ]:
         assert int(np.argmax(vecs @ embedder.embed_query(query))) == expected, query
 
 
@@ -182,8 +184,7 @@ def test_missing_cpu_features_reads_proc_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(CPUINFO)
     assert missing_cpu_features({"avx", "fma"}, cpuinfo) == []
-    assert missing_cpu_features({"avx", "avx2", "f16c", "avx512f"}, cpuinfo) == [
-        "avx2", "avx512f"]  # fmt: skip
+    assert missing_cpu_features({"avx", "avx2", "f16c", "avx512f"}, cpuinfo) == ["avx2", "avx512f"]
     assert missing_cpu_features({"avx2"}, tmp_path / "absent") == []  # unknown: no claim
 
 
@@ -225,8 +226,9 @@ def test_documents_leave_busy_cores_to_other_processes(default_model):
     (no spinning barriers), while a query still gets every core."""
     from app.core.cpu import FairShare, usable_cores
 
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            for _ in range(usable_cores())]  # fmt: skip
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(usable_cores())
+    ]
     try:
         share = FairShare(limit=usable_cores(), sample_s=0.5)
         share.threads()  # the first sample

@@ -28,23 +28,39 @@ TEXT = (
 )
 
 
-@pytest.mark.parametrize(("query", "regex"), [
-    ("socket", False), ("Socket", False), ("k", False), ("é", False), ("É", False),
-    ("s = ", False), (r"\bsocket\.\w+\(", True), (r"^\s*return\b", True), (r"\s+$", True),
-    (r"[0-9]{4}-[0-9]{2}", True), (r"\s+def", True), (r"x*", True), (r"n.*\n.*s", True),
-    (r"(?i)KELVIN|café", True), (r"config\(path", True), ("1$", True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("query", "regex"),
+    [
+        ("socket", False),
+        ("Socket", False),
+        ("k", False),
+        ("é", False),
+        ("É", False),
+        ("s = ", False),
+        (r"\bsocket\.\w+\(", True),
+        (r"^\s*return\b", True),
+        (r"\s+$", True),
+        (r"[0-9]{4}-[0-9]{2}", True),
+        (r"\s+def", True),
+        (r"x*", True),
+        (r"n.*\n.*s", True),
+        (r"(?i)KELVIN|café", True),
+        (r"config\(path", True),
+        ("1$", True),
+    ],
+)
 def test_lines_match_a_line_by_line_search(query, regex):
     pattern = grep.LinePattern(query, regex)
-    expected = [(n, line) for n, line in enumerate(TEXT.split("\n"), 1)
-                if pattern.regex.search(line)]  # fmt: skip
+    expected = [
+        (n, line) for n, line in enumerate(TEXT.split("\n"), 1) if pattern.regex.search(line)
+    ]
     assert list(pattern.lines(TEXT)) == expected
     for encoded in (TEXT.encode(), TEXT.replace("\n", "\r\n").encode("utf-16")):
         assert list(pattern.file_lines(encoded)) == expected
     ascii_only = "\n".join(line for line in TEXT.split("\n") if line.isascii())
     assert list(pattern.file_lines(ascii_only.encode())) == [
-        (n, line) for n, line in enumerate(ascii_only.split("\n"), 1)
-        if pattern.regex.search(line)]  # fmt: skip
+        (n, line) for n, line in enumerate(ascii_only.split("\n"), 1) if pattern.regex.search(line)
+    ]
 
 
 def test_a_binary_file_has_no_lines():
@@ -61,10 +77,17 @@ def test_symlinks_are_followed_inside_the_project_only(tmp_path):
 
 
 def test_stored_chunks_give_back_the_lines_of_a_file():
-    chunks = [("a.py", 1, "one\ntwo"), ("a.py", 4, "four"), ("a.py", 5, "a long li"),
-              ("a.py", 5, "ne in pieces"), ("b.py", 2, "x")]  # fmt: skip
-    assert dict(grep.stored_files(chunks)) == {"a.py": "one\ntwo\n\nfour\na long line in pieces",
-                                               "b.py": "\nx"}  # fmt: skip
+    chunks = [
+        ("a.py", 1, "one\ntwo"),
+        ("a.py", 4, "four"),
+        ("a.py", 5, "a long li"),
+        ("a.py", 5, "ne in pieces"),
+        ("b.py", 2, "x"),
+    ]
+    assert dict(grep.stored_files(chunks)) == {
+        "a.py": "one\ntwo\n\nfour\na long line in pieces",
+        "b.py": "\nx",
+    }
 
 
 def test_case_is_ignored_unless_the_query_has_a_capital():
@@ -74,11 +97,14 @@ def test_case_is_ignored_unless_the_query_has_a_capital():
     assert not grep.LinePattern(r"[A-Z]\w+", True).ignore_case
 
 
-@pytest.mark.parametrize(("query", "problem"), [
-    ("(x", "missing ), unterminated subpattern at position 0"),
-    ("a{99999999999}", "the repetition number is too large"),
-    ("(" * 3000 + ")" * 3000, "it nests too deeply"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("(x", "missing ), unterminated subpattern at position 0"),
+        ("a{99999999999}", "the repetition number is too large"),
+        ("(" * 3000 + ")" * 3000, "it nests too deeply"),
+    ],
+)
 def test_a_bad_regex_names_the_problem(query, problem):
     with pytest.raises(UsageError) as refused:
         grep.LinePattern(query, regex=True)

@@ -29,8 +29,13 @@ def altered_copy(src: Path, dst: Path) -> Path:
     shutil.copy(src, dst)
     size = dst.stat().st_size
     reader = gguf.GGUFReader(dst, "r+")
-    inside = [t for t in reader.tensors if t.name.endswith("ffn_up.weight")
-              and t.data_offset > MIB and t.data_offset + t.n_bytes < size - MIB]  # fmt: skip
+    inside = [
+        t
+        for t in reader.tensors
+        if t.name.endswith("ffn_up.weight")
+        and t.data_offset > MIB
+        and t.data_offset + t.n_bytes < size - MIB
+    ]
     for tensor in inside[:2]:
         tensor.data[:] = tensor.data * 0.5
     reader.data.flush()
@@ -47,8 +52,15 @@ def settled(path: Path) -> Path:
 
 
 def stored_vectors(root: Path) -> dict[tuple[str, int], np.ndarray]:
-    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
-        ["path", "start_line", "vector"]).to_arrow().to_pylist()  # fmt: skip
+    rows = (
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select(["path", "start_line", "vector"])
+        .to_arrow()
+        .to_pylist()
+    )
     return {(r["path"], r["start_line"]): np.array(r["vector"]) for r in rows}
 
 
@@ -91,8 +103,11 @@ def test_a_model_overwritten_in_place_gets_a_new_id(default_model, tmp_path):
         fh.write(new_bytes)
     os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
     after = os.stat(model)
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (st.st_ino, st.st_size,
-                                                                st.st_mtime_ns)  # fmt: skip
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
     assert Embedder(model).model_id != before
 
 

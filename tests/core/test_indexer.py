@@ -24,8 +24,15 @@ def project(tmp_path: Path) -> Path:
 
 
 def stored_chunks(root: Path) -> list[tuple[str, int, int]]:
-    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
-        ["path", "start_line", "end_line"]).to_arrow().to_pylist()  # fmt: skip
+    rows = (
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select(["path", "start_line", "end_line"])
+        .to_arrow()
+        .to_pylist()
+    )
     return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
 
 
@@ -150,8 +157,11 @@ def test_a_cancel_mid_batch_keeps_the_files_embedded_whole(tmp_path, embedder):
     root.mkdir()
     (root / "a.py").write_text("def small(x):\n    return x\n")
     body = "\n".join(f"    total += value_{j} * {j}  # step {j} of the sum" for j in range(12))
-    (root / "c.py").write_text("\n\n".join(f"def big_{i}(value):\n    total = 0\n{body}\n"
-                                             f"    return total\n" for i in range(6)))
+    (root / "c.py").write_text(
+        "\n\n".join(
+            f"def big_{i}(value):\n    total = 0\n{body}\n    return total\n" for i in range(6)
+        )
+    )
     control = IndexControl()
 
     def cancel_after_the_first_step(p):
@@ -307,10 +317,12 @@ def test_new_file_rules_reach_files_that_did_not_change(tmp_path, embedder, monk
 
 
 def test_batches_of_a_run_that_failed_before_its_commit_are_committed_by_the_next(
-        project, embedder, monkeypatch):  # fmt: skip
+    project, embedder, monkeypatch
+):
     index_project(project, embedder)
     (project / "src" / "upload.py").write_text("def reconcile_ledger_balances():\n    pass\n")
     with monkeypatch.context() as m:
+
         def fail(*args, **kwargs):
             raise OSError("the disk is full")
 

@@ -29,8 +29,9 @@ with writer_lock(Path(sys.argv[1]), activity="watching"):
 @pytest.fixture
 def holder_process(tmp_path):
     """Another process holding the project's lock, as `codelamp watch` would."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=REPO,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "locked"
     yield proc
     proc.kill()

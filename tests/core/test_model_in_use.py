@@ -47,9 +47,13 @@ except CodeLampError as exc:
 def test_a_model_truncated_while_in_use_is_a_clear_error_not_a_bus_error(default_model, tmp_path):
     model = shutil.copy(default_model, tmp_path / default_model.name)
     proc = subprocess.Popen(
-        [sys.executable, "-c", EMBED_TRUNCATE_EMBED, str(model)], cwd=REPO, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-c", EMBED_TRUNCATE_EMBED, str(model)],
+        cwd=REPO,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout.readline() == "embedded\n", proc.communicate()
     size = os.path.getsize(model)
     os.truncate(model, size // 2)
@@ -95,8 +99,11 @@ def test_codelamp_watch_survives_a_truncated_model(default_model, embedder, tmp_
     model = shutil.copy(default_model, tmp_path / default_model.name)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "watch", str(project), "--model", str(model)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()

@@ -13,10 +13,13 @@ from app.core.errors import ModelError
 from app.core.models import PRESETS, check_dims, human_size, inspect_model
 
 
-@pytest.mark.parametrize(("which", "name", "quant", "preset"), [
-    ("default_model", "codelamp-code-v1", "Q8_0", "codelamp-code"),
-    ("base_model", "all-MiniLM-L6-v2", "F16", "all-minilm-l6-v2"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("which", "name", "quant", "preset"),
+    [
+        ("default_model", "codelamp-code-v1", "Q8_0", "codelamp-code"),
+        ("base_model", "all-MiniLM-L6-v2", "F16", "all-minilm-l6-v2"),
+    ],
+)
 def test_default_and_base_model_inspection(request, which, name, quant, preset):
     path = request.getfixturevalue(which)
     info = inspect_model(path)
@@ -74,8 +77,16 @@ def _write(path, data: bytes):
         (lambda d, m: _cut(m, d / "cut_tensors.gguf", m.stat().st_size // 2), "truncated"),
         (lambda d, m: _cut(m, d / "last_byte.gguf", m.stat().st_size - 1), "truncated"),
     ],
-    ids=["missing", "folder", "empty", "text", "10-bytes", "mid-header", "mid-tensors",
-         "one-byte-short"],
+    ids=[
+        "missing",
+        "folder",
+        "empty",
+        "text",
+        "10-bytes",
+        "mid-header",
+        "mid-tensors",
+        "one-byte-short",
+    ],
 )
 def test_bad_files_get_clear_errors(tmp_path, default_model, make, message):
     path = make(tmp_path, default_model)
@@ -124,13 +135,25 @@ def test_dims_mismatch_with_an_existing_index(default_model):
 @pytest.mark.parametrize(
     ("name", "key", "query_prefix", "doc_prefix"),
     [
-        ("nomic-embed-code", "nomic-embed-code",
-         "Represent this query for searching relevant code: ", ""),
-        ("CodeRankEmbed", "coderankembed",
-         "Represent this query for searching relevant code: ", ""),
+        (
+            "nomic-embed-code",
+            "nomic-embed-code",
+            "Represent this query for searching relevant code: ",
+            "",
+        ),
+        (
+            "CodeRankEmbed",
+            "coderankembed",
+            "Represent this query for searching relevant code: ",
+            "",
+        ),
         ("nomic-embed-text-v1.5", "nomic-embed-text", "search_query: ", "search_document: "),
-        ("bge-small-en-v1.5", "bge",
-         "Represent this sentence for searching relevant passages: ", ""),
+        (
+            "bge-small-en-v1.5",
+            "bge",
+            "Represent this sentence for searching relevant passages: ",
+            "",
+        ),
         ("jina-embeddings-v2-base-code", "jina-code", "", ""),
         ("all-MiniLM-L6-v2", "all-minilm-l6-v2", "", ""),
         ("some-other-embedder", "generic", "", ""),
@@ -151,8 +174,9 @@ def test_preset_from_file_name_when_metadata_is_silent(tmp_path):
 
 
 def test_pooling_from_metadata_beats_preset(tmp_path):
-    path = write_tiny_gguf(tmp_path / "m.gguf", name="CodeRankEmbed",
-                           extra={"bert.pooling_type": 1})
+    path = write_tiny_gguf(
+        tmp_path / "m.gguf", name="CodeRankEmbed", extra={"bert.pooling_type": 1}
+    )
     assert inspect_model(path).pooling == "mean"
     path = write_tiny_gguf(tmp_path / "n.gguf", name="CodeRankEmbed")
     assert inspect_model(path).pooling == "cls"

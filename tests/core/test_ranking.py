@@ -23,44 +23,71 @@ class Hit:
     score: float
 
 
-@pytest.mark.parametrize(("a", "b"), [("parse", "parser"), ("parse", "parsing"),
-                                      ("config", "configuration"), ("retry", "retries"),
-                                      ("upload", "uploads"), ("cache", "caching")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("parse", "parser"),
+        ("parse", "parsing"),
+        ("config", "configuration"),
+        ("retry", "retries"),
+        ("upload", "uploads"),
+        ("cache", "caching"),
+    ],
+)
 def test_words_match_by_stem(a, b):
     assert words_match(a, b) and words_match(b, a)
 
 
-@pytest.mark.parametrize(("a", "b"), [("parse", "pass"), ("get", "set"), ("id", "idle"),
-                                      ("config", "confirm")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("a", "b"), [("parse", "pass"), ("get", "set"), ("id", "idle"), ("config", "confirm")]
+)
 def test_different_words_do_not_match(a, b):
     assert not words_match(a, b)
 
 
-@pytest.mark.parametrize(("query", "names"), [
-    ("where is parse_config defined", {"parse_config"}),
-    ("ConfigParser", {"configparser"}),
-    ("how does Session.update merge", {"session.update"}),
-    ("urlsplit", {"urlsplit"}),
-    ("`getUserName`?", {"getusername"}),
-    ("retry failed uploads", set()),
-    ("how do I parse a config file", set()),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("where is parse_config defined", {"parse_config"}),
+        ("ConfigParser", {"configparser"}),
+        ("how does Session.update merge", {"session.update"}),
+        ("urlsplit", {"urlsplit"}),
+        ("`getUserName`?", {"getusername"}),
+        ("retry failed uploads", set()),
+        ("how do I parse a config file", set()),
+    ],
+)
 def test_named_symbols(query, names):
     assert named_symbols(query) == names
 
 
 def test_query_words_drop_how_a_question_is_asked():
     assert query_words("Where do we retry the failed uploadRequests?") == [
-        "retry", "failed", "upload", "requests"]  # fmt: skip
+        "retry",
+        "failed",
+        "upload",
+        "requests",
+    ]
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("tests/test_upload.py", True), ("src/upload_test.go", True), ("lib/a.spec.ts", True),
-    ("types/index.d.ts", True), ("pkg/_compat.py", True), ("pkg/compat.py", True),
-    ("vendor/github.com/x/y.go", True), ("pkg/_vendor/six.py", True),
-    ("conftest.py", True), ("src/upload.py", False), ("src/contest.py", False),
-    ("src/testing_helpers_are_not_tests.py", False), ("src/index.ts", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests/test_upload.py", True),
+        ("src/upload_test.go", True),
+        ("lib/a.spec.ts", True),
+        ("types/index.d.ts", True),
+        ("pkg/_compat.py", True),
+        ("pkg/compat.py", True),
+        ("vendor/github.com/x/y.go", True),
+        ("pkg/_vendor/six.py", True),
+        ("conftest.py", True),
+        ("src/upload.py", False),
+        ("src/contest.py", False),
+        ("src/testing_helpers_are_not_tests.py", False),
+        ("src/index.ts", False),
+    ],
+)
 def test_demoted_paths(path, expected):
     assert demoted(path) is expected
 

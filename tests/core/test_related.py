@@ -64,13 +64,23 @@ def parse_iso_date(value):
 '''
 
 # Long enough to be split into several chunks, which share its definition.
-REPORT = "def monthly_report(rows):\n" + "".join(
-    f"    section_{n} = summarise(rows, column='metric_{n}', window={n}, label='part {n}')\n"
-    for n in range(40)) + "    return [section_0, section_39]\n"  # fmt: skip
+REPORT = (
+    "def monthly_report(rows):\n"
+    + "".join(
+        f"    section_{n} = summarise(rows, column='metric_{n}', window={n}, label='part {n}')\n"
+        for n in range(40)
+    )
+    + "    return [section_0, section_39]\n"
+)
 
-FILES = {"src/invoices.py": INVOICES, "src/orders.py": ORDERS, "src/text.py": TEXT,
-         "src/report.py": REPORT, "web/slug.ts": "export const slug = (s: string) =>\n"
-         "  s.toLowerCase().replace(/[^a-z0-9]+/g, '-');\n"}  # fmt: skip
+FILES = {
+    "src/invoices.py": INVOICES,
+    "src/orders.py": ORDERS,
+    "src/text.py": TEXT,
+    "src/report.py": REPORT,
+    "web/slug.ts": "export const slug = (s: string) =>\n"
+    "  s.toLowerCase().replace(/[^a-z0-9]+/g, '-');\n",
+}
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -120,37 +130,54 @@ def test_a_split_definition_is_compared_whole_from_any_of_its_lines(searcher):
     parts = searcher.table.search().where("path = 'src/report.py'").limit(None).to_arrow()
     assert parts.num_rows >= 2, "the premise: monthly_report is stored in several chunks"
     found = searcher.related("src/report.py", first, k=10)
-    assert [(r.path, r.start_line) for r in found] == \
-        [(r.path, r.start_line) for r in searcher.related("src/report.py", last, k=10)]  # fmt: skip
+    assert [(r.path, r.start_line) for r in found] == [
+        (r.path, r.start_line) for r in searcher.related("src/report.py", last, k=10)
+    ]
     assert not any(r.path == "src/report.py" for r in found), "none of its parts"
 
 
 def test_related_filters_by_language_and_path(searcher):
     here = line_of(TEXT, "def slugify")
-    assert {r.language for r in searcher.related("src/text.py", here, language="typescript")} \
-        == {"typescript"}  # fmt: skip
+    assert {r.language for r in searcher.related("src/text.py", here, language="typescript")} == {
+        "typescript"
+    }
     assert {r.path for r in searcher.related("src/text.py", here, path_glob="src/")} <= {
-        "src/invoices.py", "src/orders.py", "src/text.py", "src/report.py"}  # fmt: skip
+        "src/invoices.py",
+        "src/orders.py",
+        "src/text.py",
+        "src/report.py",
+    }
     assert searcher.related("src/text.py", here, path_glob="nowhere/") == []
 
 
 def test_paths_absolute_inside_the_root_or_with_dots_are_the_indexed_ones(searcher):
     here = line_of(ORDERS, "def cancel")
-    for path in (str(searcher.store.root / "src/orders.py"), "./src/orders.py",
-                 "src//orders.py", "web/../src/orders.py"):  # fmt: skip
+    for path in (
+        str(searcher.store.root / "src/orders.py"),
+        "./src/orders.py",
+        "src//orders.py",
+        "web/../src/orders.py",
+    ):
         r = searcher.definition_at(path, here)
         assert (r.path, r.symbol, r.start_line) == ("src/orders.py", "OrderBook.cancel", here)
 
 
-@pytest.mark.parametrize(("path", "line", "message"), [
-    ("src/nope.py", 1, r"^src/nope.py is not in the index of .*/shop \(indexed files: 5\)\. "
-     r"Check the path, relative to the project\.$"),
-    ("orders.py", 1, r"^orders.py is not in the index .* Did you mean src/orders.py\?$"),
-    ("/elsewhere/src/orders.py", 1, r"^/elsewhere/src/orders.py is not inside .*/shop"),
-    ("src/orders.py", 99, r"^src/orders.py has 12 lines; line 99 is past its end\.$"),
-    ("src/orders.py", 0, r"^Lines are numbered from 1; there is no line 0 in src/orders.py\.$"),
-    ("src/orders.py", -3, r"no line -3 in src/orders.py"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "line", "message"),
+    [
+        (
+            "src/nope.py",
+            1,
+            r"^src/nope.py is not in the index of .*/shop \(indexed files: 5\)\. "
+            r"Check the path, relative to the project\.$",
+        ),
+        ("orders.py", 1, r"^orders.py is not in the index .* Did you mean src/orders.py\?$"),
+        ("/elsewhere/src/orders.py", 1, r"^/elsewhere/src/orders.py is not inside .*/shop"),
+        ("src/orders.py", 99, r"^src/orders.py has 12 lines; line 99 is past its end\.$"),
+        ("src/orders.py", 0, r"^Lines are numbered from 1; there is no line 0 in src/orders.py\.$"),
+        ("src/orders.py", -3, r"no line -3 in src/orders.py"),
+    ],
+)
 def test_a_wrong_file_or_line_is_one_clear_line(searcher, path, line, message):
     for ask in (searcher.related, searcher.definition_at):
         with pytest.raises(UsageError, match=message) as caught:
@@ -204,7 +231,6 @@ def test_a_shared_index_without_its_folder_gives_the_text_it_stored(tmp_path, em
     searcher = Searcher(ProjectStore.open(None, location=store))
     r = searcher.definition_at("src/report.py", 20)
     assert (r.symbol, r.text) == ("monthly_report", REPORT.rstrip("\n"))
-    assert searcher.related("src/invoices.py", 5)[0].symbol == \
-        "OrderBook.order_total_including_tax"  # fmt: skip
+    assert searcher.related("src/invoices.py", 5)[0].symbol == "OrderBook.order_total_including_tax"
     with pytest.raises(UsageError, match="src/text.py has 11 lines; line 12 is past its end"):
         searcher.related("src/text.py", 12)

@@ -54,8 +54,15 @@ def remote(urls, default_model: Path | None = None, **kw) -> RemoteEmbedder:
 def stored(root: Path) -> dict[tuple, np.ndarray]:
     """(path, start, end, content key) -> vector, for every stored chunk."""
     columns = ["path", "start_line", "end_line", "content_hash"]
-    rows = ProjectStore.open(root).chunks_table().search().limit(None).select(
-        [*columns, "vector"]).to_arrow().to_pylist()  # fmt: skip
+    rows = (
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select([*columns, "vector"])
+        .to_arrow()
+        .to_pylist()
+    )
     return {tuple(r[c] for c in columns): np.array(r["vector"]) for r in rows}
 
 
@@ -86,8 +93,9 @@ def test_server_vectors_equal_local_ones(server, embedder, default_model):
     assert float(query @ embedder.embed_query("parse config")) >= 0.999
 
 
-def test_an_index_built_on_the_server_is_the_local_index(server, embedder, default_model,
-                                                          project, tmp_path):  # fmt: skip
+def test_an_index_built_on_the_server_is_the_local_index(
+    server, embedder, default_model, project, tmp_path
+):
     local = make_project(tmp_path / "local")
     index_project(local, embedder, cache=EmbeddingCache(tmp_path / "own-cache.sqlite"))
     with remote(server, default_model) as emb:
@@ -119,8 +127,7 @@ def test_a_local_model_found_by_the_server_s_name(server, embedder, default_mode
         assert emb.model_id == embedder.model_id
 
 
-def test_a_local_model_of_that_name_that_is_not_the_servers(other_server,
-                                                            default_model):  # fmt: skip
+def test_a_local_model_of_that_name_that_is_not_the_servers(other_server, default_model):
     """The server is said to run the default model, but its vectors say otherwise: the
     local file of that name is not taken for it (its tokenizer and id would be wrong)."""
     from app.core.models import find_model_file
@@ -149,13 +156,16 @@ def test_a_server_that_keeps_failing_is_one_clear_error(proxy, default_model, pr
         ProjectStore.open(project)
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("nan", "invalid vectors"),
-    ("dims", "128-dimension vectors, not 384"),
-    ("short", "returned 3 vectors for 4 texts"),
-    ("per-token", "one vector per token"),
-    ("garbage", "did not answer JSON"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("nan", "invalid vectors"),
+        ("dims", "128-dimension vectors, not 384"),
+        ("short", "returned 3 vectors for 4 texts"),
+        ("per-token", "one vector per token"),
+        ("garbage", "did not answer JSON"),
+    ],
+)
 def test_bad_answers_are_refused(proxy, default_model, mode, message):
     with remote(proxy.url, default_model) as emb:
         emb.load()
@@ -180,8 +190,10 @@ def test_bad_answers_never_reach_the_index(proxy, embedder, default_model, proje
 
 def test_401_says_where_the_key_goes(proxy, default_model, monkeypatch):
     proxy.require_key = "s3cret"
-    with remote(proxy.url, default_model) as emb, pytest.raises(ModelError,
-                                                               match="CODELAMP_API_KEY"):
+    with (
+        remote(proxy.url, default_model) as emb,
+        pytest.raises(ModelError, match="CODELAMP_API_KEY"),
+    ):
         emb.load()
     monkeypatch.setenv("CODELAMP_API_KEY", "s3cret")
     with remote(proxy.url, default_model) as emb:
@@ -207,8 +219,7 @@ def test_a_dead_endpoint_is_routed_around(proxy, default_model, embedder, projec
 def test_batches_are_sized_by_tokens_with_several_in_flight(proxy, embedder, default_model):
     texts = [f"def f{i}():\n    return {'x + ' * (i % 40)}1" for i in range(120)]
     proxy.delay = 0.2  # so that requests overlap
-    with remote(proxy.url, default_model, batch_tokens=300, max_inputs=16,
-                concurrency=3) as emb:  # fmt: skip
+    with remote(proxy.url, default_model, batch_tokens=300, max_inputs=16, concurrency=3) as emb:
         got = emb.embed_documents(texts)
     assert (got * embedder.embed_documents(texts)).sum(axis=1).min() >= 0.999, "in order"
     sizes = [sum(embedder.count_tokens(t) for t in batch) for batch in proxy.batches[1:]]
@@ -225,8 +236,9 @@ def test_a_slow_endpoint_gets_less_work(server, default_model):
         assert fast.inputs > 2 * slow.inputs
 
 
-def test_a_model_swapped_behind_the_url_is_caught(proxy, other_server, default_model,
-                                                  embedder, project, tmp_path):  # fmt: skip
+def test_a_model_swapped_behind_the_url_is_caught(
+    proxy, other_server, default_model, embedder, project, tmp_path
+):
     """The server starts running another model mid-index: nothing of it is written."""
     index_project(project, embedder)
     original = stored(project)
@@ -234,8 +246,10 @@ def test_a_model_swapped_behind_the_url_is_caught(proxy, other_server, default_m
         path = next(project.rglob(name))
         path.write_text(path.read_text() + "\n# touched\n")
     proxy.switch_after = (2, other_server)
-    with remote(proxy.url, default_model, max_inputs=2) as emb, pytest.raises(
-            ModelError, match="runs another model"):  # fmt: skip
+    with (
+        remote(proxy.url, default_model, max_inputs=2) as emb,
+        pytest.raises(ModelError, match="runs another model"),
+    ):
         index_project(project, emb)
     assert proxy.upstream == other_server, "the swap happened"
     changed = make_project(tmp_path / "changed")  # what the default model makes of it now
@@ -248,9 +262,10 @@ def test_a_model_swapped_behind_the_url_is_caught(proxy, other_server, default_m
         assert any(float(vec @ w) >= 0.999 for w in want), f"{key} has a foreign vector"
 
 
-def test_an_index_refuses_a_server_running_another_model(server, other_server, embedder,
-                                                         project):  # fmt: skip
+def test_an_index_refuses_a_server_running_another_model(server, other_server, embedder, project):
     index_project(project, embedder)
-    with remote(other_server, model="codelamp-code-v1") as emb, pytest.raises(
-            CodeLampError, match="built with"):  # fmt: skip
+    with (
+        remote(other_server, model="codelamp-code-v1") as emb,
+        pytest.raises(CodeLampError, match="built with"),
+    ):
         Searcher(ProjectStore.open(project), emb)

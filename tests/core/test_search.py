@@ -84,8 +84,17 @@ def test_result_fields(searcher):
     assert r.snippet_line == 17
     assert [r.snippet[s:e] for s, e in r.highlights] == ["retry_failed_upload", "Upload"]
     assert r.score > 0 and searcher.last_total == 1
-    assert set(r.as_dict()) == {"path", "start_line", "end_line", "symbol", "language",
-                                "score", "snippet", "snippet_line", "highlights"}  # fmt: skip
+    assert set(r.as_dict()) == {
+        "path",
+        "start_line",
+        "end_line",
+        "symbol",
+        "language",
+        "score",
+        "snippet",
+        "snippet_line",
+        "highlights",
+    }
 
 
 def test_a_snippet_is_the_line_with_the_most_query_words(searcher):
@@ -99,12 +108,19 @@ def test_language_filter(searcher):
     results = searcher.search("password", k=10, language="go")
     assert results and {r.language for r in results} == {"go"}
     assert {r.language for r in searcher.search("function", k=20, language="python,rust")} <= {
-        "python", "rust"}  # fmt: skip
+        "python",
+        "rust",
+    }
 
 
-@pytest.mark.parametrize(("glob", "allowed"), [("web/", {"web/api.ts"}),
-                                               ("*.py", {"src/upload.py", "src/config.py"}),
-                                               ("src/**/*.go", {"src/auth.go"})])
+@pytest.mark.parametrize(
+    ("glob", "allowed"),
+    [
+        ("web/", {"web/api.ts"}),
+        ("*.py", {"src/upload.py", "src/config.py"}),
+        ("src/**/*.go", {"src/auth.go"}),
+    ],
+)
 def test_path_filter(searcher, glob, allowed):
     results = searcher.search("user password upload settings", k=10, path_glob=glob)
     assert results and {r.path for r in results} <= allowed
@@ -153,8 +169,15 @@ def _r(path, start, end, score=0.0):
 
 
 def test_dedupe_keeps_best_of_overlapping():
-    kept = _dedupe([_r("a.py", 1, 10, 0.5), _r("a.py", 5, 20, 0.9), _r("b.py", 1, 10, 0.1),
-                    _r("a.py", 21, 30, 0.3)], k=10)  # fmt: skip
+    kept = _dedupe(
+        [
+            _r("a.py", 1, 10, 0.5),
+            _r("a.py", 5, 20, 0.9),
+            _r("b.py", 1, 10, 0.1),
+            _r("a.py", 21, 30, 0.3),
+        ],
+        k=10,
+    )
     assert [(r.path, r.start_line) for r in kept] == [("a.py", 5), ("a.py", 21), ("b.py", 1)]
 
 
@@ -172,8 +195,9 @@ def test_fusion_ranks_definitions_not_chunks():
     other = _r("b.py", 1, 5)
     fused = _fuse([([*long_fn, other], 1.0), ([other], 1.0)])
     scores = {r.path: r.score for r in fused}
-    assert scores == pytest.approx({"a.py": 1 / (RRF_K + 1), "b.py": 1 / (RRF_K + 2) +
-                                    1 / (RRF_K + 1)})  # fmt: skip
+    assert scores == pytest.approx(
+        {"a.py": 1 / (RRF_K + 1), "b.py": 1 / (RRF_K + 2) + 1 / (RRF_K + 1)}
+    )
 
 
 def test_full_text_counts_a_definition_name_more_than_its_body():
@@ -188,11 +212,13 @@ def test_full_text_counts_a_definition_name_more_than_its_body():
 def test_full_text_queries_are_plain_words():
     """Nothing in a query can reach LanceDB's full-text search as syntax."""
     assert fts_query('"parseConfig" path:src -NOT +x* y~2 z^2 AND (a OR b)') == (
-        "parseconfig path src not x y 2 z 2 and a or b parse config")
+        "parseconfig path src not x y 2 z 2 and a or b parse config"
+    )
     assert fts_query(".*[( \\ ^$|+?{} ' OR 1=1 --") == "or 1 1"
     assert fts_query("héllo wörld 🚀 404") == "héllo wörld 404"
     assert fts_query(" ".join(f"w{i}" for i in range(1000))).split() == [
-        f"w{i}" for i in range(MAX_QUERY_TERMS)]  # fmt: skip
+        f"w{i}" for i in range(MAX_QUERY_TERMS)
+    ]
 
 
 def test_identifier_splitting():

@@ -65,8 +65,9 @@ def test_readers_see_commits_only(store, project, embedder):
     record = FileRecord("src/new.py", 1, 1, "x", "indexed", "", 0, 0.0)
     writer.write(gen, [record], None, [], ["src/upload.py"])  # a batch, not committed
     reader = ProjectStore.open(None, location=store)
-    assert "src/upload.py" in reader.file_records(gen) and "src/new.py" not in \
-        reader.file_records(gen)  # fmt: skip
+    assert "src/upload.py" in reader.file_records(gen) and "src/new.py" not in reader.file_records(
+        gen
+    )
     assert top(store, embedder, "retry failed uploads") == "src/upload.py"
     assert "src/new.py" in writer.file_records(gen), "the writer reads its own batches"
 
@@ -89,8 +90,7 @@ def test_an_old_reader_keeps_searching_through_a_commit(store, project, embedder
     assert top(store, embedder, "reconcile ledger balances") == "src/ledger.py"
 
 
-def test_a_reader_whose_version_was_pruned_reads_the_newest(s3_env, project, embedder,
-                                                            monkeypatch):  # fmt: skip
+def test_a_reader_whose_version_was_pruned_reads_the_newest(s3_env, project, embedder, monkeypatch):
     from datetime import timedelta
 
     monkeypatch.setattr("app.core.location.SHARED_KEEP", timedelta(0))
@@ -103,8 +103,7 @@ def test_a_reader_whose_version_was_pruned_reads_the_newest(s3_env, project, emb
     assert "src/ledger.py" in reader.file_records(reader.meta["generation"])
 
 
-def test_a_searcher_sees_new_commits_of_a_shared_index(store, project, embedder,
-                                                       monkeypatch):  # fmt: skip
+def test_a_searcher_sees_new_commits_of_a_shared_index(store, project, embedder, monkeypatch):
     index_project(project, embedder, location=store)
     searcher = Searcher(ProjectStore.open(None, location=store), embedder)
     (project / "src" / "ledger.py").write_text(LEDGER)
@@ -130,8 +129,9 @@ def test_bucket_missing_and_wrong_keys_are_one_line(s3_env, monkeypatch, project
     assert not s3_env.keys(store.uri.split("/")[2]), "nothing written"
 
 
-def test_network_drop_mid_write_keeps_the_last_commit(s3_env, monkeypatch, project,
-                                                      embedder, tmp_path):  # fmt: skip
+def test_network_drop_mid_write_keeps_the_last_commit(
+    s3_env, monkeypatch, project, embedder, tmp_path
+):
     proxy = Proxy(int(s3_env.endpoint.rsplit(":", 1)[1]))
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
     store = Location.parse(f"s3://{s3_env.bucket()}/p")

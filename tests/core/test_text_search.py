@@ -38,14 +38,18 @@ def hook_for(kind):
     return lambda obj: obj
 ''',
     "pkg/long_line.py": "NOTE = '" + "a" * 600 + " object_hook " + "b" * 100 + "'\n",
-    "web/app.js": '''\
+    "web/app.js": """\
 function objectHook(value) {
   return value;  // Object_Hook, as the Python side calls it
 }
-''',
+""",
 }
-OBJECT_HOOK_LINES = [("pkg/decoder.py", 8), ("pkg/decoder.py", 9), ("pkg/long_line.py", 1),
-                     ("web/app.js", 2)]  # fmt: skip
+OBJECT_HOOK_LINES = [
+    ("pkg/decoder.py", 8),
+    ("pkg/decoder.py", 9),
+    ("pkg/long_line.py", 1),
+    ("web/app.js", 2),
+]
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -81,8 +85,12 @@ def lines(results) -> list[tuple[str, int]]:
 
 def test_search_modes_have_labels_and_say_whether_they_need_the_model():
     assert [(m.value, m.label, m.needs_model) for m in SearchMode] == [
-        ("hybrid", "Hybrid", True), ("vector", "Semantic", True),
-        ("lexical", "Keywords", False), ("text", "Text", False), ("regex", "Regex", False)]
+        ("hybrid", "Hybrid", True),
+        ("vector", "Semantic", True),
+        ("lexical", "Keywords", False),
+        ("text", "Text", False),
+        ("regex", "Regex", False),
+    ]
     assert SearchMode("keywords") is SearchMode("lexical") is SearchMode.KEYWORDS
     assert SearchMode("Semantic") is SearchMode.SEMANTIC and SearchMode.TEXT == "text"
     with pytest.raises(ValueError):
@@ -113,15 +121,19 @@ def test_case_is_ignored_unless_the_query_has_a_capital(searcher):
 
 def test_text_is_literal_and_regex_is_a_pattern(searcher):
     assert lines(searcher.search("(text, object_hook=None)", mode="text")) == [
-        ("pkg/decoder.py", 8)]  # fmt: skip
+        ("pkg/decoder.py", 8)
+    ]
     assert lines(searcher.search("hook=.*", mode="text")) == []
     assert lines(searcher.search(r"hook=\w+\)$", mode="regex")) == [("pkg/decoder.py", 9)]
     assert lines(searcher.search(r"^def ", mode="regex")) == [("pkg/decoder.py", 12)]
 
 
 def test_a_bad_regex_is_refused_with_the_problem(searcher):
-    with pytest.raises(UsageError, match=r"^Not a valid regular expression: missing \), "
-                       r"unterminated subpattern at position 5\.$"):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=r"^Not a valid regular expression: missing \), "
+        r"unterminated subpattern at position 5\.$",
+    ):
         searcher.search("loads(text", mode="regex")
     with pytest.raises(UsageError, match="Not a valid regular expression: .*too large"):
         searcher.search("a{99999999999}", mode="regex")
@@ -130,8 +142,11 @@ def test_a_bad_regex_is_refused_with_the_problem(searcher):
 
 
 def test_a_line_names_the_innermost_definition_around_it(searcher):
-    found = {r.start_line: r for r in searcher.search("o", k=100, mode="text")
-             if r.path == "pkg/decoder.py"}  # fmt: skip
+    found = {
+        r.start_line: r
+        for r in searcher.search("o", k=100, mode="text")
+        if r.path == "pkg/decoder.py"
+    }
     assert found[1].symbol == ""  # import json: no definition
     assert found[5].symbol == "Decoder"  # its docstring
     assert found[9].symbol == "Decoder.loads"
@@ -144,8 +159,9 @@ def test_a_line_names_the_innermost_definition_around_it(searcher):
 
 def test_highlights_mark_every_match_and_score_counts_them(searcher):
     for r in searcher.search("object_hook", mode="text"):
-        assert r.highlights and all(r.snippet[s:e].lower() == "object_hook"
-                                    for s, e in r.highlights)  # fmt: skip
+        assert r.highlights and all(
+            r.snippet[s:e].lower() == "object_hook" for s, e in r.highlights
+        )
         assert r.score == len(r.highlights)
     loads = searcher.search("object_hook=object", mode="text")[0]
     assert loads.highlights == [(24, 42)] and loads.score == 1
@@ -155,15 +171,18 @@ def test_highlights_mark_every_match_and_score_counts_them(searcher):
 def test_a_long_line_is_cut_around_its_first_match(searcher):
     r = searcher.search("object_hook", mode="text", path_glob="pkg/long_line.py")[0]
     assert len(r.snippet) == SNIPPET_CHARS and len(r.text) > 700
-    (start, end), = r.highlights
+    ((start, end),) = r.highlights
     assert r.snippet[start:end] == "object_hook" and start > 0
 
 
 def test_language_and_path_filters(searcher):
     assert lines(searcher.search("object_hook", mode="text", language="javascript")) == [
-        ("web/app.js", 2)]  # fmt: skip
+        ("web/app.js", 2)
+    ]
     assert {r.path for r in searcher.search("o", k=100, mode="regex", path_glob="pkg/")} == {
-        "pkg/decoder.py", "pkg/long_line.py"}  # fmt: skip
+        "pkg/decoder.py",
+        "pkg/long_line.py",
+    }
     assert searcher.search("o", mode="text", path_glob="nowhere/") == []
     with pytest.raises(UsageError, match="No 'cobol' files"):
         searcher.search("o", mode="text", language="cobol")
@@ -213,7 +232,8 @@ def test_a_shared_index_without_its_folder_searches_the_text_it_stored(tmp_path,
     searcher = Searcher(ProjectStore.open(None, location=store))
     assert lines(searcher.search("object_hook", mode="text")) == OBJECT_HOOK_LINES
     assert searcher.search("loads(", mode="text")[0].snippet == (
-        "def loads(text, object_hook=None):")  # fmt: skip
+        "def loads(text, object_hook=None):"
+    )
 
 
 # --- What ranked results show ------------------------------------------------------------
@@ -222,8 +242,9 @@ def test_a_shared_index_without_its_folder_searches_the_text_it_stored(tmp_path,
 def test_a_result_shows_its_line_with_the_most_query_words(searcher):
     """The first line with a query word was shown before: `def loads(...)`, which has
     "loads"; the line after it has "json" and "loads"."""
-    r = next(r for r in searcher.search("json loads", k=5, mode="lexical")
-             if r.symbol == "Decoder.loads")  # fmt: skip
+    r = next(
+        r for r in searcher.search("json loads", k=5, mode="lexical") if r.symbol == "Decoder.loads"
+    )
     assert r.snippet == "return json.loads(text, object_hook=object_hook)"
     assert r.snippet_line == 9
     assert [r.snippet[s:e] for s, e in r.highlights] == ["json", "loads"]
@@ -232,21 +253,28 @@ def test_a_result_shows_its_line_with_the_most_query_words(searcher):
 def test_without_a_query_word_a_result_shows_its_signature_not_its_decorator(searcher):
     """The chunk of Decoder.loads starts with @staticmethod, which was its snippet when
     no line had a query word ("decoder" is in its path and symbol only)."""
-    r = next(r for r in searcher.search("decoder", k=10, mode="lexical")
-             if r.symbol == "Decoder.loads")  # fmt: skip
+    r = next(
+        r for r in searcher.search("decoder", k=10, mode="lexical") if r.symbol == "Decoder.loads"
+    )
     assert r.text.lstrip().startswith("@staticmethod")
     assert r.snippet == "def loads(text, object_hook=None):"
     assert (r.snippet_line, r.highlights) == (8, [])
 
 
-@pytest.mark.parametrize(("line", "query", "marked"), [
-    ("def parse_config(path):", "parse config", ["parse_config"]),
-    ("class ConfigParser(Base):", "parse config", ["ConfigParser"]),
-    ("x = parseConfig()", "PARSE the config", ["parseConfig"]),
-    ("def retry(uploads): return upload_all(uploads)", "retry failed upload",
-     ["retry", "uploads", "upload", "uploads"]),
-    ("for item in items: if item is None", "where is the item", ["item", "items", "item"]),
-    ("    return result", "parse config", []),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("line", "query", "marked"),
+    [
+        ("def parse_config(path):", "parse config", ["parse_config"]),
+        ("class ConfigParser(Base):", "parse config", ["ConfigParser"]),
+        ("x = parseConfig()", "PARSE the config", ["parseConfig"]),
+        (
+            "def retry(uploads): return upload_all(uploads)",
+            "retry failed upload",
+            ["retry", "uploads", "upload", "uploads"],
+        ),
+        ("for item in items: if item is None", "where is the item", ["item", "items", "item"]),
+        ("    return result", "parse config", []),
+    ],
+)
 def test_word_spans_mark_query_words_as_identifier_parts(line, query, marked):
     assert [line[s:e] for s, e in word_spans(line, query)] == marked

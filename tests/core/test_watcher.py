@@ -165,8 +165,9 @@ def test_atomic_saves_and_editor_temp_files(project, watch, embedder):
     assert noise == []
 
 
-def test_burst_is_one_rescan_and_matches_a_fresh_index(project, watch, embedder, tmp_path,
-                                                        monkeypatch):  # fmt: skip
+def test_burst_is_one_rescan_and_matches_a_fresh_index(
+    project, watch, embedder, tmp_path, monkeypatch
+):
     watcher, recorder = watch(burst=50)
     before = len([e for e in recorder.events if e.kind == "updated"])
     gen = project / "generated"
@@ -235,8 +236,12 @@ def test_second_writer_waits_for_the_lock(project, embedder):
     phases = []
     with writer_lock(project):
         done = threading.Event()
-        worker = threading.Thread(target=lambda: (index_project(
-            project, embedder, progress=lambda p: phases.append(p.phase)), done.set()))
+        worker = threading.Thread(
+            target=lambda: (
+                index_project(project, embedder, progress=lambda p: phases.append(p.phase)),
+                done.set(),
+            )
+        )
         worker.start()
         time.sleep(1.0)
         assert not done.is_set() and phases == ["waiting"]
@@ -248,10 +253,12 @@ def test_cli_watch_logs_updates_and_stops_cleanly_on_sigterm(project, default_mo
     import signal
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "watch", str(project), "--model",
-         str(default_model)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
-    )  # fmt: skip
+        [sys.executable, "-m", "app", "watch", str(project), "--model", str(default_model)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -309,8 +316,9 @@ def test_a_cancelled_first_index_is_never_finished_by_the_watcher(tmp_path, embe
         (root / f"m{i:02d}").mkdir(parents=True)
         (root / f"m{i:02d}" / "mod.py").write_text(f"def f_{i}(x):\n    return x + {i}\n")
     control = IndexControl()
-    result = index_project(root, embedder, control=control,
-                           progress=lambda p: p.files_done >= 3 and control.cancel())  # fmt: skip
+    result = index_project(
+        root, embedder, control=control, progress=lambda p: p.files_done >= 3 and control.cancel()
+    )
     assert result.cancelled
     before = project_status(root)
     assert before["state"] == "unfinished"
@@ -348,8 +356,7 @@ def test_catch_up_reports_progress_like_an_index(project, embedder):
     phases = {p.phase for p in seen}
     assert {"scanning", "indexing", "done"} <= phases
     size = (project / "src" / "ledger.py").stat().st_size
-    assert any(p.phase == "indexing" and p.files_total == 1 and p.bytes_total == size
-               for p in seen)  # fmt: skip
+    assert any(p.phase == "indexing" and p.files_total == 1 and p.bytes_total == size for p in seen)
     assert any(p.current == "src/ledger.py" for p in seen)
     assert [p.fraction for p in seen if p.phase == "done"][-1] == 1.0
 
@@ -374,8 +381,9 @@ def test_an_index_deleted_under_the_watcher_is_not_rebuilt_from_one_file(project
         watcher.stop(flush=False, timeout=30)
 
 
-def test_a_failing_round_is_reported_once_and_retried_ever_more_slowly(project, embedder,
-                                                                       monkeypatch):  # fmt: skip
+def test_a_failing_round_is_reported_once_and_retried_ever_more_slowly(
+    project, embedder, monkeypatch
+):
     """A home that cannot be written used to print an error line per retry, forever."""
     from app.core import watcher as watcher_module
     from app.core.errors import CodeLampError
@@ -396,5 +404,6 @@ def test_a_failing_round_is_reported_once_and_retried_ever_more_slowly(project, 
         watcher.stop(flush=False, timeout=30)
     assert recorder.kinds().count("error") == 1
     gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
-    assert 2 <= len(calls) <= 6 and all(later > earlier for earlier, later in
-                                        zip(gaps, gaps[1:], strict=False))  # fmt: skip
+    assert 2 <= len(calls) <= 6 and all(
+        later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)
+    )

@@ -23,8 +23,13 @@ QUERY = "where do we retry failed uploads?"
 
 
 def codelamp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
+    )
 
 
 def scribble(path: Path, nbytes: int) -> None:
@@ -53,14 +58,16 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "chunks-data-4KB": lambda lance: scribble(only(lance, f"{CHUNKS}/data/*.lance"), 4096),
     "meta-data": lambda lance: scribble(only(lance, "meta.lance/data/*.lance"), 2048),
     "fts-postings": lambda lance: scribble(
-        only(lance, f"{CHUNKS}/_indices/*/part_0_invert.lance"), 2048),
+        only(lance, f"{CHUNKS}/_indices/*/part_0_invert.lance"), 2048
+    ),
     "fts-metadata": lambda lance: scribble(
-        only(lance, f"{CHUNKS}/_indices/*/metadata.lance"), 2048),
+        only(lance, f"{CHUNKS}/_indices/*/metadata.lance"), 2048
+    ),
     "chunks-manifest": lambda lance: scribble(only(lance, f"{CHUNKS}/_versions/*.manifest"), 2048),
     "files-manifest": lambda lance: scribble(only(lance, f"{FILES}/_versions/*.manifest"), 2048),
     "chunks-data-deleted": lambda lance: only(lance, f"{CHUNKS}/data/*.lance").unlink(),
     "files-data-truncated": lambda lance: truncate(only(lance, f"{FILES}/data/*.lance")),
-}  # fmt: skip
+}
 
 
 def assert_one_clear_line(proc: subprocess.CompletedProcess, root: Path) -> None:

@@ -29,10 +29,24 @@ OUTSIDE_MARKER = "quuxoutsidesecret"
 NORMAL_MARKER = "reticulate_splines"
 SPARSE_BYTES = 1 << 30  # what the files that "grow" after the scan grow to (sparse)
 
-WEIRD_NAMES = ["new\nline.py", " spaced name .py", "-rf.py", "--help.py", "it's.py",
-               'say "hi".py', "back\\slash.py", "ünïcödé.py", "日本語.py", "rocket🚀.py",
-               "tab\there.py", "semi;colon.py", "100%.py", "star*.py", "what?.py",
-               "trailing.py "]  # fmt: skip
+WEIRD_NAMES = [
+    "new\nline.py",
+    " spaced name .py",
+    "-rf.py",
+    "--help.py",
+    "it's.py",
+    'say "hi".py',
+    "back\\slash.py",
+    "ünïcödé.py",
+    "日本語.py",
+    "rocket🚀.py",
+    "tab\there.py",
+    "semi;colon.py",
+    "100%.py",
+    "star*.py",
+    "what?.py",
+    "trailing.py ",
+]
 DEEP = deep_sources(2000)
 
 
@@ -55,10 +69,12 @@ def build_outside(folder: Path) -> Path:
 
 
 def build_corpus(root: Path, outside: Path) -> None:
-    write(root / "normal" / "splines.py",
-          f"def {NORMAL_MARKER}(curve, tension):\n"
-          "    \"\"\"Smooth a curve through its control points.\"\"\"\n"
-          "    return [p * tension for p in curve]\n")  # fmt: skip
+    write(
+        root / "normal" / "splines.py",
+        f"def {NORMAL_MARKER}(curve, tension):\n"
+        '    """Smooth a curve through its control points."""\n'
+        "    return [p * tension for p in curve]\n",
+    )
     for i in range(150):
         write(root / "normal" / f"handler_{i}.py", f"def handler_{i}(x):\n    return x + {i}\n")
     for i in range(400):  # binaries named .py
@@ -196,8 +212,11 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     root, corpus, changed = hostile
     assert len(corpus) >= 1000
     # What the walk must account for: all but FIFOs and what .gitignore files exclude.
-    on_disk = {rel for rel, path in corpus.items() if (path.is_symlink() or path.is_file())
-               and not rel.endswith((".log", ".gen"))}  # fmt: skip
+    on_disk = {
+        rel
+        for rel, path in corpus.items()
+        if (path.is_symlink() or path.is_file()) and not rel.endswith((".log", ".gen"))
+    }
 
     started = time.monotonic()
     result = index_project(root, embedder)
@@ -215,8 +234,9 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     # Every file is indexed, or skipped with a reason (itself or a folder above it).
     def accounted(rel: str) -> bool:
         parts = rel.split("/")
-        return rel in indexed or any("/".join(parts[:n]) in skipped
-                                     for n in range(1, len(parts) + 1))  # fmt: skip
+        return rel in indexed or any(
+            "/".join(parts[:n]) in skipped for n in range(1, len(parts) + 1)
+        )
 
     missing = sorted(rel for rel in on_disk | set(changed) if not accounted(rel))
     assert not missing, missing[:20]
@@ -240,11 +260,24 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     }
     assert {rel: skipped.get(rel) for rel in expected} == expected
     assert {f"names/{name}" for name in WEIRD_NAMES} <= indexed
-    assert {"deep/" + "/".join(f"d{i:03}" for i in range(200)) + "/bottom.py",
-            "latin1/cafe_0.py", "utf16/wide_0.py", "nested/keep.py", "fifo/ok.py",
-            *(f"nesting/{name}" for name in ("ifs.py", "classes.py", "ifdefs.c",
-                                              "namespaces.cpp", "mods.rs", "blocks.c"))
-            } <= indexed  # fmt: skip
+    assert {
+        "deep/" + "/".join(f"d{i:03}" for i in range(200)) + "/bottom.py",
+        "latin1/cafe_0.py",
+        "utf16/wide_0.py",
+        "nested/keep.py",
+        "fifo/ok.py",
+        *(
+            f"nesting/{name}"
+            for name in (
+                "ifs.py",
+                "classes.py",
+                "ifdefs.c",
+                "namespaces.cpp",
+                "mods.rs",
+                "blocks.c",
+            )
+        ),
+    } <= indexed
 
     # Nothing from outside the root.
     real_root = root.resolve()
@@ -264,9 +297,19 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     again = index_project(root, embedder)
     second_run = time.monotonic() - started
     assert again.files_deleted >= 3 and again.chunks_embedded == 0
-    paths = set(ProjectStore.open(root).chunks_table().search().limit(None).select(["path"])
-                .to_arrow().column("path").to_pylist())  # fmt: skip
+    paths = set(
+        ProjectStore.open(root)
+        .chunks_table()
+        .search()
+        .limit(None)
+        .select(["path"])
+        .to_arrow()
+        .column("path")
+        .to_pylist()
+    )
     assert "names/it's.py" not in paths and "names/-rf.py" in paths
-    print(f"\n{len(corpus)} files; first index {first_run:.1f} s "
-          f"({result.files_indexed} read, {result.files_skipped} skipped, "
-          f"{result.chunks_embedded} chunks embedded); second {second_run:.1f} s")
+    print(
+        f"\n{len(corpus)} files; first index {first_run:.1f} s "
+        f"({result.files_indexed} read, {result.files_skipped} skipped, "
+        f"{result.chunks_embedded} chunks embedded); second {second_run:.1f} s"
+    )

@@ -27,8 +27,14 @@ from app.core.store import ProjectStore
 pytestmark = pytest.mark.slow
 
 # File names that mean something to SQL: a quote, LIKE's wildcards, an injection.
-ODD_FILES = ["odd/it's.py", "odd/100%.py", "odd/a_b.py", "odd/axb.py",
-             "odd/x'); DROP TABLE chunks_x; --.py", "odd/back\\slash.py"]  # fmt: skip
+ODD_FILES = [
+    "odd/it's.py",
+    "odd/100%.py",
+    "odd/a_b.py",
+    "odd/axb.py",
+    "odd/x'); DROP TABLE chunks_x; --.py",
+    "odd/back\\slash.py",
+]
 SQL_LOOKING = ["python' OR '1'='1", "x'); DROP TABLE chunks_x; --", "%", "_"]
 EXACT_ONLY = pytest.mark.parametrize("indexed", ["exact"], indirect=True)
 RANKED = [mode for mode in SearchMode if not mode.per_line]
@@ -76,10 +82,26 @@ def test_an_overlong_query_is_refused_not_cut(searcher):
         assert searcher.search(at_limit, k=1, mode=mode)[0].symbol == "retry_failed_upload"
 
 
-@pytest.mark.parametrize("query", ['"bcrypt', "bcrypt:", "fts:bcrypt", "NOT bcrypt", "-bcrypt",
-                                   "+bcrypt", "bcrypt*", "bcrypt~", "bcrypt^2", "bcrypt AND",
-                                   "OR bcrypt", ".*[(bcrypt", "\\bcrypt", "^$|+?{}bcrypt",
-                                   "bcrypt' OR '1'='1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"bcrypt',
+        "bcrypt:",
+        "fts:bcrypt",
+        "NOT bcrypt",
+        "-bcrypt",
+        "+bcrypt",
+        "bcrypt*",
+        "bcrypt~",
+        "bcrypt^2",
+        "bcrypt AND",
+        "OR bcrypt",
+        ".*[(bcrypt",
+        "\\bcrypt",
+        "^$|+?{}bcrypt",
+        "bcrypt' OR '1'='1",
+    ],
+)
 def test_query_syntax_is_read_as_plain_words(searcher, query):
     """To a query parser, "NOT bcrypt" and "-bcrypt" would exclude the one file that has
     the word."""
@@ -128,8 +150,9 @@ def test_related_code_of_sql_looking_file_names_is_of_those_files(searcher):
     assert len(set(fruits.values())) == len(ODD_FILES)
 
 
-@pytest.mark.parametrize(("glob", "why"), [("\\", ""), ("!", ""),
-                                           ("[z-a]", " (bad character range z-a)")])
+@pytest.mark.parametrize(
+    ("glob", "why"), [("\\", ""), ("!", ""), ("[z-a]", " (bad character range z-a)")]
+)
 def test_a_glob_pathspec_rejects_is_refused(searcher, glob, why):
     expected = f"{glob!r} is not a valid path pattern{why}. Use .gitignore syntax"
     with pytest.raises(UsageError, match=re.escape(expected)):
@@ -151,8 +174,12 @@ def project(indexed, monkeypatch) -> Path:
 def search(root: Path, *args: str | bytes, stdin: bytes | None = None) -> tuple[int, str, str]:
     """``codelamp search ROOT ARGS`` as bytes in and out (undecodable input is the point),
     checked for what no input may cause: a traceback or an "unexpected error"."""
-    proc = subprocess.run([sys.executable, "-m", "app", "search", str(root), *args],
-                          input=stdin, capture_output=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "search", str(root), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+    )
     out, err = (s.decode("utf-8", "surrogateescape") for s in (proc.stdout, proc.stderr))
     assert "Traceback" not in err and "unexpected error" not in err, err
     return proc.returncode, out, err
@@ -160,8 +187,13 @@ def search(root: Path, *args: str | bytes, stdin: bytes | None = None) -> tuple[
 
 @EXACT_ONLY
 def test_cli_reads_hostile_queries_from_stdin_as_plain_text(project):
-    queries = [b"retry\x00failed\x01\x1b[31m upload", b"retry \xff\xfe failed upload",
-               b'"retry" NOT failed -upload', b"", b".*[( \\ ^$|+?{}"]  # fmt: skip
+    queries = [
+        b"retry\x00failed\x01\x1b[31m upload",
+        b"retry \xff\xfe failed upload",
+        b'"retry" NOT failed -upload',
+        b"",
+        b".*[( \\ ^$|+?{}",
+    ]
     code, out, err = search(project, "-", stdin=b"\n".join(queries) + b"\n")
     assert code == 0, err
     answers = [json.loads(line)["results"] for line in out.splitlines()]
@@ -178,15 +210,18 @@ def test_cli_query_argument_with_escapes_and_undecodable_bytes(project):
 
 
 @EXACT_ONLY
-@pytest.mark.parametrize(("args", "message"), [
-    (["x" * 102_400], "The query is 102,400 characters long"),
-    (["retry", "-k", "0"], "The number of results must be at least 1"),
-    (["retry", "--lang", "pyhton"], "Did you mean 'python'?"),
-    (["retry", "--lang", "python' OR '1'='1"], "Languages there: go, markdown, python"),
-    (["retry", "--path", "\\"], "'\\\\' is not a valid path pattern"),
-    (["retry", "--path", "!"], "'!' is not a valid path pattern"),
-    (["retry", "--path", "[z-a]"], "(bad character range z-a)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x" * 102_400], "The query is 102,400 characters long"),
+        (["retry", "-k", "0"], "The number of results must be at least 1"),
+        (["retry", "--lang", "pyhton"], "Did you mean 'python'?"),
+        (["retry", "--lang", "python' OR '1'='1"], "Languages there: go, markdown, python"),
+        (["retry", "--path", "\\"], "'\\\\' is not a valid path pattern"),
+        (["retry", "--path", "!"], "'!' is not a valid path pattern"),
+        (["retry", "--path", "[z-a]"], "(bad character range z-a)"),
+    ],
+)
 def test_cli_refuses_bad_input_in_one_line(project, args, message):
     code, out, err = search(project, *args, "--json")
     assert code == EXIT_USAGE
@@ -195,8 +230,10 @@ def test_cli_refuses_bad_input_in_one_line(project, args, message):
 
 
 @EXACT_ONLY
-@pytest.mark.parametrize(("glob", "expected"), [("odd/it's.py", {"odd/it's.py"}),
-                                                ("odd/a_b.py", {"odd/a_b.py"}), ("%", set())])
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [("odd/it's.py", {"odd/it's.py"}), ("odd/a_b.py", {"odd/a_b.py"}), ("%", set())],
+)
 def test_cli_sql_looking_globs_are_file_names(project, glob, expected):
     code, out, err = search(project, "marmalade jar", "--path", glob, "--json")
     assert code == 0, err

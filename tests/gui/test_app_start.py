@@ -29,8 +29,9 @@ def test_x11_is_only_checked_when_qt_would_use_it():
 def test_x11_problem_names_the_packages(monkeypatch):
     import subprocess
 
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
-        a, 0, stdout=LDD, stderr=""))  # fmt: skip
+    monkeypatch.setattr(
+        subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=LDD, stderr="")
+    )
     problem = x11_problem({"QT_QPA_PLATFORM": "xcb"})
     assert "libxcb-icccm.so.4, libxcb-keysyms.so.1" in problem
     assert "sudo apt install libxcb-icccm4 libxcb-keysyms1" in problem
@@ -48,7 +49,7 @@ def test_the_log_file_gets_info_and_errors(tmp_path):
         text = (tmp_path / "codelamp.log").read_text(encoding="utf-8")
         assert "INFO codelamp.test: indexed 3 files" in text and "ERROR" in text
     finally:
-        for handler in root.handlers[len(before[0]):]:
+        for handler in root.handlers[len(before[0]) :]:
             handler.close()
         root.handlers[:] = before[0]
         root.setLevel(before[1])

@@ -40,7 +40,8 @@ def reports(c: Controller) -> list:
 
 
 def test_remove_during_indexing_returns_at_once_and_finishes_in_the_background(
-        qtbot, controller, stdlib_copy):  # fmt: skip
+    qtbot, controller, stdlib_copy
+):
     root = str(stdlib_copy)
     removed: list[str] = []
     controller.project_removed.connect(removed.append)
@@ -88,8 +89,9 @@ def test_remove_while_the_watcher_catches_up(qtbot, controller, default_model, s
     assert not project_dir(stdlib_copy).exists() and not controller.watch_hub.watchers
 
 
-def test_a_watchers_catch_up_can_be_paused_and_cancelled(qtbot, controller, default_model,
-                                                         stdlib_copy):  # fmt: skip
+def test_a_watchers_catch_up_can_be_paused_and_cancelled(
+    qtbot, controller, default_model, stdlib_copy
+):
     with Embedder(default_model) as embedder:
         index_project(stdlib_copy, embedder)
     for path in sorted(stdlib_copy.rglob("*.py"))[:60]:
@@ -107,8 +109,9 @@ def test_a_watchers_catch_up_can_be_paused_and_cancelled(qtbot, controller, defa
     assert root in controller.watch_hub.watchers  # cancelled the round, not the watching
 
 
-def test_shutdown_during_indexing_never_waits_and_stops_everything(qtbot, default_model,
-                                                                   stdlib_copy):  # fmt: skip
+def test_shutdown_during_indexing_never_waits_and_stops_everything(
+    qtbot, default_model, stdlib_copy
+):
     c = Controller(Settings.load())
     seen = reports(c)
     c.add(str(stdlib_copy))
@@ -123,8 +126,9 @@ def test_shutdown_during_indexing_never_waits_and_stops_everything(qtbot, defaul
     assert c.gate.embedder is None
 
 
-def test_switching_the_model_while_watching_never_waits(qtbot, controller, default_model,
-                                                         base_model, tmp_path):  # fmt: skip
+def test_switching_the_model_while_watching_never_waits(
+    qtbot, controller, default_model, base_model, tmp_path
+):
     project = make_project(tmp_path / "demo")
     root = str(project)
     controller.add(root)

@@ -22,7 +22,6 @@ from app.settings import Settings
 pytestmark = pytest.mark.slow
 
 
-
 def test_starts_without_loading_the_model_and_shows_what_to_do(window):
     assert window.controller.gate.embedder is None
     assert "Add a folder to start" in window.search.empty.text()
@@ -54,8 +53,13 @@ def test_add_index_search_select_preview(qtbot, window, project):
     window.search.copy_location()
     from PySide6.QtGui import QGuiApplication
 
-    assert QGuiApplication.clipboard().text().endswith(
-        f"{window.search.results.current_result().path}:{window.search.results.current_result().start_line}")
+    assert (
+        QGuiApplication.clipboard()
+        .text()
+        .endswith(
+            f"{window.search.results.current_result().path}:{window.search.results.current_result().start_line}"
+        )
+    )
 
     window.escape_action.trigger()
     assert window.search.query.text() == "" and window.search.results.result_count() == 0
@@ -84,8 +88,9 @@ def test_gui_thread_never_stalls_while_indexing(qtbot, window, stdlib_copy):
     assert beat.longest_ms < 100, f"longest stall {beat.longest_ms:.0f} ms"
 
 
-def test_remove_during_indexing_never_freezes_the_window(qtbot, window, stdlib_copy,
-                                                         warnings_shown):  # fmt: skip
+def test_remove_during_indexing_never_freezes_the_window(
+    qtbot, window, stdlib_copy, warnings_shown
+):
     """The reported freeze: Remove while work runs. It says "removing…" at once, and the
     project goes when its work has stopped."""
     window.add_project(str(stdlib_copy))
@@ -100,8 +105,9 @@ def test_remove_during_indexing_never_freezes_the_window(qtbot, window, stdlib_c
     assert window.controller.indexing is None and window.settings.projects == []
 
 
-def test_memory_gauge_reacts_and_critical_pauses_indexing(qtbot, window, memory, stdlib_copy,
-                                                          warnings_shown):  # fmt: skip
+def test_memory_gauge_reacts_and_critical_pauses_indexing(
+    qtbot, window, memory, stdlib_copy, warnings_shown
+):
     memory.set_used(50)
     window.status.memory.refresh()
     assert window.status.memory.level == "normal"
@@ -130,8 +136,9 @@ def test_memory_gauge_reacts_and_critical_pauses_indexing(qtbot, window, memory,
     qtbot.waitUntil(lambda: window.controller.indexing is None, timeout=60_000)
 
 
-def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
-                                         memory, stdlib_copy):  # fmt: skip
+def test_closing_during_indexing_is_clean(
+    qtbot, default_model, warnings_shown, memory, stdlib_copy
+):
     messages: list[str] = []
     previous = qInstallMessageHandler(lambda kind, ctx, msg: messages.append(msg))
     try:
@@ -162,19 +169,28 @@ def test_closing_during_indexing_is_clean(qtbot, default_model, warnings_shown,
 
 
 def window_is_embedding(win: MainWindow) -> bool:
-    return win.controller.indexer.control is not None and win.status.progress.maximum() > 1 and \
-        win.status.progress.value() >= 1  # fmt: skip
+    return (
+        win.controller.indexer.control is not None
+        and win.status.progress.maximum() > 1
+        and win.status.progress.value() >= 1
+    )
 
 
-def test_dropping_a_folder_adds_it_and_a_file_is_refused(qtbot, window, project, tmp_path,
-                                                        warnings_shown):  # fmt: skip
+def test_dropping_a_folder_adds_it_and_a_file_is_refused(
+    qtbot, window, project, tmp_path, warnings_shown
+):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("hello")
     for target in (a_file, project):
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(target))])
-        event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                           Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+        event = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
         window.dropEvent(event)
     assert any("is a file" in w for w in warnings_shown)
     assert window.settings.projects == [str(project.resolve())]
@@ -213,8 +229,9 @@ def test_settings_give_one_memory_figure_for_the_default_model(qtbot, window, de
     assert text.count("needs") == 1 and "MB in memory" not in text  # one estimate, not two
 
 
-def test_settings_refuse_a_gguf_that_is_not_an_embedding_model(qtbot, window, tmp_path,
-                                                               warnings_shown):  # fmt: skip
+def test_settings_refuse_a_gguf_that_is_not_an_embedding_model(
+    qtbot, window, tmp_path, warnings_shown
+):
     clip = write_tiny_gguf(tmp_path / "vision.gguf", arch="clip")
     dialog = SettingsDialog(window.settings, window)
     qtbot.addWidget(dialog)
@@ -238,8 +255,9 @@ def test_chunk_limit_from_settings_reaches_the_index(qtbot, window, project):
     assert window.controller.statuses[str(project)]["chunk_tokens"] == MIN_CHUNK_TOKENS
 
 
-def test_index_and_search_on_an_embedding_server(qtbot, window, project, embedding_server,
-                                                  warnings_shown, monkeypatch):  # fmt: skip
+def test_index_and_search_on_an_embedding_server(
+    qtbot, window, project, embedding_server, warnings_shown, monkeypatch
+):
     def fill_in(dialog):  # what the user types, then OK
         dialog.server_urls.setPlainText(embedding_server.removeprefix("http://") + "/embeddings")
         dialog.accept()
@@ -276,9 +294,9 @@ def test_settings_say_why_a_key_cannot_be_stored(qtbot, window, warnings_shown):
     assert "s3cret" not in Settings.load().__repr__()
 
 
-def test_without_a_usable_model_exact_words_still_work(qtbot, default_model,
-                                                       warnings_shown, memory, project,
-                                                       tmp_path):  # fmt: skip
+def test_without_a_usable_model_exact_words_still_work(
+    qtbot, default_model, warnings_shown, memory, project, tmp_path
+):
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
 
@@ -290,12 +308,12 @@ def test_without_a_usable_model_exact_words_still_work(qtbot, default_model,
     win = MainWindow(settings, memory_reader=memory)
     qtbot.addWidget(win)
     win.show()
-    qtbot.waitUntil(lambda: win.controller.statuses.get(str(project.resolve())) is not None,
-                    timeout=30_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: win.controller.statuses.get(str(project.resolve())) is not None, timeout=30_000
+    )
     qtbot.keyClicks(win.search.query, "parse config")
     win.search.search_now()
-    qtbot.waitUntil(lambda: any("could not be loaded" in w for w in warnings_shown),
-                    timeout=30_000)  # fmt: skip
+    qtbot.waitUntil(lambda: any("could not be loaded" in w for w in warnings_shown), timeout=30_000)
     assert win.search.mode.currentData() == "lexical"  # switched, so the user can go on
     qtbot.waitUntil(lambda: win.search.results.result_count() > 0, timeout=30_000)
     assert win.search.results.current_result().path == "src/config.py"
@@ -328,14 +346,15 @@ def test_watching_keeps_results_fresh_and_can_be_turned_off(qtbot, window, proje
 
     (project / "src" / "ledger.py").write_text(
         "def reconcile_ledger_balances(ledger):\n"
-        "    return sum(e.amount for e in ledger.entries) == ledger.balance\n")
+        "    return sum(e.amount for e in ledger.entries) == ledger.balance\n"
+    )
+
     def first_path() -> str:
         found = window.search.results.all_results()
         return found[0].path if found else ""
 
     before = window.search.results.current_result()
-    qtbot.waitUntil(lambda: first_path() == "src/ledger.py",
-                    timeout=30_000)  # fmt: skip
+    qtbot.waitUntil(lambda: first_path() == "src/ledger.py", timeout=30_000)
     assert window.search.results.current_result().path == before.path  # the selection stays put
     qtbot.waitUntil(lambda: "updated" in window.status.watch_label.text(), timeout=10_000)
 
@@ -377,12 +396,12 @@ def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
     win.show()
     win.add_project(root)
     files_done = re.compile(r"Indexing stdlib: \d+% · [1-9]\d*/")
-    qtbot.waitUntil(lambda: files_done.match(win.status.message.text()) is not None,
-                    timeout=60_000)  # fmt: skip
+    qtbot.waitUntil(lambda: files_done.match(win.status.message.text()) is not None, timeout=60_000)
     win.controller.cancel()
-    qtbot.waitUntil(lambda: win.controller.indexing is None
-                    and win.controller.statuses.get(root) is not None,
-                    timeout=60_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: win.controller.indexing is None and win.controller.statuses.get(root) is not None,
+        timeout=60_000,
+    )
     assert win.controller.statuses[root]["state"] == "unfinished"
     assert "not finished" in win.projects.list.currentItem().text()
     assert win.projects.reindex_button.text() == "Resume"
@@ -400,14 +419,16 @@ def test_cancelled_first_index_is_not_finished_then_resumes_at_start(
     again = MainWindow(Settings.load(), memory_reader=memory)
     qtbot.addWidget(again)
     again.show()
-    qtbot.waitUntil(lambda: (again.controller.statuses.get(root) or {}).get("state") == "ready",
-                    timeout=180_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: (again.controller.statuses.get(root) or {}).get("state") == "ready", timeout=180_000
+    )
     qtbot.waitUntil(lambda: root in again.controller.watch_hub.watchers, timeout=30_000)
     close(qtbot, again)
 
 
-def test_open_shared_index_searchable_read_only(qtbot, window, s3_env, project, embedder,
-                                                monkeypatch):  # fmt: skip
+def test_open_shared_index_searchable_read_only(
+    qtbot, window, s3_env, project, embedder, monkeypatch
+):
     from app.core.indexer import index_project
     from app.core.location import Location
     from app.gui.dialogs import SharedIndexDialog
@@ -479,9 +500,13 @@ def test_an_index_of_the_earlier_default_keeps_working_and_the_reindex_is_offere
     assert root not in window.controller.watch_hub.watchers  # its index is not the new model's
 
     qtbot.mouseClick(window.projects.upgrade_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.controller.indexing is None
-                    and (window.controller.statuses.get(root) or {}).get("model") != old_id,
-                    timeout=120_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: (
+            window.controller.indexing is None
+            and (window.controller.statuses.get(root) or {}).get("model") != old_id
+        ),
+        timeout=120_000,
+    )
     assert window.controller.statuses[root]["model"] == window.controller.model_id
     assert window.controller.model_id.startswith("codelamp-code-v1")
     assert root not in window.controller.outdated_models

@@ -41,16 +41,17 @@ def related(qtbot, win: MainWindow, action: QAction) -> list:
     """Trigger a Find related action; the results it brings."""
     s = win.search
     action.trigger()
-    qtbot.waitUntil(lambda: s.shown is not None and s.shown.serial == s.serial
-                    and s.shown.related is not None, timeout=60_000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: s.shown is not None and s.shown.serial == s.serial and s.shown.related is not None,
+        timeout=60_000,
+    )
     return s.results.all_results()
 
 
 def test_results_are_grouped_by_file_and_counted(qtbot, indexed):
     found = search(qtbot, indexed, "upload a blob and retry")
     files = {r.path for r in found}
-    assert indexed.search.results.summary() == \
-        f"{len(found)} results in {len(files)} files"  # fmt: skip
+    assert indexed.search.results.summary() == f"{len(found)} results in {len(files)} files"
     assert indexed.search.summary.text().startswith(indexed.search.results.summary())
     assert indexed.status.message.text().startswith(indexed.search.results.summary())
     top = indexed.search.results.current_result()
@@ -58,13 +59,14 @@ def test_results_are_grouped_by_file_and_counted(qtbot, indexed):
     assert top.snippet and top.snippet_line >= top.start_line
     preview = indexed.search.preview
     qtbot.waitUntil(lambda: preview.path is not None)
-    marked = {preview.document().findBlockByNumber(n - 1).text()[a:b].lower()
-              for n, a, b in preview.highlights}  # fmt: skip
+    marked = {
+        preview.document().findBlockByNumber(n - 1).text()[a:b].lower()
+        for n, a, b in preview.highlights
+    }
     assert {"upload", "retry"} <= marked  # the query's words, in the result's lines
 
 
-def test_keyboard_only_type_down_down_enter_opens_the_editor(qtbot, indexed, project,
-                                                             tmp_path):  # fmt: skip
+def test_keyboard_only_type_down_down_enter_opens_the_editor(qtbot, indexed, project, tmp_path):
     """Quick Open: the keys work in the search box itself, with no Tab dance."""
     opened = tmp_path / "opened.txt"
     script = tmp_path / "editor.py"
@@ -168,7 +170,7 @@ def test_text_mode_is_exact_and_keywords_is_bm25(qtbot, indexed, project):
         "    return json.loads(text, object_hook=object_hook)\n\n\n"
         "def only_an_object(value):\n    return object()\n\n\n"
         "def only_a_hook(hook):\n    return hook\n"
-    )  # fmt: skip
+    )
     indexed.reindex_current()
     wait_indexed(qtbot, indexed, project)
     assert indexed.search.mode.itemText(2) == "Keywords"
@@ -196,10 +198,11 @@ def test_find_related_from_a_result_and_at_the_preview_cursor(qtbot, indexed, pr
     found = search(qtbot, w, "load settings from a json file")
     s.results.move(next(i for i, r in enumerate(found) if r.symbol == "parse_config"))
     similar = related(qtbot, w, w.related_action)  # Ctrl+R
-    assert s.summary.text() == f"Related to parse_config (src/config.py:5) · " \
-        f"{s.results.summary()}"  # fmt: skip
-    assert w.status.message.text() == \
-        f"{s.results.summary()} related to parse_config (src/config.py:5)"  # fmt: skip
+    assert s.summary.text() == f"Related to parse_config (src/config.py:5) · {s.results.summary()}"
+    assert (
+        w.status.message.text()
+        == f"{s.results.summary()} related to parse_config (src/config.py:5)"
+    )
     assert "save_config" in {r.symbol for r in similar}
     assert not any(r.path == "src/config.py" and r.start_line == 5 for r in similar)
     qtbot.waitUntil(lambda: s.preview.path == project.resolve() / similar[0].path)
@@ -210,16 +213,19 @@ def test_find_related_from_a_result_and_at_the_preview_cursor(qtbot, indexed, pr
     s.search_now(refresh=True)  # the files changed: related code again, not the query
     qtbot.waitUntil(lambda: s.shown.serial == s.serial and s.shown.refresh, timeout=60_000)
     assert s.shown.related == ("src/config.py", 5)
-    assert (s.results.current_result().path, s.results.current_result().symbol) == \
-        (kept.path, kept.symbol)  # fmt: skip
+    assert (s.results.current_result().path, s.results.current_result().symbol) == (
+        kept.path,
+        kept.symbol,
+    )
 
     # The preview's context menu, for the line right-clicked.
     search(qtbot, w, "where do we retry failed uploads?")
     qtbot.waitUntil(lambda: s.preview.path == project.resolve() / "src/upload.py")
     send = s.preview.document().findBlockByNumber(13 - 1)  # in UploadClient.send
     at = s.preview.cursorRect(QTextCursor(send)).center()
-    s.preview.contextMenuEvent(QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at,
-                                                 s.preview.viewport().mapToGlobal(at)))
+    s.preview.contextMenuEvent(
+        QContextMenuEvent(QContextMenuEvent.Reason.Mouse, at, s.preview.viewport().mapToGlobal(at))
+    )
     menu = QApplication.activePopupWidget()
     texts = [a.text() for a in menu.actions()]
     menu.close()
@@ -258,7 +264,7 @@ def test_search_across_all_projects(qtbot, indexed, tmp_path):
     (other / "src" / "invoice.py").write_text(
         "def send_overdue_invoice_reminders(customers):\n"
         "    for c in customers:\n        if c.overdue:\n            c.email('reminder')\n"
-    )  # fmt: skip
+    )
     indexed.add_project(str(other))
     wait_indexed(qtbot, indexed, other)
     s = indexed.search
@@ -276,8 +282,9 @@ def test_search_across_all_projects(qtbot, indexed, tmp_path):
     qtbot.waitUntil(lambda: s.preview.path == other.resolve() / "src" / "invoice.py")
 
 
-def test_project_buttons_need_a_project_and_remove_defaults_to_no(qtbot, window, project,
-                                                                   monkeypatch):  # fmt: skip
+def test_project_buttons_need_a_project_and_remove_defaults_to_no(
+    qtbot, window, project, monkeypatch
+):
     from PySide6.QtWidgets import QMessageBox
 
     p = window.projects

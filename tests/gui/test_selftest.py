@@ -14,10 +14,14 @@ from app.settings import settings_path
 pytestmark = pytest.mark.slow
 
 
-def test_selftest_opens_the_window_indexes_and_finds_the_sample(default_model,
-                                                                 codelamp_home):  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "app", "--selftest"], capture_output=True,
-                          text=True, timeout=300, env=os.environ.copy())  # fmt: skip
+def test_selftest_opens_the_window_indexes_and_finds_the_sample(default_model, codelamp_home):
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--selftest"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["top"] == "uploads.py"

@@ -33,11 +33,18 @@ plain = 1
 
 def dark_palette(light: QPalette) -> QPalette:
     palette = QPalette(light)
-    for role, colour in (("Window", "#2b2b2b"), ("WindowText", "#dddddd"), ("Base", "#1e1e1e"),
-                         ("AlternateBase", "#262626"), ("Text", "#dddddd"),
-                         ("Button", "#353535"), ("ButtonText", "#dddddd"),
-                         ("Highlight", "#2f65ca"), ("HighlightedText", "#ffffff"),
-                         ("PlaceholderText", "#8a8a8a")):  # fmt: skip
+    for role, colour in (
+        ("Window", "#2b2b2b"),
+        ("WindowText", "#dddddd"),
+        ("Base", "#1e1e1e"),
+        ("AlternateBase", "#262626"),
+        ("Text", "#dddddd"),
+        ("Button", "#353535"),
+        ("ButtonText", "#dddddd"),
+        ("Highlight", "#2f65ca"),
+        ("HighlightedText", "#ffffff"),
+        ("PlaceholderText", "#8a8a8a"),
+    ):
         palette.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
     return palette
 
@@ -85,8 +92,13 @@ def test_marked_lines_have_no_stripes_at_their_ends(qtbot, palette, tmp_path):
     base = preview.palette().color(QPalette.ColorRole.Base).rgb()
     picture = tmp_path / f"marked-{palette}.png"
     image.save(str(picture))
-    stripes = [(line, x, y) for line in range(4, 8) for y in line_rows(preview, line, scale)
-               for x in range(image.width()) if image.pixel(x, y) == base]  # fmt: skip
+    stripes = [
+        (line, x, y)
+        for line in range(4, 8)
+        for y in line_rows(preview, line, scale)
+        for x in range(image.width())
+        if image.pixel(x, y) == base
+    ]
     assert not stripes, f"base colour in marked lines at (line, x, y) {stripes[:5]}: {picture}"
 
 
@@ -94,8 +106,9 @@ def numbered_lines(count: int, long_line: int = 0) -> str:
     """Lines for a .txt file: big files are plain text here, because PySide6 6.12 on
     Python 3.11 drops a reference to None on every call of a method that returns nothing,
     such as the highlighter's setFormat for each token, and None must not run out."""
-    return "".join(f"line_{n} = {'x' * 300 if n == long_line else n}\n"
-                   for n in range(1, count + 1))  # fmt: skip
+    return "".join(
+        f"line_{n} = {'x' * 300 if n == long_line else n}\n" for n in range(1, count + 1)
+    )
 
 
 def test_gutter_grows_with_the_line_count(qtbot, tmp_path):
@@ -127,11 +140,15 @@ def test_marked_line_numbers_are_emphasised(qtbot, tmp_path):
         """How many pixels of the number are darker than the line's background."""
         rows = line_rows(preview, line, scale)
         background = image.pixelColor(1, rows[len(rows) // 2]).lightness()
-        return sum(image.pixelColor(x, y).lightness() < background - 60
-                   for y in rows for x in range(image.width()))  # fmt: skip
+        return sum(
+            image.pixelColor(x, y).lightness() < background - 60
+            for y in rows
+            for x in range(image.width())
+        )
 
     assert image.pixelColor(1, line_rows(preview, 10, scale)[3]) != image.pixelColor(
-        1, line_rows(preview, 9, scale)[3])  # the band runs under the gutter too
+        1, line_rows(preview, 9, scale)[3]
+    )  # the band runs under the gutter too
     assert mark.alpha() < 255
     assert ink(12) > ink(21)  # the same digits, bold and in the text colour
 
@@ -171,14 +188,17 @@ def test_highlights_mark_spans_inside_lines(qtbot, tmp_path):
     source = tmp_path / "a.py"
     source.write_text("def retry_upload():\n    return upload(retry=True)\n")
     preview = shown(qtbot, Preview())
-    preview.show_file(source, "a.py", 1, 2,
-                      highlights=[(1, 4, 9), (2, 11, 17), (2, 18, 99), (9, 0, 3), (1, 5, 5)])
-    marked = [(s.cursor.blockNumber() + 1, s.cursor.selectedText())
-              for s in preview.extraSelections()]  # fmt: skip
+    preview.show_file(
+        source, "a.py", 1, 2, highlights=[(1, 4, 9), (2, 11, 17), (2, 18, 99), (9, 0, 3), (1, 5, 5)]
+    )
+    marked = [
+        (s.cursor.blockNumber() + 1, s.cursor.selectedText()) for s in preview.extraSelections()
+    ]
     # past the line's end is cut there; a line that is not there or an empty span is skipped
     assert marked == [(1, "retry"), (2, "upload"), (2, "retry=True)")]
     assert {s.format.background().color().name() for s in preview.extraSelections()} == {
-        match_background(preview.palette()).name()}
+        match_background(preview.palette()).name()
+    }
 
 
 def test_clear_file_clears_the_header(qtbot, tmp_path):
@@ -210,10 +230,17 @@ def test_a_long_header_is_elided_and_does_not_widen_the_panel(qtbot, tmp_path):
 # --- the results view ---------------------------------------------------------------------
 
 
-def result(path: str, start: int, symbol: str = "", score: float = 0.5, snippet: str = "",
-           highlights: list[tuple[int, int]] | None = None) -> SearchResult:  # fmt: skip
-    return SearchResult(path, start, start + 5, symbol, "python", score, snippet,
-                        highlights=highlights or [])  # fmt: skip
+def result(
+    path: str,
+    start: int,
+    symbol: str = "",
+    score: float = 0.5,
+    snippet: str = "",
+    highlights: list[tuple[int, int]] | None = None,
+) -> SearchResult:
+    return SearchResult(
+        path, start, start + 5, symbol, "python", score, snippet, highlights=highlights or []
+    )
 
 
 RANKED = [
@@ -231,14 +258,19 @@ def view(qtbot) -> ResultView:
 
 def rows(view: ResultView) -> list[tuple[str, list[str]]]:
     files = [view.topLevelItem(n) for n in range(view.topLevelItemCount())]
-    return [(f.data(0, PATH), [f.child(n).data(0, RESULT).symbol for n in range(f.childCount())])
-            for f in files]  # fmt: skip
+    return [
+        (f.data(0, PATH), [f.child(n).data(0, RESULT).symbol for n in range(f.childCount())])
+        for f in files
+    ]
 
 
 def test_results_are_grouped_by_file_in_rank_order(view):
     view.show_results(RANKED)
-    assert rows(view) == [("src/a.py", ["first", "third"]), ("lib/b.py", ["second"]),
-                          ("c.py", [""])]  # fmt: skip
+    assert rows(view) == [
+        ("src/a.py", ["first", "third"]),
+        ("lib/b.py", ["second"]),
+        ("c.py", [""]),
+    ]
     assert view.result_count() == 4
     assert view.summary() == "4 results in 3 files"
     view.show_results(RANKED[1:2])
@@ -335,29 +367,35 @@ def test_fit_snippet_keeps_the_marked_words_in_view(qapp):
     metrics = QFontMetricsF(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     char = metrics.horizontalAdvance("x")
     text = "x = retry(upload)"
-    assert fit_snippet(text, [(4, 9), (10, 16)], metrics, 100 * char) == (text, [(4, 9),
-                                                                               (10, 16)])
+    assert fit_snippet(text, [(4, 9), (10, 16)], metrics, 100 * char) == (text, [(4, 9), (10, 16)])
     shown, spans = fit_snippet(text, [(10, 16), (4, 9)], metrics, 12.5 * char)
     assert shown.endswith("…") and len(shown) <= 12
     assert spans == [(4, 9), (10, len(shown) - 1)]  # the second cut where the text is
     long = "a" * 80 + " retry(upload)"
     shown, spans = fit_snippet(long, [(81, 86)], metrics, 30.5 * char)
-    assert shown.startswith("…") and shown[spans[0][0]:spans[0][1]] == "retry"
+    assert shown.startswith("…") and shown[spans[0][0] : spans[0][1]] == "retry"
     assert spans[0][0] == 1 + 8  # the ellipsis, then eight characters before the word
 
 
 def amber_pixels(image: QImage, rect) -> int:
     """Pixels where red is high and blue low: the marked words' background, in any palette."""
-    return sum(1 for y in range(rect.top(), rect.bottom())
-               for x in range(rect.left(), rect.right())
-               if (c := image.pixelColor(x, y)).red() - c.blue() > 60 and c.green() > 60)
+    return sum(
+        1
+        for y in range(rect.top(), rect.bottom())
+        for x in range(rect.left(), rect.right())
+        if (c := image.pixelColor(x, y)).red() - c.blue() > 60 and c.green() > 60
+    )
 
 
 def test_the_query_words_are_marked_in_the_snippets(qtbot, palette, view):
     snippet = "def retry_failed_upload(client, blob):"
-    view.show_results([result("a.py", 1, "first", 0.9, "def first():"),
-                       result("a.py", 9, "upload", 0.8, snippet, [(4, 9), (17, 23)]),
-                       result("a.py", 30, "plain", 0.7, snippet)])  # fmt: skip
+    view.show_results(
+        [
+            result("a.py", 1, "first", 0.9, "def first():"),
+            result("a.py", 9, "upload", 0.8, snippet, [(4, 9), (17, 23)]),
+            result("a.py", 30, "plain", 0.7, snippet),
+        ]
+    )
     image = view.viewport().grab().toImage()
     image.setDevicePixelRatio(1)
     marked, plain = (view.visualItemRect(view.topLevelItem(0).child(n)) for n in (1, 2))
@@ -369,16 +407,29 @@ def test_the_query_words_are_marked_in_the_snippets(qtbot, palette, view):
 
 def test_long_rows_are_cut_not_pushed_off_the_edge(qtbot, view):
     name = "deep/" * 30 + "module_with_a_long_name.py"
-    view.show_results([result("a.py", 1, "first", 1.0),
-                       result(name, 1, "a_function_with_a_very_long_name_" * 3, 0.5,
-                              "x = 1  # " + "a comment that goes on " * 10)])  # fmt: skip
+    view.show_results(
+        [
+            result("a.py", 1, "first", 1.0),
+            result(
+                name,
+                1,
+                "a_function_with_a_very_long_name_" * 3,
+                0.5,
+                "x = 1  # " + "a comment that goes on " * 10,
+            ),
+        ]
+    )
     view.resize(240, 300)
     row = view.visualItemRect(view.topLevelItem(1).child(0))  # not selected
     image = view.viewport().grab().toImage()
     image.setDevicePixelRatio(1)
     accent = view.palette().color(QPalette.ColorRole.Highlight).rgb()  # the bar's fill
-    bar = [x for y in range(row.top(), row.bottom()) for x in range(row.left(), row.right())
-           if image.pixel(x, y) == accent]  # fmt: skip
+    bar = [
+        x
+        for y in range(row.top(), row.bottom())
+        for x in range(row.left(), row.right())
+        if image.pixel(x, y) == accent
+    ]
     assert bar and max(bar) <= row.right() - PAD + 1  # the score bar is there, inside
     assert BAR.width() // 2 - 1 <= len(set(bar)) <= BAR.width() // 2 + 1  # half the best
 
@@ -416,11 +467,14 @@ def test_the_system_opener_is_used_without_a_command(no_editor_here, monkeypatch
     assert start_editor("", tmp_path / "a.py", 3) == ""
 
 
-@pytest.mark.parametrize(("command", "says"), [
-    ("no-such-editor-here +{line} {file}", "program “no-such-editor-here” was not found"),
-    ("edit {filename}", "cannot be used: only {file} and {line} are filled in"),
-    ("edit '{file}", "cannot be used"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("no-such-editor-here +{line} {file}", "program “no-such-editor-here” was not found"),
+        ("edit {filename}", "cannot be used: only {file} and {line} are filled in"),
+        ("edit '{file}", "cannot be used"),
+    ],
+)
 def test_a_command_that_cannot_run_says_why(no_editor_here, tmp_path, command, says):
     problem = start_editor(command, tmp_path / "a.py", 3)
     assert says in problem and "Settings ▸ Editor command" in problem
@@ -453,8 +507,11 @@ def test_a_command_that_fails_to_start_says_why(monkeypatch, tmp_path):
 
 def test_open_in_editor_shows_the_problem(no_editor_here, monkeypatch, qtbot, tmp_path):
     shown_boxes = []
-    monkeypatch.setattr(QMessageBox, "warning",
-                        lambda parent, title, text: shown_boxes.append((parent, title, text)))
+    monkeypatch.setattr(
+        QMessageBox,
+        "warning",
+        lambda parent, title, text: shown_boxes.append((parent, title, text)),
+    )
     parent = QWidget()
     qtbot.addWidget(parent)
     open_in_editor("", tmp_path / "a.py", 3, parent)
