@@ -361,9 +361,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             progress=_index_progress(args.json),
             location=location,
             cluster=cluster,
+            storage=args.storage,
         )
-    if result.rebuilt:
-        print(f"codelamp: {result.rebuilt}; rebuilt it.", file=sys.stderr)
+    if result.notice:
+        print(f"codelamp: {result.notice}", file=sys.stderr)
     summary = {
         "root": str(root),
         "store": location.uri if location else None,
@@ -396,7 +397,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from app.core.ranking import Ranking
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     mode = args.mode
     k = args.k if args.k is not None else LINES_SHOWN if mode.per_line else RESULTS_SHOWN
@@ -456,7 +457,7 @@ def cmd_related(args: argparse.Namespace) -> int:
     """The definitions most like the one at FILE:LINE, by the vectors the index stores:
     no model is loaded."""
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     location = _store(args)
     searcher = Searcher(ProjectStore.open(_root_to_read(args, location), location=location))
@@ -475,7 +476,8 @@ def cmd_related(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from app.core.store import index_command, project_status
+    from app.core.project import project_status
+    from app.core.storage import index_command
 
     location = _store(args)
     info = project_status(_root_to_read(args, location), location=location)
@@ -513,7 +515,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from app.core.store import forget
+    from app.core.project import forget
 
     root = Path(args.path).expanduser().resolve()
     if forget(root):
@@ -690,6 +692,13 @@ def build_parser() -> argparse.ArgumentParser:
         "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
         "'codelamp[cluster]' and the model at the same path on every node",
     )
+    p.add_argument(
+        "--storage",
+        choices=("lancedb", "lite"),
+        help="keep the index in LanceDB (the default; any size, shared stores) or in "
+        "lite SQLite (small projects, no LanceDB); an index in the other one is rebuilt "
+        "(default: the one it has, else $CODELAMP_STORAGE, else lancedb)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
@@ -865,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         # Imported here: the store loads pyarrow, which `models embed` and co. never need.
         from app.core.damage import is_panic
-        from app.core.store import storage_error
+        from app.core.storage import storage_error
 
         if not isinstance(exc, Exception) and not is_panic(exc):
             raise  # SystemExit and the like

@@ -117,7 +117,7 @@ def main() -> None:
     from app.core.grep import LinePattern
     from app.core.indexer import index_project
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     root = args.corpus.resolve() if args.corpus else corpus(CACHE / "stdlib")
     started = time.perf_counter()

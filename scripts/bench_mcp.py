@@ -64,7 +64,7 @@ def build() -> None:
     """The project and its index, unless they are there already."""
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
-    from app.core.store import NotIndexed, ProjectStore
+    from app.core.storage import NotIndexed, ProjectStore
 
     if not PROJECT.is_dir():
         PROJECT.mkdir(parents=True)

@@ -60,7 +60,7 @@ def percentiles(samples: list[float]) -> str:
 def measure(location, embedder, queries: list[str]) -> dict[str, str]:
     """Open the index at ``location`` and time it and ``queries``, per mode."""
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     figures = {}
     start = time.perf_counter()
@@ -105,7 +105,7 @@ def main() -> int:
         from app.core.embedder import Embedder
         from app.core.indexer import index_project
         from app.core.location import Location
-        from app.core.store import project_status
+        from app.core.project import project_status
 
         root = work / "stdlib"
         root.mkdir()

@@ -66,7 +66,7 @@ def corpus(base: np.ndarray, n: int, rng) -> np.ndarray:
 
 def build_store(root: Path, vectors: np.ndarray, texts: list[str], embedder):
     from app.core.lexical import fts_text
-    from app.core.store import ModelRecord, ProjectStore, chunks_schema
+    from app.core.storage import ModelRecord, ProjectStore, chunks_schema
 
     store, _ = ProjectStore.open_for_writing(root)
     dims = vectors.shape[1]
@@ -127,11 +127,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="codelamp-bench-"))
 
-    from app.core import store as store_mod
     from app.core.default_model import install_default_model
     from app.core.embedder import Embedder
     from app.core.search import Searcher
-    from app.core.store import ModelRecord
+    from app.core.storage import ModelRecord
+    from app.core.storage import lance as store_mod
 
     embedder = Embedder(install_default_model().path)
     snippets, queries = stdlib_texts()

@@ -36,7 +36,7 @@ def main() -> None:
     from app.core.embedder import Embedder
     from app.core.indexer import index_project
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
     from app.core.watcher import ProjectWatcher
 
     root = copy_packages(Path(tempfile.mkdtemp(prefix="bench-watch-")) / "project", args.packages)

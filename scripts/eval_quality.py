@@ -467,7 +467,7 @@ def index_windows(root: Path, suffixes: tuple[str, ...], embedder, store_root: P
     from app.core.cache import EmbeddingCache
     from app.core.languages import language_for
     from app.core.lexical import fts_text
-    from app.core.store import ModelRecord, ProjectStore, chunks_schema
+    from app.core.storage import ModelRecord, ProjectStore, chunks_schema
 
     rows = {
         k: []
@@ -554,8 +554,9 @@ class Outcome:
 
 def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
     from app.core.indexer import index_project
+    from app.core.project import forget
     from app.core.search import Searcher
-    from app.core.store import ProjectStore, forget
+    from app.core.storage import ProjectStore
 
     corpus, baseline = work / task.name / "corpus", work / task.name / "windows"
     shutil.rmtree(corpus, ignore_errors=True)
@@ -683,7 +684,7 @@ def with_tests(corpus: Path, dest: Path) -> Path:
 def ranking_study(task: Task, corpus: Path, targets: list[Target], embedder) -> None:
     from app.core.indexer import index_project
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     store = ProjectStore.open(corpus)
     stores = dict.fromkeys(("documentation", "by name", "name's words"), store)

@@ -199,7 +199,7 @@ class Snapshot:
 
 
 def snapshot(root: Path, home: Path) -> Snapshot:
-    from app.core.store import NotIndexed, ProjectStore
+    from app.core.storage import NotIndexed, ProjectStore
 
     with using_home(home):
         try:

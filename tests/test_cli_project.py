@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sample_project import BIG_FILE, INDEXED, make_one_big_file_project, make_project
 
-from app.core.store import ProjectStore, project_dir
+from app.core.project import project_dir
+from app.core.storage import ProjectStore
 
 
 def codelamp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from sample_project import make_project
 from app.core.indexer import index_project
 from app.core.lock import watchers_of
 from app.core.search import MAX_QUERY_CHARS
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT_S = 120.0  # for the watcher or a first index, on a loaded machine

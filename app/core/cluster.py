@@ -48,7 +48,7 @@ from app.core.errors import CodeLampError, ModelError, UsageError
 from app.core.files import FileEntry
 from app.core.indexer import _FileWork, _Run, _Writer, prepare_file
 from app.core.remote import RemoteEmbedder
-from app.core.store import FileRecord
+from app.core.storage import FileRecord
 
 RAY_MISSING = "--cluster needs Ray, which is not installed: pip install 'codelamp[cluster]'"
 CONNECT_TIMEOUT_S = 5.0  # an address nobody answers fails this fast, not after a minute

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -43,8 +44,10 @@ def is_panic(exc: BaseException) -> bool:
 
 
 def read_failure(exc: BaseException) -> bool:
-    """LanceDB could not read what its files should hold."""
-    return isinstance(exc, (RuntimeError, OSError, ValueError)) or is_panic(exc)
+    """The storage (LanceDB, SQLite) could not read what its files should hold."""
+    return isinstance(exc, (RuntimeError, OSError, ValueError, sqlite3.DatabaseError)) or (
+        is_panic(exc)
+    )
 
 
 def lance_detail(exc: BaseException) -> str:

@@ -44,7 +44,7 @@ from app.core.location import Location
 from app.core.lock import writer_lock
 from app.core.models import check_dims
 from app.core.remote import RemoteEmbedder
-from app.core.store import (
+from app.core.storage import (
     FileRecord,
     ModelRecord,
     NotFinished,
@@ -53,6 +53,7 @@ from app.core.store import (
     generation,
     index_command,
     not_finished,
+    open_for_writing,
     storage_error,
 )
 
@@ -136,7 +137,7 @@ class IndexResult:
     chunks_cached: int = 0
     seconds: float = 0.0
     cancelled: bool = False
-    rebuilt: str | None = None  # why a damaged index was rebuilt
+    notice: str | None = None  # what happened to the index that the user should know
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -244,6 +245,7 @@ def index_project(
     catch_up_only: bool = False,
     location: Location | None = None,
     cluster: Cluster | None = None,
+    storage: str | None = None,
 ) -> IndexResult:
     """Bring the index of ``root`` up to date with its files.
 
@@ -260,6 +262,9 @@ def index_project(
     NotFinished instead.
 
     ``location``: where the index is (default: the app's own index of ``root``).
+    ``storage``: the backend to keep it in, "lancedb" or "lite" (app.core.storage); an
+    index in the other one is rebuilt. None: the one it has, or for a new index the
+    preferred one.
 
     ``cluster`` (:mod:`app.core.cluster`) reads, chunks and embeds the changed files on a
     Ray cluster instead of in this process; everything else stays here.
@@ -278,6 +283,7 @@ def index_project(
         catch_up_only,
         location,
         cluster,
+        storage,
     )
     rules = FileRules(root, max_file_bytes, extra_ignores)
     try:
@@ -310,10 +316,10 @@ def effective_chunk_tokens(
 
 class _Run:
     def __init__(
-        self, root, embedder, cache, progress, control, catch_up_only, location, cluster
+        self, root, embedder, cache, progress, control, catch_up_only, location, cluster, storage
     ) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
-        self.location, self.cluster = location, cluster
+        self.location, self.cluster, self.storage = location, cluster, storage
         self.chunk_tokens: int | None = None  # set by execute; None: the model's own limit
         self.report, self.control = progress, control
         self.result = IndexResult(root)
@@ -349,8 +355,8 @@ class _Run:
                 self.root, unfinished=True, location=self.location, latest=True
             )
         else:
-            store, self.result.rebuilt = ProjectStore.open_for_writing(
-                self.root, thorough=True, location=self.location
+            store, self.result.notice = open_for_writing(
+                self.root, thorough=True, location=self.location, storage=self.storage
             )
         embedder = self.embedder
         if store.dims is not None and store.model_id == embedder.model_id:

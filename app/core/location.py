@@ -57,7 +57,7 @@ class Location:
     @classmethod
     def of_project(cls, root: Path) -> Location:
         """The app's own index of ``root``, in its data folder."""
-        from app.core.store import project_dir, project_key
+        from app.core.project import project_dir, project_key
 
         folder = project_dir(root)
         return cls(str(folder / "index.lance"), project_key(root), folder, shared=False)

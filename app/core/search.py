@@ -17,9 +17,9 @@ Related code (:meth:`Searcher.related`) needs no model either: the definition at
 line is compared, by the vectors the index stores for it, with every other one.
 :meth:`Searcher.definition_at` gives that definition whole, as the file reads now.
 
-Nothing the user types reaches LanceDB as SQL or as full-text syntax. Languages are checked
-against the ones indexed and paths matched against the indexed paths, so a filter is a
-list of values taken from the index (quoted by :func:`sql_in`, or looked up in Arrow for
+Nothing the user types reaches the storage as SQL or as full-text syntax. Languages are
+checked against the ones indexed and paths matched against the indexed paths, so a filter
+is a list of values taken from the index (quoted by the storage, or looked up in Arrow for
 the in-RAM matrix); a file named for related code must be one the index lists; a query
 goes to the full-text index as plain words only (:func:`fts_query`).
 """
@@ -50,7 +50,8 @@ from app.core.models import check_dims
 from app.core.modes import SearchMode, language_names, unknown_language
 from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
-from app.core.store import ProjectStore, index_command, sql_in
+from app.core.storage import Chunks, Filter, ProjectStore, index_command
+from app.core.storage.base import RESULT_COLUMNS
 
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
 # lists of web documents) lets a definition ranked modestly by both lists beat the one that
@@ -69,8 +70,6 @@ MAX_QUERY_CHARS = 10_000
 # (undecodable bytes from a terminal): neither means anything to a search, and a lone
 # surrogate cannot even be encoded for the model or LanceDB.
 _UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-# Results name the whole definition: a hit on one part of a split function is that function.
-_META = ["path", "def_start", "def_end", "language", "symbol"]
 # A snippet is one line, cut to this many characters around its first highlight.
 SNIPPET_CHARS = 300
 SNIPPET_CONTEXT = 40  # characters kept before a highlight that a cut would hide
@@ -114,12 +113,10 @@ class SearchResult:
 
 
 @dataclass
-class _Filter:
-    """Language and path restrictions, as SQL for LanceDB and as a row mask for numpy.
+class _Filter(Filter):
+    """Language and path restrictions, for the storage and as a row mask for numpy.
     Every value comes from the index, never from what the user typed."""
 
-    languages: list[str] | None = None  # None: every language
-    paths: list[str] | None = None  # None: every path
     _path_set: frozenset[str] | None = field(default=None, repr=False)
 
     @property
@@ -136,28 +133,22 @@ class _Filter:
             return path in self._path_set
         return True
 
-    def sql(self) -> str | None:
-        clauses = []
-        if self.languages:
-            clauses.append(sql_in("language", self.languages))
-        if self.paths is not None:
-            clauses.append(sql_in("path", self.paths))
-        return " AND ".join(clauses) or None
-
 
 class _Matrix:
-    """Every vector of a table in RAM, with what is needed to filter and rank. Raises
+    """Every vector of an index in RAM, with what is needed to filter and rank. Raises
     ValueError for vectors that damage to the data file turned into garbage: they would
     rank first for every query, or make the scores NaN."""
 
-    def __init__(self, table) -> None:
-        data = table.search().select(["vector", *_META]).with_row_id(True).limit(None).to_arrow()
+    def __init__(self, chunks: Chunks) -> None:
+        data = chunks.scan(["vector", *RESULT_COLUMNS])
         vectors = data.column("vector").combine_chunks()
         dims = vectors.type.list_size
         self.vectors = vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dims)
         if bad := damage.corrupt_vectors(self.vectors):
             raise ValueError(f"{bad} of {len(self.vectors)} stored vectors are corrupt")
-        self.meta = {name: data.column(name).to_numpy(zero_copy_only=False) for name in _META}
+        self.meta = {
+            name: data.column(name).to_numpy(zero_copy_only=False) for name in RESULT_COLUMNS
+        }
         self.row_ids = data.column("_rowid").to_numpy()
         self._columns = {name: data.column(name) for name in ("language", "path")}
 
@@ -238,9 +229,9 @@ class Searcher:
     def refresh(self) -> None:
         """See the latest committed index (after a re-index or a watched change)."""
         self.checked = time.monotonic()
-        self.table = self.store.chunks_table()
-        self.has_ann = "ann_rows" in self.store.meta
-        self.rows = self.table.count_rows()
+        self.chunks = self.store.chunks()
+        self.has_ann = self.store.has_ann
+        self.rows = self.chunks.count()
         self._matrix: _Matrix | None = None
         self._paths: list[str] | None = None
         self._languages: list[str] | None = None
@@ -390,27 +381,19 @@ class Searcher:
     def _vector(self, vec: np.ndarray, n: int, flt: _Filter) -> list[SearchResult]:
         if not self.has_ann:
             if self._matrix is None:
-                self._matrix = _Matrix(self.table)
+                self._matrix = _Matrix(self.chunks)
             return self._matrix.search(vec, n, flt)
-        q = self.table.search(vec, vector_column_name="vector").metric("cosine").limit(n)
-        q = q.nprobes(int(self.store.meta["ann_nprobes"]))
-        if where := flt.sql():
-            q = q.where(where, prefilter=True)
-        return self._rows(q.select([*_META, "_distance"]), lambda r: 1.0 - r["_distance"])
+        return self._rows(self.chunks.nearest(vec, n, flt), lambda r: 1.0 - r["_distance"])
 
     def _lexical(self, query: str, n: int, flt: _Filter) -> list[SearchResult]:
         terms = fts_query(query)
-        if self.store.meta.get("fts") != "1" or not terms:
+        if not terms:
             return []
-        q = self.table.search(terms, query_type="fts", fts_columns="fts")
-        q = q.limit(n)
-        if where := flt.sql():
-            q = q.where(where, prefilter=True)
-        return self._rows(q.select([*_META, "_score"]), lambda r: r["_score"])
+        return self._rows(self.chunks.full_text(terms, n, flt), lambda r: r["_score"])
 
     @staticmethod
-    def _rows(query, score) -> list[SearchResult]:
-        rows = query.with_row_id(True).to_arrow().to_pylist()
+    def _rows(table: pa.Table, score) -> list[SearchResult]:
+        rows = table.to_pylist()
         return [
             SearchResult(
                 r["path"],
@@ -428,13 +411,7 @@ class Searcher:
         """Fetch the source text of the final results only, and pick their snippets."""
         if not results:
             return
-        rows = (
-            self.table.take_row_ids([r.row_id for r in results])
-            .select(["text", "start_line"])
-            .with_row_id()
-            .to_arrow()
-            .to_pylist()
-        )
+        rows = self.chunks.take([r.row_id for r in results], ["text", "start_line"]).to_pylist()
         by_id = {row["_rowid"]: row for row in rows}
         for r in results:
             row = by_id.get(r.row_id, {"text": "", "start_line": r.start_line})
@@ -465,10 +442,10 @@ class Searcher:
     def _indexed_files(self) -> dict[str, _IndexedFile]:
         """Every indexed file that has chunks, with its language and definitions."""
         if self._files is None:
-            columns = self.table.search().select(_META).limit(None).to_arrow().to_pydict()
+            columns = self.chunks.scan(RESULT_COLUMNS).to_pydict()
             self._files = {}
             for path, start, end, language, symbol in zip(
-                *(columns[c] for c in _META), strict=True
+                *(columns[c] for c in RESULT_COLUMNS), strict=True
             ):
                 file = self._files.setdefault(path, _IndexedFile(language))
                 if symbol:
@@ -482,15 +459,8 @@ class Searcher:
         definition (``def_start``, ``def_end``) of the chunk holding that line or, on a line
         no chunk holds (a blank one), of the nearest chunk."""
         rel = self._indexed_path(path)
-        chunks = (
-            self.table.search()
-            .where(sql_in("path", [rel]))
-            .select(["vector", "start_line", "end_line", "text", *_META])
-            .with_row_id(True)
-            .limit(None)
-            .to_arrow()
-            .to_pylist()
-        )
+        columns = ["vector", "start_line", "end_line", "text", *RESULT_COLUMNS]
+        chunks = self.chunks.scan(columns, paths=[rel]).to_pylist()
         if not chunks:
             raise UsageError(f"{rel} is indexed but holds no code (it is empty or blank).")
         if line < 1:
@@ -557,22 +527,10 @@ class Searcher:
         """(path, start line, text) of the chunks of ``paths``, by path, in stored order."""
         if not paths:
             return []
-        wanted = set(paths)
-        data = (
-            self.table.search()
-            .select(["path", "start_line", "text"])
-            .with_row_id(True)
-            .limit(None)
-            .to_arrow()
-            .to_pydict()
+        data = self.chunks.scan(["path", "start_line", "text"], paths=paths).to_pydict()
+        rows = list(
+            zip(data["path"], data["_rowid"], data["start_line"], data["text"], strict=True)
         )
-        rows = [
-            (path, row_id, start, text)
-            for path, start, text, row_id in zip(
-                data["path"], data["start_line"], data["text"], data["_rowid"], strict=True
-            )
-            if path in wanted
-        ]
         return [(path, start, text) for path, _, start, text in sorted(rows)]
 
     def _filter(self, language: str | None, path_glob: str | None) -> _Filter:
@@ -604,15 +562,13 @@ class Searcher:
 
     def _indexed_languages(self) -> list[str]:
         if self._languages is None:
-            column = self.table.search().select(["language"]).limit(None).to_arrow()
-            self._languages = sorted(pc.unique(column.column("language")).to_pylist())
+            column = self.chunks.scan(["language"]).column("language")
+            self._languages = sorted(pc.unique(column).to_pylist())
         return self._languages
 
     def _indexed_paths(self) -> list[str]:
         if self._paths is None:
-            files = self.store.files_table()
-            rows = files.search().where("status = 'indexed'").select(["path"]).limit(None)
-            self._paths = rows.to_arrow().column("path").to_pylist()
+            self._paths = self.store.indexed_paths()
         return self._paths
 
 

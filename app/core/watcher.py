@@ -38,7 +38,7 @@ from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
 from app.core.indexer import IndexControl, IndexProgress, IndexResult, check_root, index_project
 from app.core.lock import register_watcher, unregister_watcher
-from app.core.store import NotIndexed
+from app.core.storage import NotIndexed
 
 log = logging.getLogger(__name__)
 

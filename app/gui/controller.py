@@ -186,7 +186,7 @@ class Controller(QObject):
                 if watcher is not None:
                     watcher.join()
                 if not shared:
-                    from app.core.store import forget
+                    from app.core.project import forget
 
                     forget(Path(root))
             except Exception as exc:  # noqa: BLE001 - e.g. another process is indexing it
@@ -224,7 +224,7 @@ class Controller(QObject):
         elif self.catching_up == root:
             line = "updating…"
         elif status and status["state"] == "unfinished":
-            from app.core.store import files_phrase  # loaded by then: status came from it
+            from app.core.storage import files_phrase  # loaded by then: status came from it
 
             line = f"not finished ({files_phrase(status['files'])}) · Resume (F5)"
         elif status:
@@ -243,7 +243,7 @@ class Controller(QObject):
         if status and status["state"] == "unfinished" and self.indexing == root:
             return f"{root}\nIndexing: resumed where it was interrupted."
         if status and status["state"] == "unfinished":
-            from app.core.store import files_phrase
+            from app.core.storage import files_phrase
 
             return (
                 f"{root}\nIndexing was interrupted after {files_phrase(status['files'])}. "

@@ -184,7 +184,8 @@ class Engine(QObject):
 
     @Slot(str)
     def project_status(self, root: str) -> None:
-        from app.core.store import NotIndexed, project_status
+        from app.core.project import project_status
+        from app.core.storage import NotIndexed
 
         try:
             # Asked after every update: the thorough check (every vector) is for the
@@ -215,7 +216,7 @@ class Engine(QObject):
     @Slot(object)
     def search(self, request: SearchRequest) -> None:
         from app.core.modes import SearchMode
-        from app.core.store import NotFinished
+        from app.core.storage import NotFinished
 
         try:
             embedder = None
@@ -294,7 +295,7 @@ class Engine(QObject):
         re-indexed, and the window is told so it can offer the re-index."""
         from app.core.ranking import Ranking
         from app.core.search import ModelMismatch, Searcher
-        from app.core.store import ProjectStore
+        from app.core.storage import ProjectStore
 
         searcher = self._searchers.get(root)
         if searcher is not None and (

@@ -26,7 +26,7 @@ from app.core.errors import CodeLampError, UsageError
 from app.core.files import decode
 from app.core.modes import SearchMode
 from app.core.search import Searcher, SearchResult
-from app.core.store import NotIndexed
+from app.core.storage import NotIndexed
 from app.mcp.projects import ServedProject, ServedProjects
 
 RESULTS = 10  # k by default

@@ -32,7 +32,7 @@ from app.core.files import FileRules
 from app.core.indexer import IndexControl, index_project
 from app.core.remote import RemoteEmbedder
 from app.core.search import Searcher
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install 'codelamp[cluster]'")
 

@@ -13,8 +13,9 @@ from sample_project import make_project
 
 from app.core import damage
 from app.core.indexer import index_project
+from app.core.project import project_dir, project_status
 from app.core.search import Searcher
-from app.core.store import IndexDamaged, ProjectStore, project_dir, project_status
+from app.core.storage import IndexDamaged, ProjectStore
 
 QUERY = "where do we retry failed uploads?"
 
@@ -66,7 +67,7 @@ def test_garbage_vectors_fail_the_search_in_one_line_until_rebuilt(project, embe
     with pytest.raises(IndexDamaged, match="vectors are corrupt"):
         ProjectStore.open(project)  # noted: lexical search, status, ... all say so
     result = index_project(project, embedder)
-    assert "vectors are corrupt" in (result.rebuilt or "")
+    assert "vectors are corrupt" in (result.notice or "")
     assert result.chunks_embedded == 0, "the embedding cache kept the vectors"
     assert top_path(project, embedder) == top_path(project, None, "lexical") == "src/upload.py"
 
@@ -101,7 +102,7 @@ def test_a_rust_panic_while_opening_is_damage_that_index_rebuilds(project, embed
     with pytest.raises(IndexDamaged, match="garbled file.*codelamp index"):
         project_status(project)
     result = index_project(project, embedder)
-    assert result.rebuilt and "damaged" in result.rebuilt
+    assert result.notice and "damaged" in result.notice
     assert top_path(project, embedder) == "src/upload.py"
 
 

@@ -17,7 +17,7 @@ from app.core import identity
 from app.core.cache import EmbeddingCache
 from app.core.embedder import Embedder
 from app.core.indexer import index_project
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 MIB = 1 << 20
 

@@ -14,8 +14,9 @@ from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.indexer import Eta, IndexControl, effective_chunk_tokens, index_project
+from app.core.project import project_status
 from app.core.search import Searcher
-from app.core.store import NotFinished, ProjectStore, project_status
+from app.core.storage import NotFinished, ProjectStore
 
 
 @pytest.fixture

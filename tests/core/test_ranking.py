@@ -128,7 +128,7 @@ def test_a_long_query_that_mentions_a_name_is_not_asking_for_it():
 def searcher(tmp_path_factory, embedder):
     from app.core.indexer import index_project
     from app.core.search import Searcher
-    from app.core.store import ProjectStore
+    from app.core.storage import ProjectStore
 
     root = tmp_path_factory.mktemp("ranked")
     (root / "src").mkdir()

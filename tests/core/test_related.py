@@ -13,7 +13,7 @@ from app.core.errors import UsageError
 from app.core.indexer import index_project
 from app.core.location import Location
 from app.core.search import Searcher
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from app.core.errors import CodeLampError, ModelError, UsageError
 from app.core.indexer import index_project
 from app.core.remote import RemoteEmbedder, endpoint_url
 from app.core.search import Searcher
-from app.core.store import NotFinished, ProjectStore
+from app.core.storage import NotFinished, ProjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from app.core.lexical import (
     split_identifiers,
 )
 from app.core.search import RRF_K, Searcher, SearchResult, _dedupe, _fuse
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 
 @pytest.fixture(scope="module")

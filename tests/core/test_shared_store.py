@@ -16,8 +16,9 @@ from sample_project import INDEXED, make_project
 from app.core import indexer
 from app.core.indexer import index_project
 from app.core.location import Location, StoreUnavailable
+from app.core.project import project_status
 from app.core.search import Searcher
-from app.core.store import FileRecord, NotIndexed, ProjectStore, project_status
+from app.core.storage import FileRecord, NotIndexed, ProjectStore
 
 pytestmark = pytest.mark.slow
 
@@ -166,5 +167,5 @@ def test_network_drop_mid_write_keeps_the_last_commit(
     assert top(store, embedder, "where do we retry failed uploads?") == "src/upload.py"
 
     result = index_project(project, embedder, location=store)  # picks up where it stopped
-    assert not result.rebuilt
+    assert not result.notice
     assert top(store, embedder, "reconcile ledger3 balances") == "src/ledger_3.py"

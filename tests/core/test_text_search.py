@@ -18,7 +18,7 @@ from app.core.lexical import word_spans
 from app.core.location import Location
 from app.core.modes import SearchMode
 from app.core.search import SNIPPET_CHARS, Searcher
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 FILES = {
     "pkg/decoder.py": '''\

@@ -18,7 +18,7 @@ from sample_project import make_project
 from app.core.indexer import index_project
 from app.core.lock import writer_lock
 from app.core.search import Searcher
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 from app.core.watcher import ProjectWatcher, WatchEvent
 
 pytestmark = pytest.mark.slow
@@ -309,7 +309,7 @@ def test_searching_while_the_watcher_writes_never_sees_damage(project, watch, em
 def test_a_cancelled_first_index_is_never_finished_by_the_watcher(tmp_path, embedder):
     """Cancel means cancel: the watcher says the index is unfinished and leaves it."""
     from app.core.indexer import IndexControl
-    from app.core.store import project_status
+    from app.core.project import project_status
 
     root = tmp_path / "big"
     for i in range(30):
@@ -364,7 +364,7 @@ def test_catch_up_reports_progress_like_an_index(project, embedder):
 def test_an_index_deleted_under_the_watcher_is_not_rebuilt_from_one_file(project, embedder):
     """Something deleted the index: the watcher says so and writes nothing, instead of
     starting a new index that holds only the next saved file."""
-    from app.core.store import project_dir
+    from app.core.project import project_dir
 
     recorder = Recorder()
     watcher = ProjectWatcher(project, embedder, recorder, quiet_s=0.1, poll_s=0.5)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sample_project import make_project
 
-from app.core.store import project_dir
+from app.core.project import project_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

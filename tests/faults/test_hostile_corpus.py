@@ -20,8 +20,9 @@ from deep_sources import deep_sources
 
 from app.core.files import FileRules
 from app.core.indexer import index_project
+from app.core.project import project_status
 from app.core.search import Searcher
-from app.core.store import ProjectStore, project_status
+from app.core.storage import ProjectStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -22,7 +22,7 @@ from app.cli import EXIT_USAGE
 from app.core.errors import UsageError
 from app.core.modes import SearchMode
 from app.core.search import MAX_QUERY_CHARS, Searcher
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,9 @@ import pytest
 
 from app.core.files import FileRules, SkipFile, load_text
 from app.core.indexer import index_project
+from app.core.project import project_status
 from app.core.search import Searcher
-from app.core.store import ProjectStore, project_status
+from app.core.storage import ProjectStore
 
 MARKER = "quillwortvault"  # a word in every text secret that has room for one, nowhere else
 _rng = random.Random(20261201)

@@ -12,7 +12,7 @@ from window_helpers import Heartbeat
 
 from app.core.embedder import Embedder
 from app.core.indexer import index_project
-from app.core.store import project_dir
+from app.core.project import project_dir
 from app.gui.controller import Controller
 from app.settings import Settings
 

@@ -14,7 +14,7 @@ from window_helpers import GB, Heartbeat, close, wait_indexed
 
 from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.models import human_size
-from app.core.store import ProjectStore
+from app.core.storage import ProjectStore
 from app.gui.dialogs import SettingsDialog
 from app.gui.main_window import MainWindow
 from app.settings import Settings
@@ -162,7 +162,7 @@ def test_closing_during_indexing_is_clean(
 
     with Embedder(default_model) as embedder:  # the index is consistent: it resumes
         result = index_project(stdlib_copy, embedder)
-    assert not result.cancelled and not result.rebuilt
+    assert not result.cancelled and not result.notice
     table = ProjectStore.open(stdlib_copy).chunks_table()
     keys = table.to_arrow().select(["path", "start_line"]).to_pylist()
     assert len(keys) == len({(k["path"], k["start_line"]) for k in keys})

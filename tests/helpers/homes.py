@@ -30,6 +30,6 @@ def index_at_home(root: Path, home: Path, embedder, kind: str) -> Path:
 
     with codelamp_home_at(home), pytest.MonkeyPatch.context() as patch:
         if kind == "ann":
-            patch.setattr("app.core.store.EXACT_SEARCH_BYTES", 0)
+            patch.setattr("app.core.storage.lance.EXACT_SEARCH_BYTES", 0)
         index_project(root, embedder)
     return home
