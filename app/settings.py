@@ -46,6 +46,7 @@ class Settings:
     query_history: list[str] = field(default_factory=list)  # newest first
     search_mode: str = "hybrid"
     demote_tests: bool = True  # hybrid ranks tests, vendored code, shims and stubs lower
+    storage: str = ""  # new indexes: "lancedb" or "lite" (app/core/storage); "" = lancedb
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

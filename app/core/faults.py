@@ -6,6 +6,7 @@ The suite (tests/faults/, scripts/torture.py) runs real ``codelamp`` processes w
 * ``POINT:N`` or ``POINT:N:kill``: SIGKILL this process at the N-th time ``POINT`` is
   reached (a crash, a power cut, the OOM killer);
 * ``POINT:N:enospc`` / ``POINT:N:erofs``: raise the OSError a full or read-only disk gives;
+  ``POINT:N:enotsup``: the one a filesystem gives for an operation it does not support;
 * ``count:FILE``: write how often each point was reached to FILE (JSON) at exit, so a
   test can pick its kill points among the real ones.
 
@@ -51,5 +52,5 @@ def point(name: str) -> None:
         return
     if _action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    code = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}[_action]
+    code = {"enospc": errno.ENOSPC, "erofs": errno.EROFS, "enotsup": errno.ENOTSUP}[_action]
     raise OSError(code, os.strerror(code))

@@ -82,6 +82,9 @@ class Controller(QObject):
         from app.core.lock import set_role
 
         set_role("the CodeLamp app")
+        from app.core import storage
+
+        storage.choose(settings.storage or None)
         self.settings = settings
         self.gate = ModelGate(settings)
         self.engine = Engine(self.gate, settings)

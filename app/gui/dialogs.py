@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -109,6 +110,14 @@ class SettingsDialog(QDialog):
             'In hybrid search, unless the query asks for them ("tests of…", "stub", "vendored").'
         )
         self.demote.setChecked(settings.demote_tests)
+        self.storage = QComboBox()
+        self.storage.addItem("LanceDB (any size)", "lancedb")
+        self.storage.addItem("Lite (SQLite, for small projects)", "lite")
+        self.storage.setCurrentIndex(1 if settings.storage == "lite" else 0)
+        self.storage.setToolTip(
+            "Where new indexes are kept; both find the same results. An index keeps its "
+            "storage until it is rebuilt (forget the project and add it again)."
+        )
         self.high = self._percent(settings.memory_high_percent)
         self.critical = self._percent(settings.memory_critical_percent)
 
@@ -128,6 +137,7 @@ class SettingsDialog(QDialog):
         form.addRow("Also ignore", self.ignores)
         form.addRow("Editor command", self.editor)
         form.addRow(self.demote)
+        form.addRow("Index storage", self.storage)
         form.addRow("Memory warning at", self.high)
         form.addRow("Pause indexing at", self.critical)
         buttons = QDialogButtonBox(
@@ -267,6 +277,10 @@ class SettingsDialog(QDialog):
         ]
         s.editor_command = self.editor.text().strip()
         s.demote_tests = self.demote.isChecked()
+        s.storage = self.storage.currentData()
+        from app.core import storage
+
+        storage.choose(s.storage)
         s.memory_high_percent = self.high.value()
         s.memory_critical_percent = self.critical.value()
         super().accept()

@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
                 f"Indexed {name}: {result.files_indexed} files read, {result.files_unchanged} "
                 f"unchanged, {result.files_deleted} removed · {result.chunks_embedded} chunks "
                 f"embedded · {result.seconds:.1f} s"
+                + (f" · {result.notice}" if result.notice else "")
             )
         if root == self.current_root() and self.search.query.text().strip():
             self.search.search_now(refresh=True)

@@ -180,7 +180,7 @@ class LiteChunks(Chunks):
         best = found[np.lexsort((ids[found], -scores[found]))][:n]
         table = self.take(ids[best].tolist(), RESULT_COLUMNS)
         at = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
-        table = table.take([at[i] for i in ids[best].tolist()])
+        table = table.take(pa.array([at[i] for i in ids[best].tolist()], pa.int64()))
         return table.append_column("_score", pa.array(scores[best], pa.float32()))
 
 
