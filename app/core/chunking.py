@@ -746,31 +746,6 @@ def _soft_break(line: str, pos: int, end: int) -> int:
 # --- The entry point ---------------------------------------------------------------------
 
 
-def definition_spans(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
-    """For each chunk (in file order), the lines of the whole definition it belongs to.
-
-    The parts of a split definition share their symbol and follow each other, so a search
-    hit on any part can name the whole function. Other chunks span just themselves.
-    """
-    spans: list[tuple[int, int]] = []
-    first = 0
-    for last, chunk in enumerate(chunks):
-        following = chunks[last + 1] if last + 1 < len(chunks) else None
-        if following is None or not _same_definition(chunk, following):
-            spans += [(chunks[first].start_line, chunk.end_line)] * (last - first + 1)
-            first = last + 1
-    return spans
-
-
-def _same_definition(a: Chunk, b: Chunk) -> bool:
-    return (
-        bool(a.symbol)
-        and a.symbol == b.symbol
-        and a.path == b.path
-        and b.start_line <= a.end_line + 2
-    )
-
-
 def chunk_file(
     path: str, text: str, max_tokens: int, count_tokens: Callable[[str], int]
 ) -> list[Piece]:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from app.core import faults
 from app.core.cache import EmbeddingCache
-from app.core.chunking import Piece, chunk_file, chunk_limit, definition_spans
+from app.core.chunking import Piece, chunk_file, chunk_limit
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
 from app.core.files import (
@@ -44,6 +44,7 @@ from app.core.location import Location
 from app.core.lock import writer_lock
 from app.core.models import check_dims
 from app.core.remote import RemoteEmbedder
+from app.core.search import definition_spans
 from app.core.storage import (
     FileRecord,
     ModelRecord,

@@ -31,11 +31,11 @@ import difflib
 import posixpath
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -52,6 +52,9 @@ from app.core.ranking import Ranking, rerank
 from app.core.remote import RemoteEmbedder
 from app.core.storage import Chunks, Filter, ProjectStore, index_command
 from app.core.storage.base import RESULT_COLUMNS
+
+if TYPE_CHECKING:
+    from app.core.chunking import Chunk
 
 # Reciprocal rank fusion's constant. The usual 60 (Cormack et al., tuned for many ranked
 # lists of web documents) lets a definition ranked modestly by both lists beat the one that
@@ -628,6 +631,32 @@ def grep_unindexed(
     return [_IndexedFile(languages[m.path]).line_result(m, pattern) for m in matches], total
 
 
+def definition_spans(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
+    """For each chunk (in file order), the lines of the whole definition it belongs to.
+
+    The parts of a split definition share their symbol and follow each other, so a search
+    hit on any part can name the whole function. Other chunks span just themselves. The
+    indexer stores these spans as ``def_start`` and ``def_end``.
+    """
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for last, chunk in enumerate(chunks):
+        following = chunks[last + 1] if last + 1 < len(chunks) else None
+        if following is None or not _same_definition(chunk, following):
+            spans += [(chunks[first].start_line, chunk.end_line)] * (last - first + 1)
+            first = last + 1
+    return spans
+
+
+def _same_definition(a: Chunk, b: Chunk) -> bool:
+    return (
+        bool(a.symbol)
+        and a.symbol == b.symbol
+        and a.path == b.path
+        and b.start_line <= a.end_line + 2
+    )
+
+
 def _fuse(rankings: list[tuple[list[SearchResult], float]]) -> list[SearchResult]:
     """Reciprocal rank fusion: score = sum over rankings of weight / (RRF_K + rank), where
     a ranking ranks definitions, each at its best chunk."""
@@ -686,7 +715,7 @@ class _IndexedFile:
 
     language: str
     # (start, end, symbol), sorted. They never overlap: each is one chunk, or the
-    # consecutive parts of a split definition (chunking.definition_spans).
+    # consecutive parts of a split definition (definition_spans).
     definitions: list[tuple[int, int, str]] = field(default_factory=list)
 
     def symbol_at(self, line: int) -> str:
