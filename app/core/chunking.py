@@ -79,18 +79,13 @@ class Chunk:
 class Piece:
     """A chunk and the exact string to embed for it (also the embedding-cache key).
 
-    ``embed_text`` is ``embed_text(chunk, context)`` where later parts of a split definition
-    carry its signature as ``context``. A path or signature that would take more than a
-    quarter of the model's window is shortened there, so the code itself keeps the room.
+    ``embed_text`` is a short "<path> <symbol>" line, then, in the later parts of a split
+    definition, its signature, then the code. A path or signature that would take more than
+    a quarter of the model's window is shortened there, so the code itself keeps the room.
     """
 
     chunk: Chunk
     embed_text: str
-
-
-def embed_text(chunk: Chunk, context: str = "") -> str:
-    """A short "<path> <symbol>" line, then ``context`` (a signature), then the code."""
-    return _join(_header_line(chunk.path, chunk.symbol), context, chunk.text)
 
 
 def _header_line(path: str, symbol: str) -> str:

@@ -16,7 +16,8 @@ from textwrap import dedent
 import pytest
 from deep_sources import deep_sources
 
-from app.core.chunking import Chunk, Piece, chunk_file, embed_text, language_for
+from app.core.chunking import Piece, chunk_file
+from app.core.languages import language_for
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 REPO = Path(__file__).resolve().parents[2]
@@ -166,7 +167,7 @@ def test_class_lines_after_methods_carry_the_class_signature():
     tail = next(p for p in result if p.chunk.start_line == 30)
     assert tail.embed_text == "pkg/cache.py LRUCache\nclass LRUCache(Base):\n    hits = 0"
     head = next(p for p in result if p.chunk.start_line == 14)
-    assert head.embed_text == embed_text(head.chunk)  # shows its own signature
+    assert head.embed_text == f"pkg/cache.py LRUCache\n{head.chunk.text}"  # its own signature
 
 
 def test_javascript_exports_classes_fields_and_assigned_functions():
@@ -593,20 +594,11 @@ def test_a_script_without_extension_is_parsed_by_its_shebang():
 # --- Embedding text ----------------------------------------------------------------------
 
 
-def test_embed_text_is_a_short_header_then_context_then_code():
-    chunk = Chunk("src/a.py", "python", 3, 4, "Cache.get", "    return 1\n    # done")
-    assert embed_text(chunk) == "src/a.py Cache.get\n    return 1\n    # done"
-    assert embed_text(chunk, "def get(self):") == (
-        "src/a.py Cache.get\ndef get(self):\n    return 1\n    # done"
-    )
-    merged = Chunk("src/a.py", "python", 1, 1, "", "import os")
-    assert embed_text(merged) == "src/a.py\nimport os"
-
-
 def test_a_piece_that_fits_is_embedded_as_its_chunk():
     for piece in pieces("pkg/cache.py", PYTHON):
         if piece.chunk.symbol != "LRUCache" or piece.chunk.start_line == 14:
-            assert piece.embed_text == embed_text(piece.chunk)
+            header = f"pkg/cache.py {piece.chunk.symbol}".rstrip()  # merged code: the path
+            assert piece.embed_text == f"{header}\n{piece.chunk.text}"
 
 
 # --- Splitting what does not fit -----------------------------------------------------------
@@ -645,7 +637,7 @@ def test_a_long_function_is_split_between_statements_and_every_part_names_it():
     signature = "def upload_all(self, files, retries=3):"
     for piece in result[1:]:
         assert signature not in piece.chunk.text
-        assert piece.embed_text == embed_text(piece.chunk, signature)
+        assert piece.embed_text == f"up.py upload_all\n{signature}\n{piece.chunk.text}"
     # The loop alone is too big: it is split between its own statements.
     assert any(p.chunk.start_line > 35 and p.chunk.text.startswith("        send(") for p in result)
 
