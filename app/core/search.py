@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 # scripts/eval_quality.py gives hybrid MRR@10 0.536 at 60, 0.560 at 2, 0.564 at 1.
 RRF_K = 1
 READ_ATTEMPTS = 3
+# BM25 scores that agree to this many decimals are equal (LanceDB computes in float32),
+# and the storage is asked for this many more results than needed, so that ties at the
+# cut are decided by place too.
+SCORE_DECIMALS = 4
+TIE_MARGIN = 10
 # A shared index changes under its readers, with no watcher here to say so: a searcher
 # looks for a newer commit at most this often.
 SHARED_RECHECK_S = 30.0
@@ -392,7 +397,11 @@ class Searcher:
         terms = fts_query(query)
         if not terms:
             return []
-        return self._rows(self.chunks.full_text(terms, n, flt), lambda r: r["_score"])
+        found = self._rows(self.chunks.full_text(terms, n + TIE_MARGIN, flt), lambda r: r["_score"])
+        # Equal scores (copies of a chunk, one-line methods) come in whatever order the
+        # storage keeps: order them by place, so that every storage ranks the same.
+        found.sort(key=lambda r: (-round(r.score, SCORE_DECIMALS), r.path, r.start_line))
+        return found[:n]
 
     @staticmethod
     def _rows(table: pa.Table, score) -> list[SearchResult]:
