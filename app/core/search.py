@@ -62,9 +62,9 @@ if TYPE_CHECKING:
 # scripts/eval_quality.py gives hybrid MRR@10 0.536 at 60, 0.560 at 2, 0.564 at 1.
 RRF_K = 1
 READ_ATTEMPTS = 3
-# BM25 scores that agree to this many decimals are equal (LanceDB computes in float32),
-# and the storage is asked for this many more results than needed, so that ties at the
-# cut are decided by place too.
+# BM25 scores that agree to this many decimals are equal (LanceDB computes in float32).
+# The storage is asked for this many more results than needed, and more while the last
+# ones tie with the one at the cut, so that ties there are decided by place too.
 SCORE_DECIMALS = 4
 TIE_MARGIN = 10
 # A shared index changes under its readers, with no watcher here to say so: a searcher
@@ -397,11 +397,25 @@ class Searcher:
         terms = fts_query(query)
         if not terms:
             return []
-        found = self._rows(self.chunks.full_text(terms, n + TIE_MARGIN, flt), lambda r: r["_score"])
-        # Equal scores (copies of a chunk, one-line methods) come in whatever order the
-        # storage keeps: order them by place, so that every storage ranks the same.
-        found.sort(key=lambda r: (-round(r.score, SCORE_DECIMALS), r.path, r.start_line))
-        return found[:n]
+        asked = n + TIE_MARGIN
+        while True:
+            table = self.chunks.full_text(terms, asked, flt)
+            found = self._rows(table, lambda r: r["_score"])
+            # Equal scores (copies of a chunk, one-line methods) come in whatever order
+            # the storage keeps: they are ordered by place, so every storage ranks alike,
+            # which needs all of those that tie at the cut.
+            found.sort(key=lambda r: (-round(r.score, SCORE_DECIMALS), r.path, r.start_line))
+            cut_ties = (
+                len(found) == asked
+                and len(found) > n
+                and (
+                    round(found[n - 1].score, SCORE_DECIMALS)
+                    == round(found[-1].score, SCORE_DECIMALS)
+                )
+            )
+            if not cut_ties:
+                return found[:n]
+            asked *= 2
 
     @staticmethod
     def _rows(table: pa.Table, score) -> list[SearchResult]:

@@ -232,3 +232,27 @@ def test_a_killed_index_recovers_on_both_backends(storage, tmp_path, default_mod
     monkeypatch.setenv("CODELAMP_STORAGE", storage)
     report = torture.kills("incremental", 2, tmp_path, default_model, seed=11)
     assert len(report.killed) == 2 and report.completed == 0
+
+
+def test_keyword_ties_rank_by_place_on_both_backends(tmp_path):
+    """Forty one-line methods score the same; whichever order a storage keeps them in,
+    the results are the same: ties by path and line, even across the cut of the pool."""
+    from app.core.search import Searcher
+
+    same = {f"pkg/m{i:02}.py": ["def get(self):\n    return self.value"] for i in range(40)}
+    same["pkg/other.py"] = ["def get_value(self, value):\n    return value or self.value"]
+    found = {}
+    for storage in BACKENDS:
+        files = dict(reversed(same.items())) if storage == "lite" else same  # other order
+        searcher = Searcher(_build(tmp_path / storage, files, storage=storage))
+        found[storage] = [
+            (r.path, r.start_line) for r in searcher.search("get value", 5, "lexical")
+        ]
+    assert found["lite"] == found["lancedb"]
+    assert [p for p, _ in found["lite"]] == [
+        "pkg/other.py",
+        "pkg/m00.py",
+        "pkg/m01.py",
+        "pkg/m02.py",
+        "pkg/m03.py",
+    ]
