@@ -137,8 +137,9 @@ def generation(model_id: str, chunk_tokens: int | None = None) -> str:
 
 def index_command(root: Path | str, location: Location | None = None) -> str:
     """The command that builds or updates this index, for messages."""
-    shared = location is not None and location.shared
-    return f"codelamp index {root}" + (f" --store {location.uri}" if shared else "")
+    if location is not None and location.shared:
+        return f"codelamp index {root} --store {location.uri}"
+    return f"codelamp index {root}"
 
 
 def probe_json(probe: Sequence[float]) -> str:
@@ -219,7 +220,10 @@ class ProjectStore(ABC):
         """
         from app.core.storage import backend_of
 
-        location = location or Location.of_project(root)
+        if location is None:
+            if root is None:
+                raise ValueError("open needs a root or a location")
+            location = Location.of_project(root)
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             store = None
             try:
@@ -237,6 +241,11 @@ class ProjectStore(ABC):
                 raise not_finished(store.root, store)
             return store
         raise AssertionError("unreachable")
+
+    @staticmethod
+    @abstractmethod
+    def exists(location: Location) -> bool:
+        """This backend has an index at ``location`` (a remote one: maybe, ask it)."""
 
     @classmethod
     @abstractmethod

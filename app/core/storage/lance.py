@@ -140,7 +140,6 @@ class LanceStore(ProjectStore):
 
     @staticmethod
     def exists(location: Location) -> bool:
-        """An index is there (for a remote store: maybe, ask it)."""
         return location.remote or (Path(location.uri) / "meta.lance").is_dir()
 
     @classmethod

@@ -59,7 +59,7 @@ _MAX_VARIABLES = 900  # bound parameters per statement (SQLite's limit is 999 on
 
 
 def _file(location: Location) -> Path:
-    return (location.folder if location.shared else location.notes) / FILE_NAME
+    return (Path(location.uri) if location.shared else location.notes) / FILE_NAME
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -179,8 +179,8 @@ class LiteChunks(Chunks):
         found = np.flatnonzero(keep)
         best = found[np.lexsort((ids[found], -scores[found]))][:n]
         table = self.take(ids[best].tolist(), RESULT_COLUMNS)
-        at = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
-        table = table.take(pa.array([at[i] for i in ids[best].tolist()], pa.int64()))
+        row = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
+        table = table.take(pa.array([row[i] for i in ids[best].tolist()], pa.int64()))
         return table.append_column("_score", pa.array(scores[best], pa.float32()))
 
 
