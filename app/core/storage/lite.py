@@ -265,15 +265,15 @@ class LiteStore(ProjectStore):
                 return  # a first build killed before it made its tables
             for table in (f"chunks_{gen}", f"files_{gen}"):
                 self.query(f"SELECT * FROM {table} LIMIT 1")
-            chunks = self.chunks(gen)
             if path := self.query(f"SELECT path FROM chunks_{gen} LIMIT 1"):
-                chunks.full_text(path[0][0], 1, Filter())
+                for term in fulltext.query_terms(path[0][0]):
+                    self.query(f"SELECT doc FROM fts_{gen}_words WHERE term = ? LIMIT 1", (term,))
             if thorough:
                 problems = [r[0] for r in self.query("PRAGMA integrity_check") if r[0] != "ok"]
                 if problems:
                     raise sqlite3.DatabaseError(problems[0])
                 self.query(f"INSERT INTO fts_{gen}(fts_{gen}) VALUES ('integrity-check')")
-                vectors = chunks.scan(["vector"]).column("vector").combine_chunks()
+                vectors = self.chunks(gen).scan(["vector"]).column("vector").combine_chunks()
                 matrix = vectors.values.to_numpy().reshape(-1, vectors.type.list_size)
                 if bad := damage.corrupt_vectors(matrix):
                     raise ValueError(f"{bad} stored vectors are corrupt")
@@ -318,7 +318,8 @@ class LiteStore(ProjectStore):
         return self.query(sql)[0][0]
 
     def newer_commit(self) -> bool:
-        return _read_meta(self.conn).get("commit") != self.meta.get("commit")
+        with self._lock:
+            return _read_meta(self.conn).get("commit") != self.meta.get("commit")
 
     def size_on_disk(self) -> int:
         path = _file(self.location)
