@@ -286,7 +286,7 @@ def _store(args: argparse.Namespace):
 def _root_to_read(args: argparse.Namespace, location) -> Path | None:
     """The PATH of `search` or `status`, which a named store does without (its index
     records the root it was built from)."""
-    from app.core.indexer import check_root
+    from app.core.project import check_root
 
     if args.path is None and location is None:
         raise UsageError(f"`codelamp {args.command}` needs a PATH (or --store URI).")
@@ -348,7 +348,7 @@ def _cluster(address: str | None):
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from app.core.indexer import check_root
+    from app.core.project import check_root
 
     root = check_root(Path(args.path))
     location = _store(args)
@@ -530,7 +530,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     or SIGTERM; one line per update. The watchers only ever catch up a committed index."""
     import threading
 
-    from app.core.indexer import check_root
+    from app.core.project import check_root
     from app.core.watcher import ProjectWatcher
 
     roots = list(dict.fromkeys(check_root(Path(p)) for p in args.paths))
@@ -597,7 +597,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve the projects to a coding agent over MCP on stdin and stdout (docs/AGENTS.md),
     or print how to register that server with an agent."""
-    from app.core.indexer import check_root
+    from app.core.project import check_root
 
     roots = [check_root(Path(p)) for p in args.paths]
     if args.print_config:

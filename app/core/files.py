@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 import pathspec
 
 from app.core import faults
-from app.core.errors import CodeLampError
 from app.core.likely_secrets import SECRET, holds_secret, is_secret_path
+from app.core.project import check_root
 
 log = logging.getLogger(__name__)
 
@@ -269,14 +269,7 @@ class FileRules:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         extra_ignores: Sequence[str] = (),
     ) -> None:
-        root = Path(root).expanduser()
-        if not root.exists():
-            raise CodeLampError(f"No folder at {root}.")
-        if not root.is_dir():
-            raise CodeLampError(f"{root} is not a folder.")
-        if not os.access(root, os.R_OK | os.X_OK):
-            raise CodeLampError(f"Cannot read {root}: Permission denied.")
-        self.root = root.resolve()
+        self.root = check_root(root)
         self.max_file_bytes = max_file_bytes
         self.extra = _ignore_spec(extra_ignores, "Ignore settings") if extra_ignores else None
         self._specs: dict[str, list[tuple[str, pathspec.GitIgnoreSpec]]] = {}

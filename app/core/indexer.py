@@ -43,6 +43,7 @@ from app.core.lexical import fts_text
 from app.core.location import Location
 from app.core.lock import writer_lock
 from app.core.models import check_dims
+from app.core.project import check_root
 from app.core.remote import RemoteEmbedder
 from app.core.search import definition_spans
 from app.core.storage import (
@@ -196,15 +197,6 @@ def content_key(piece: Piece) -> str:
     """
     text = piece.embed_text.removeprefix(piece.chunk.path)
     return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-
-
-def check_root(root: Path) -> Path:
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise CodeLampError(f"No folder at {root}.")
-    if not root.is_dir():
-        raise CodeLampError(f"{root} is not a folder; point CodeLamp at a project folder.")
-    return root.resolve()
 
 
 def prepare_file(

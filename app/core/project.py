@@ -1,9 +1,10 @@
-"""A project's identity and folder checks: where its index lives, what state it is in,
-and how it is forgotten."""
+"""A project's identity and folder checks: whether a folder can be one, where its index
+lives, what state it is in, and how it is forgotten."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -12,9 +13,25 @@ from typing import TYPE_CHECKING
 import pyarrow.compute as pc
 
 from app import paths
+from app.core.errors import CodeLampError
 
 if TYPE_CHECKING:
     from app.core.location import Location
+
+
+def check_root(root: str | Path) -> Path:
+    """The project folder ``root``, resolved; else a CodeLampError that says what is wrong
+    with it. Every way in (the CLI, the window, the indexer, the watcher, the MCP server)
+    asks here, so a folder is refused in the same words wherever it is given."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise CodeLampError(f"No folder at {root}: it does not exist.")
+    if not root.is_dir():
+        kind = "a file, not a folder" if root.is_file() else "not a folder"
+        raise CodeLampError(f"{root} is {kind}: point CodeLamp at the folder of your code.")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise CodeLampError(f"{root} cannot be read (permission denied).")
+    return root.resolve()
 
 
 def project_key(root: Path) -> str:

@@ -36,8 +36,9 @@ from watchdog.observers import Observer
 
 from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
-from app.core.indexer import IndexControl, IndexProgress, IndexResult, check_root, index_project
+from app.core.indexer import IndexControl, IndexProgress, IndexResult, index_project
 from app.core.lock import register_watcher, unregister_watcher
+from app.core.project import check_root
 from app.core.storage import NotIndexed
 
 log = logging.getLogger(__name__)

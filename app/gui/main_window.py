@@ -7,14 +7,15 @@ renders its part. All signals between them are wired in :meth:`MainWindow._conne
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter
 
+from app.core.errors import CodeLampError
 from app.core.modes import SearchMode
+from app.core.project import check_root
 from app.gui.controller import Controller
 from app.gui.dialogs import SettingsDialog, SharedIndexDialog, show_about
 from app.gui.project_panel import ProjectPanel
@@ -141,18 +142,11 @@ class MainWindow(QMainWindow):
 
     def add_project(self, folder: str) -> bool:
         """Add a folder and index it; a clear message (and no change) for anything else."""
-        path = Path(folder).expanduser()
-        problem = None
-        if not path.exists():
-            problem = f"{path} does not exist."
-        elif not path.is_dir():
-            problem = f"{path} is a file. Add the folder that holds your code."
-        elif not os.access(path, os.R_OK | os.X_OK):
-            problem = f"{path} cannot be read (permission denied)."
-        if problem:
-            QMessageBox.warning(self, "Cannot add this folder", problem)
+        try:
+            root = str(check_root(folder))
+        except CodeLampError as exc:
+            QMessageBox.warning(self, "Cannot add this folder", str(exc))
             return False
-        root = str(path.resolve())
         self.projects.add_item(root)
         self.controller.add(root)
         self.projects.select(root)

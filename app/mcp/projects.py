@@ -32,10 +32,10 @@ from pathlib import Path
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError, UsageError
 from app.core.files import FileRules
-from app.core.indexer import IndexControl, IndexProgress, check_root, index_project
+from app.core.indexer import IndexControl, IndexProgress, index_project
 from app.core.languages import language_for
 from app.core.lock import claim_watching, holder_of, release_watching, watchers_of
-from app.core.project import project_status
+from app.core.project import check_root, project_status
 from app.core.search import Searcher, SearchResult, grep_unindexed
 from app.core.storage import IndexDamaged, NotIndexed, ProjectStore
 from app.core.watcher import ProjectWatcher, WatchEvent

@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 
 from app import __version__
 from app.core.errors import CodeLampError, UsageError
+from app.core.project import check_root
 from app.mcp.projects import ServedProjects
 from app.mcp.tools import TOOLS, check_arguments
 
@@ -78,11 +79,12 @@ async def _client_roots(session) -> list[Path]:
     folders = []
     for root in listed.roots:
         url = urlparse(str(root.uri))
-        folder = Path(url2pathname(url.path))
-        if url.scheme == "file" and folder.is_dir():
-            folders.append(folder)
-        else:
-            log.warning("not serving the root %s: not a local folder", root.uri)
+        try:
+            if url.scheme != "file":
+                raise CodeLampError("not a local folder")
+            folders.append(check_root(url2pathname(url.path)))
+        except CodeLampError as exc:
+            log.warning("not serving the root %s: %s", root.uri, exc)
     return folders
 
 
