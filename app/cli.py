@@ -348,6 +348,7 @@ def _cluster(address: str | None):
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from app.core.indexer import IndexOptions
     from app.core.project import check_root
 
     root = check_root(Path(args.path))
@@ -357,7 +358,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         result = _index_until_interrupted(
             root,
             embedder,
-            chunk_tokens=args.chunk_tokens,
+            options=IndexOptions(chunk_tokens=args.chunk_tokens),
             progress=_index_progress(args.json),
             location=location,
             cluster=cluster,
@@ -537,11 +538,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     location = _store(args)
     if location and len(roots) > 1:
         raise UsageError("A store holds the index of one folder: watch one PATH with --store.")
-    options = {"location": location} if location else {}
     embedder = make_embedder(args)
     progress = _index_progress(args.json)
     for root in roots:
-        if _index_until_interrupted(root, embedder, progress=progress, **options).cancelled:
+        if _index_until_interrupted(root, embedder, progress=progress, location=location).cancelled:
             embedder.close()
             print(f"Stopped while indexing {root}; nothing done so far is lost.", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -573,7 +573,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             stop.set()
 
     watchers = [
-        ProjectWatcher(root, embedder, report, progress=progress, index_options=options)
+        ProjectWatcher(root, embedder, report, progress=progress, location=location)
         for root in roots
     ]
     try:

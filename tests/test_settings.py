@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from app.core.indexer import IndexOptions
 from app.settings import SCHEMA_VERSION, Settings, settings_path
 
 
@@ -32,3 +33,9 @@ def test_unknown_and_mistyped_values_are_ignored():
     )
     s = Settings.load()
     assert s.threads == 0 and s.memory_high_percent == 80.0 and s.projects == ["/x"]
+
+
+def test_index_options_come_from_the_settings():
+    assert IndexOptions.from_settings(Settings()) == IndexOptions(chunk_tokens=0)
+    s = Settings(max_file_kb=0, ignore_patterns=["*.sql", "tmp/"], max_chunk_tokens=128)
+    assert IndexOptions.from_settings(s) == IndexOptions(1024, ("*.sql", "tmp/"), 128)

@@ -61,6 +61,7 @@ from app.core.storage import (
 
 if TYPE_CHECKING:
     from app.core.cluster import Cluster
+    from app.settings import Settings
 
 # A batch is written when it holds this many chunks or files, or is this old.
 BATCH_CHUNKS = 2000
@@ -126,6 +127,23 @@ class Eta:
         if now - self.started < self.settle_s or done <= done_then:
             return None
         return (total - done) * (now - then) / (done - done_then)
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """The user's rules for an index: the largest file read, ignore patterns on top of the
+    project's own, and the chunk limit (0: the model's own; None: what the index has)."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    extra_ignores: tuple[str, ...] = ()
+    chunk_tokens: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexOptions:
+        """The app's settings, read the same way for an index and for a watcher."""
+        return cls(
+            settings.max_file_bytes, tuple(settings.ignore_patterns), settings.max_chunk_tokens
+        )
 
 
 @dataclass
@@ -231,10 +249,8 @@ def index_project(
     cache: EmbeddingCache | None = None,
     progress: Callable[[IndexProgress], None] | None = None,
     control: IndexControl | None = None,
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-    extra_ignores: Sequence[str] = (),
+    options: IndexOptions | None = None,
     only: Sequence[str] | None = None,
-    chunk_tokens: int | None = None,
     catch_up_only: bool = False,
     location: Location | None = None,
     cluster: Cluster | None = None,
@@ -246,9 +262,9 @@ def index_project(
     reports them); a listed path that is gone or now ignored leaves the index. While another
     process writes this project's index, this waits for it (phase "waiting").
 
-    ``chunk_tokens`` caps the size of a chunk: 0 is the model's own limit, ``None`` keeps
-    the limit the index was built with. A changed limit re-chunks every file; pieces that
-    come out the same take their vectors from the cache.
+    ``options.chunk_tokens`` caps the size of a chunk: 0 is the model's own limit, ``None``
+    keeps the limit the index was built with. A changed limit re-chunks every file; pieces
+    that come out the same take their vectors from the cache.
 
     ``catch_up_only`` (the file watcher) only brings a committed index of this model up to
     date: it never starts or resumes a build the user did not ask for, and raises
@@ -278,7 +294,8 @@ def index_project(
         cluster,
         storage,
     )
-    rules = FileRules(root, max_file_bytes, extra_ignores)
+    options = options or IndexOptions()
+    rules = FileRules(root, options.max_file_bytes, options.extra_ignores)
     try:
         with writer_lock(
             root,
@@ -290,7 +307,7 @@ def index_project(
             if not locked:
                 run.result.cancelled = True
                 return run.result
-            return run.execute(rules, only, chunk_tokens)
+            return run.execute(rules, only, options.chunk_tokens)
     except CodeLampError:
         raise
     except Exception as exc:

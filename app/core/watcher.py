@@ -28,18 +28,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
-from app.core.indexer import IndexControl, IndexProgress, IndexResult, index_project
+from app.core.indexer import (
+    IndexControl,
+    IndexOptions,
+    IndexProgress,
+    IndexResult,
+    index_project,
+)
 from app.core.lock import register_watcher, unregister_watcher
 from app.core.project import check_root
 from app.core.storage import NotIndexed
+
+if TYPE_CHECKING:
+    from app.core.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +84,8 @@ class ProjectWatcher:
         quiet_s: float = QUIET_S,
         burst: int = BURST,
         poll_s: float = POLL_S,
-        index_options: dict | None = None,
+        options: IndexOptions | None = None,
+        location: Location | None = None,
         progress: Callable[[IndexProgress], None] | None = None,
     ) -> None:
         self.root = check_root(root)
@@ -83,7 +94,9 @@ class ProjectWatcher:
         self.progress = progress
         self.control: IndexControl | None = None  # the running round's, while one runs
         self.quiet_s, self.burst, self.poll_s = quiet_s, burst, poll_s
-        self.index_options = index_options or {}
+        # A catch-up keeps the index's chunk limit: a new one waits for the user's re-index.
+        self.options = replace(options or IndexOptions(), chunk_tokens=None)
+        self.location = location
         self.mode = "starting"  # "watching", "polling", "unavailable" or "stopped"
         self.unfinished = False  # the index is not one this watcher may catch up
         self.last_update: float | None = None  # time.time() of the last finished round
@@ -223,7 +236,8 @@ class ProjectWatcher:
                 control=self.control,
                 progress=self.progress,
                 catch_up_only=True,
-                **self.index_options,
+                options=self.options,
+                location=self.location,
             )
         except NotIndexed as exc:
             # Not ours to build (deleted, or never finished): wait for the user's index,

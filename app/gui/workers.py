@@ -346,7 +346,7 @@ class IndexWorker(QObject):
     @Slot(str)
     def index(self, root: str) -> None:
         from app.core.embedder import LoadCancelled
-        from app.core.indexer import IndexControl, index_project
+        from app.core.indexer import IndexControl, IndexOptions, index_project
 
         self.control = control = IndexControl()
         try:
@@ -357,9 +357,7 @@ class IndexWorker(QObject):
                 embedder,
                 control=control,
                 progress=lambda p: self.progress.emit(root, p),
-                max_file_bytes=self.settings.max_file_bytes,
-                extra_ignores=self.settings.ignore_patterns,
-                chunk_tokens=self.settings.max_chunk_tokens,
+                options=IndexOptions.from_settings(self.settings),
             )
             self.finished.emit(root, result, "")
         except LoadCancelled:
@@ -382,6 +380,7 @@ class WatchHub(QObject):
 
     def start(self, root: str, embedder, settings) -> str:
         """Start watching; returns an error message, or ""."""
+        from app.core.indexer import IndexOptions
         from app.core.watcher import ProjectWatcher
 
         if root in self.watchers or embedder is None:
@@ -391,10 +390,7 @@ class WatchHub(QObject):
                 Path(root),
                 embedder,
                 self.event.emit,
-                index_options={
-                    "max_file_bytes": settings.max_file_bytes,
-                    "extra_ignores": settings.ignore_patterns,
-                },
+                options=IndexOptions.from_settings(settings),
                 progress=lambda p: self.progress.emit(root, p),
             )
             watcher.start()

@@ -13,7 +13,7 @@ from app.core.cache import EmbeddingCache
 from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
-from app.core.indexer import Eta, IndexControl, effective_chunk_tokens, index_project
+from app.core.indexer import Eta, IndexControl, IndexOptions, effective_chunk_tokens, index_project
 from app.core.project import project_status
 from app.core.search import Searcher
 from app.core.storage import NotFinished, ProjectStore
@@ -231,7 +231,7 @@ def test_model_switch_builds_a_fresh_table(project, base_model, base_model_q8, o
 def test_chunk_limit_is_kept_until_changed(project, embedder):
     index_project(project, embedder)
     default_chunks = stored_chunks(project)
-    result = index_project(project, embedder, chunk_tokens=64)
+    result = index_project(project, embedder, options=IndexOptions(chunk_tokens=64))
     assert result.files_indexed == len(INDEXED), "a new limit chunks every file anew"
     store = ProjectStore.open(project)
     assert store.chunk_tokens == 64
@@ -245,7 +245,7 @@ def test_chunk_limit_is_kept_until_changed(project, embedder):
     assert again.files_unchanged == len(INDEXED)
     assert ProjectStore.open(project).chunk_tokens == 64
 
-    back = index_project(project, embedder, chunk_tokens=0)
+    back = index_project(project, embedder, options=IndexOptions(chunk_tokens=0))
     assert back.chunks_embedded == 0, "the same pieces as before: vectors from the cache"
     assert ProjectStore.open(project).chunk_tokens is None
     assert stored_chunks(project) == default_chunks

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sample_project import make_project
 
-from app.core.indexer import index_project
+from app.core.indexer import IndexOptions, index_project
 from app.core.lock import writer_lock
 from app.core.search import Searcher
 from app.core.storage import ProjectStore
@@ -126,6 +126,18 @@ def test_create_modify_delete(project, watch, embedder):
     settle(watcher)
     assert "src/ledger.py" not in indexed_paths(project)
     assert "src/ledger.py" not in top_paths(project, embedder, "reconcile journal balances")
+
+
+def test_the_options_apply_but_a_new_chunk_limit_waits_for_a_reindex(project, watch, embedder):
+    """The window's watchers get the settings' options; a chunk limit changed there applies
+    when the user re-indexes, so the watcher keeps catching up the index as it was built."""
+    options = IndexOptions(extra_ignores=("src/scratch.py",), chunk_tokens=64)
+    watcher, recorder = watch(options=options)
+    (project / "src" / "ledger.py").write_text(NEW_FUNCTION)
+    (project / "src" / "scratch.py").write_text(NEW_FUNCTION)
+    settle(watcher)
+    assert {"src/ledger.py", "src/scratch.py"} & indexed_paths(project) == {"src/ledger.py"}
+    assert "unfinished" not in recorder.kinds()
 
 
 def test_rename_and_folder_move_reuse_vectors(project, watch, embedder):
