@@ -123,6 +123,7 @@ def cmd_models_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_models_embed(args: argparse.Namespace) -> int:
+    from app.core.default_model import resolve_model
     from app.core.embedder import Embedder
 
     embedder = Embedder(resolve_model(args.model))
@@ -148,23 +149,10 @@ def cmd_models_embed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def resolve_model(model: str | None, store=None) -> Path:
-    """The model file to use: the one given, the one that built the index, or the
-    default (built on first use)."""
-    if model:
-        return Path(model)
-    if store is not None and store.meta.get("model_path"):
-        recorded = Path(store.meta["model_path"])
-        if recorded.is_file():
-            return recorded
-    from app.core.default_model import install_default_model
-
-    return install_default_model().path
-
-
 def make_embedder(args: argparse.Namespace, store=None):
     """The embedder the flags ask for: servers (--embedder URL ...) or a local GGUF."""
     if not getattr(args, "embedder", None):
+        from app.core.default_model import resolve_model
         from app.core.embedder import Embedder
 
         return Embedder(resolve_model(args.model, store))

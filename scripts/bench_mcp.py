@@ -75,7 +75,7 @@ def build() -> None:
         return
     except NotIndexed:
         pass
-    from app.cli import resolve_model
+    from app.core.default_model import resolve_model
 
     print(f"indexing {PROJECT} (once; it is kept in {CACHE})…", flush=True)
     with Embedder(resolve_model(None)) as embedder:
@@ -126,7 +126,7 @@ def p95(values: list[float]) -> float:
 
 def tokens_saved(answers: list[str]) -> tuple[list[int], list[int]]:
     """Tokens of each answer, and of the files holding its results, read whole."""
-    from app.cli import resolve_model
+    from app.core.default_model import resolve_model
     from app.core.embedder import Embedder
 
     with Embedder(resolve_model(None)) as embedder:

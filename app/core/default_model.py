@@ -95,6 +95,17 @@ def install_default_model() -> InstallResult:
     return InstallResult(path, False, read_sidecar(path) or {})
 
 
+def resolve_model(chosen: str | Path | None, store=None) -> Path:
+    """The model file to load: the one chosen (a flag, the settings), else the one that
+    built ``store``'s index while that file is still there, else the default."""
+    if chosen:
+        return Path(chosen)
+    recorded = store.meta.get("model_path") if store is not None else None
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    return install_default_model().path
+
+
 def base_model_path(quant: str) -> Path:
     return paths.models_dir() / f"{BASE_NAME}.{quant}.gguf"
 

@@ -62,7 +62,7 @@ class ModelGate:
         return embedder if embedder is not None and embedder.loaded else None
 
     def _open(self, progress):
-        from app.core.default_model import install_default_model
+        from app.core.default_model import resolve_model
         from app.core.embedder import Embedder
         from app.core.memory import model_fits
         from app.core.models import find_model_file, human_size
@@ -77,7 +77,7 @@ class ModelGate:
                 find_local=find_model_file,
                 concurrency=self.concurrency,
             )
-        path = Path(self.model_path) if self.model_path else install_default_model().path
+        path = resolve_model(self.model_path)
         embedder = Embedder(path, threads=self.threads or None)
         info = embedder.info
         fits, needed, available = model_fits(info.file_size, info.max_tokens, info.embedding_dim)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from app.core.default_model import resolve_model
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError, UsageError
 from app.core.files import FileRules
@@ -57,8 +58,6 @@ class Models:
 
     def for_index(self, store: ProjectStore | None) -> Embedder:
         """The embedder of the model that built ``store`` (None: the default model)."""
-        from app.cli import resolve_model
-
         path = resolve_model(None, store)
         with self._lock:
             if path not in self._embedders:

@@ -31,6 +31,19 @@ def test_the_default_model_ships_checked_by_its_sha256(default_model):
     assert (result.path, result.built) == (default_model, False)
 
 
+def test_the_model_to_load_is_the_chosen_then_the_indexs_then_the_default(default_model, tmp_path):
+    """The CLI, the window and the MCP server pick the model file here."""
+
+    class Store:
+        meta = {"model_path": str(tmp_path / "older.gguf")}
+
+    assert dm.resolve_model(tmp_path / "mine.gguf", Store()) == tmp_path / "mine.gguf"
+    assert dm.resolve_model("", Store()) == default_model  # the index's model is gone
+    (tmp_path / "older.gguf").write_bytes(b"GGUF")
+    assert dm.resolve_model(None, Store()) == tmp_path / "older.gguf"
+    assert dm.resolve_model(None) == default_model
+
+
 def test_a_damaged_or_missing_default_model_says_how_to_repair_it(
     default_model, tmp_path, monkeypatch
 ):
