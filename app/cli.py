@@ -371,13 +371,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         where = f" into {location.uri}" if location else ""
-        print(
-            f"{'Cancelled' if result.cancelled else 'Indexed'} {root}{where}: "
-            f"{result.files_indexed} files read, {result.files_unchanged} unchanged, "
-            f"{result.files_deleted} removed, {result.files_skipped} skipped · "
-            f"{result.chunks_embedded} chunks embedded, {result.chunks_cached} from cache "
-            f"· {result.seconds:.1f} s"
-        )
+        done = "Cancelled" if result.cancelled else "Indexed"
+        print(f"{done} {root}{where}: {result.summary()}")
         if result.cancelled:
             print("Run the same command again to finish; nothing done so far is lost.")
     return EXIT_INTERRUPTED if result.cancelled else EXIT_OK

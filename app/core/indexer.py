@@ -160,6 +160,16 @@ class IndexResult:
     notice: str | None = None  # what happened to the index that the user should know
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """What the run did, in the words `codelamp index`, the window's status bar and
+        the watchers' updates all use."""
+        return (
+            f"{self.files_indexed} files read, {self.files_unchanged} unchanged, "
+            f"{self.files_deleted} removed, {self.files_skipped} skipped · "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_cached} from cache · "
+            f"{self.seconds:.1f} s"
+        )
+
 
 class IndexControl:
     """Pause, resume and cancel a running index from any thread."""

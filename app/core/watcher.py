@@ -263,7 +263,9 @@ class ProjectWatcher:
         self.unfinished = False
         self.last_update, self.last_round_s = time.time(), result.seconds
         if result.files_indexed or result.files_deleted or not rescan:
-            self._emit("updated", _summary(result, batch, rescan), batch, result)
+            paths = batch[0] if len(batch) == 1 else f"{len(batch)} paths"
+            what = "re-scan" if rescan else paths
+            self._emit("updated", f"{what}: {result.summary()}", batch, result)
 
     def _next_batch(self) -> tuple[list[str], bool, bool]:
         """Wait for paths that have been quiet long enough, or for a re-scan whose burst
@@ -399,12 +401,3 @@ def _stop(observer) -> None:
             observer.join()
     except Exception:
         log.debug("observer stop failed", exc_info=True)
-
-
-def _summary(result: IndexResult, batch: list[str], rescan: bool) -> str:
-    what = "re-scan" if rescan else (batch[0] if len(batch) == 1 else f"{len(batch)} paths")
-    parts = [f"{result.files_indexed} file(s) updated"]
-    if result.files_deleted:
-        parts.append(f"{result.files_deleted} removed")
-    parts.append(f"{result.chunks_embedded} chunk(s) embedded")
-    return f"{what}: {', '.join(parts)} ({result.seconds:.1f} s)"

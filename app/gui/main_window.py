@@ -205,12 +205,8 @@ class MainWindow(QMainWindow):
                 "done so far is lost."
             )
         else:
-            self.status.say(
-                f"Indexed {name}: {result.files_indexed} files read, {result.files_unchanged} "
-                f"unchanged, {result.files_deleted} removed · {result.chunks_embedded} chunks "
-                f"embedded · {result.seconds:.1f} s"
-                + (f" · {result.notice}" if result.notice else "")
-            )
+            notice = f" · {result.notice}" if result.notice else ""
+            self.status.say(f"Indexed {name}: {result.summary()}{notice}")
         if root == self.current_root() and self.search.query.text().strip():
             self.search.search_now(refresh=True)
 

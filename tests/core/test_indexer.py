@@ -13,7 +13,14 @@ from app.core.cache import EmbeddingCache
 from app.core.chunking import MIN_CHUNK_TOKENS
 from app.core.embedder import Embedder
 from app.core.errors import CodeLampError
-from app.core.indexer import Eta, IndexControl, IndexOptions, effective_chunk_tokens, index_project
+from app.core.indexer import (
+    Eta,
+    IndexControl,
+    IndexOptions,
+    IndexResult,
+    effective_chunk_tokens,
+    index_project,
+)
 from app.core.project import project_status
 from app.core.search import Searcher
 from app.core.storage import NotFinished, ProjectStore
@@ -283,6 +290,13 @@ def test_fragments_and_versions_stay_bounded(tmp_path, embedder):
         assert table.stats()["fragment_stats"]["num_fragments"] < 100, name
         assert len(table.list_versions()) < 100, name
     assert len(stored_chunks(root)) == 500
+
+
+def test_one_summary_of_a_run_for_the_cli_the_window_and_the_watcher():
+    result = IndexResult(Path("/p"), 3, 2, 1, 4, chunks_embedded=10, chunks_cached=5, seconds=1.26)
+    assert result.summary() == (
+        "3 files read, 2 unchanged, 1 removed, 4 skipped · 10 chunks embedded, 5 from cache · 1.3 s"
+    )
 
 
 def test_missing_or_wrong_root(tmp_path, embedder):
