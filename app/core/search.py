@@ -105,13 +105,13 @@ class SearchResult:
     project: str = ""  # the project's root, when the results of several are merged
     row_id: int = field(default=-1, repr=False)
 
-    def as_dict(self, with_text: bool = False) -> dict:
+    def as_dict(self) -> dict:
+        """The result as the CLI's JSON gives it: the snippet, not the whole chunk."""
         d = asdict(self)
         d.pop("row_id")
+        d.pop("text")
         if not self.project:
             d.pop("project")
-        if not with_text:
-            d.pop("text")
         return d
 
     def overlaps(self, other: SearchResult) -> bool:
