@@ -1,8 +1,12 @@
 """The headless command line: ``codelamp ...``. It drives the same core as the window.
 
-Exit codes: 0 success, 1 a problem the user can fix (one line on stderr), 2 bad usage,
-130 stopped by Ctrl+C (an index resumes where it stopped). No command ends in a
-traceback: an unexpected error is one line on stderr, with the details in the log.
+Exit codes: 0 success (also when the reader of stdout leaves early, as ``| head`` does);
+1 a problem the user can fix, or an unexpected error; 2 bad usage (a wrong flag, or a
+UsageError: a query, filter or option that cannot work); 130 interrupted by Ctrl+C, or an
+index (that of ``index``, or the first one of ``watch``) stopped by Ctrl+C or SIGTERM,
+which the next run resumes. ``watch`` stopped once it is watching exits 0. No command
+ends in a traceback: an error is one line on stderr, an unexpected one with its details
+in the log.
 """
 
 from __future__ import annotations

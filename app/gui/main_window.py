@@ -2,7 +2,10 @@
 the right, and what is happening in the status bar.
 
 It only assembles: the state and the work are the :class:`Controller`'s, and each panel
-renders its part. All signals between them are wired in :meth:`MainWindow._connect_signals`.
+renders its part, connecting itself to the controller's signals it shows.
+:meth:`MainWindow._connect_signals` wires the rest: menus, buttons and shortcuts to the
+panels, and the controller's reports that the window answers itself (a dialog, a status
+message, a search again after the files changed).
 """
 
 from __future__ import annotations
