@@ -5,9 +5,9 @@
 #   codelamp --version; codelamp index of CodeLamp's own source; codelamp search --json
 #   (the expected file first); codelamp mcp (its search, through the MCP SDK's client);
 #   codelamp --selftest (the window, offscreen, and on X11 when
-#   xvfb-run is installed); Qt's xcb plugin finds its libraries; a damaged or missing
-#   bundled model (index and --selftest); a read-only home; and no library in the bundle
-#   needs glibc > 2.35.
+#   xvfb-run is installed); Qt's xcb plugin finds its libraries; the window's icon is
+#   there; a damaged or missing bundled model (index and --selftest); a read-only home;
+#   and no library in the bundle needs glibc > 2.35.
 # Usage: scripts/smoke_packaged.sh [DEB] [TARBALL]   (default: the newest in dist/)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,6 +75,9 @@ say "Qt's X11 platform finds every library it needs in the bundle or the base sy
 xcb="$WORK/deb/opt/codelamp/_internal/PySide6/Qt/plugins/platforms/libqxcb.so"
 missing="$(LD_LIBRARY_PATH="$WORK/deb/opt/codelamp/_internal" ldd "$xcb" | grep 'not found' || true)"
 [ -z "$missing" ] || fail "the xcb platform plugin cannot load: $missing"
+
+say "the window's icon is in the bundle, where gui/app.py looks for it"
+[ -f "$WORK/deb/opt/codelamp/_internal/app/gui/codelamp.svg" ] || fail "no icon in the bundle"
 
 for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; do
   say "checking $BIN"

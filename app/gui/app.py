@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app import __version__
 
 log = logging.getLogger("codelamp.gui")
-ICON = Path(__file__).resolve().parent.parent.parent / "resources" / "codelamp.svg"
+ICON = Path(__file__).with_name("codelamp.svg")  # package data: in a wheel and a bundle too
 LOG_NAME = "codelamp.log"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app.gui.app import log_to_file, missing_libraries, x11_problem
+from app.gui.app import ICON, application, log_to_file, missing_libraries, x11_problem
 
 LDD = """\tlinux-vdso.so.1 (0x00007ffd)
 \tlibQt6XcbQpa.so.6 => /venv/PySide6/Qt/lib/libQt6XcbQpa.so.6 (0x00007f)
@@ -13,6 +13,12 @@ LDD = """\tlinux-vdso.so.1 (0x00007ffd)
 \tlibxcb-icccm.so.4 => not found
 \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)
 """
+
+
+def test_the_icon_ships_inside_the_package(qapp):
+    """Package data, so a wheel (not only a source checkout) has it; the bundle too."""
+    assert ICON.is_file() and ICON.parent.parts[-2:] == ("app", "gui")
+    assert not application().windowIcon().isNull()
 
 
 def test_missing_libraries_are_read_from_ldd_once_each():
