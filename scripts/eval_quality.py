@@ -467,7 +467,7 @@ def index_windows(root: Path, suffixes: tuple[str, ...], embedder, store_root: P
     from app.core.cache import EmbeddingCache
     from app.core.languages import language_for
     from app.core.lexical import fts_text
-    from app.core.storage import ModelRecord, ProjectStore, chunks_schema
+    from app.core.storage import ModelRecord, chunks_schema, open_for_writing
 
     rows = {
         k: []
@@ -508,7 +508,7 @@ def index_windows(root: Path, suffixes: tuple[str, ...], embedder, store_root: P
     known.update({keys[i]: v for i, v in zip(todo, fresh, strict=True)})
     vectors = np.stack([known[k] for k in keys])
     n, dims = len(embed_texts), embedder.dim
-    store, _ = ProjectStore.open_for_writing(store_root)
+    store, _ = open_for_writing(store_root)
     gen = store.prepare(embedder.model_id, dims)
     table = pa.Table.from_pydict(
         {
@@ -573,7 +573,7 @@ def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
     for embedder in embedders:
         t0 = time.perf_counter()
         result = index_project(corpus, embedder)
-        chunks = ProjectStore.open(corpus).chunks_table().count_rows()
+        chunks = ProjectStore.open(corpus).chunks().count()
         print(
             f"  {embedder.model_id}: CodeLamp chunks: {chunks} in "
             f"{time.perf_counter() - t0:.0f} s ({result.chunks_embedded} embedded)"
@@ -582,7 +582,7 @@ def run_task(task: Task, embedders: list, work: Path, args) -> Outcome | None:
         forget(baseline)  # always rebuilt: it is written directly, not incrementally
         t0 = time.perf_counter()
         index_windows(corpus, task.suffixes, embedder, baseline)
-        windows = ProjectStore.open(baseline).chunks_table().count_rows()
+        windows = ProjectStore.open(baseline).chunks().count()
         print(f"  baseline windows: {windows} in {time.perf_counter() - t0:.0f} s")
         if counts and counts[0] != (chunks, windows):
             print("  (other chunks than the first model's: the lexical rows are that model's)")
@@ -616,14 +616,7 @@ def named_targets(store, targets: list[Target], words: bool) -> list[Target]:
     that one definition in the corpus has."""
     from app.core.lexical import identifier_words
 
-    rows = (
-        store.chunks_table()
-        .search()
-        .select(["path", "def_start", "def_end", "symbol"])
-        .limit(None)
-        .to_arrow()
-        .to_pylist()
-    )
+    rows = store.chunks().scan(["path", "def_start", "def_end", "symbol"]).to_pylist()
     name_of = {
         (r["path"], r["def_end"]): r["symbol"].rsplit(".", 1)[-1] for r in rows if r["symbol"]
     }
