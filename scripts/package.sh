@@ -31,15 +31,22 @@ if [ ! -x "$PY" ]; then
   "${PYTHON:-python3}" -m venv "$PKG_VENV"
   "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
 fi
-stamp="$PKG_VENV/.codelamp-installed"
-want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1) $LLAMA_CMAKE"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  say "Installing the dependencies, with llama.cpp built for a portable CPU baseline (~6 min)"
+# llama.cpp is compiled again only when its pin or the CPU baseline changes; any other
+# change to pyproject.toml (a new dependency) only installs the dependencies again.
+llama_stamp="$PKG_VENV/.codelamp-llama"
+if [ "$(cat "$llama_stamp" 2>/dev/null || true)" != "$LLAMA_PIN $LLAMA_CMAKE" ]; then
+  say "Building llama.cpp for a portable CPU baseline (~6 min)"
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
   # --no-cache-dir: pip's wheel cache does not know CMAKE_ARGS and would hand back the
   # dev venv's CPU-specific build.
   CMAKE_ARGS="$LLAMA_CMAKE" "$PY" -m pip install --quiet --disable-pip-version-check \
     --no-cache-dir --force-reinstall --no-deps "$LLAMA_PIN"
+  echo "$LLAMA_PIN $LLAMA_CMAKE" > "$llama_stamp"
+fi
+stamp="$PKG_VENV/.codelamp-installed"
+want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1) $LLAMA_CMAKE"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  say "Installing the dependencies"
   "$PY" -m pip install --quiet --disable-pip-version-check "$REPO" \
     "pyinstaller==$PYINSTALLER_VERSION"
   # Only the dependencies stay: the app itself is always frozen from this checkout.
