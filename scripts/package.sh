@@ -2,6 +2,12 @@
 # Build the offline installer: a PyInstaller one-folder bundle with the default model
 # (resources/models) inside, wrapped as dist/codelamp-VERSION-linux-x86_64.tar.gz and dist/codelamp_VERSION_amd64.deb.
 #
+#   scripts/package.sh [--lite]
+#
+# --lite: the same bundle without LanceDB (and what only it needs), so smaller; its
+# indexes use the lite storage (SQLite). Wrapped as dist/codelamp-lite-VERSION-... and
+# dist/codelamp-lite_VERSION_amd64.deb, built in build/package-lite.
+#
 # The bundle is built in its own venv (.cache/package-venv) with llama.cpp compiled for a
 # portable CPU baseline (x86-64 with AVX2/FMA/F16C: Intel Haswell, AMD Zen and newer)
 # instead of this machine's CPU, which the dev venv uses and which may not exist on the
@@ -10,9 +16,19 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf '\033[1m[package]\033[0m %s\n' "$*" >&2; }
+LITE=0
+for arg in "$@"; do
+  case "$arg" in
+    --lite) LITE=1 ;;
+    *) say "unknown argument: $arg (usage: scripts/package.sh [--lite])"; exit 2 ;;
+  esac
+done
+NAME=codelamp BUILD="$REPO/build/package" WITHOUT=""
+if [ "$LITE" = 1 ]; then
+  NAME=codelamp-lite BUILD="$REPO/build/package-lite" WITHOUT=", without LanceDB"
+fi
 PKG_VENV="$REPO/.cache/package-venv"
 PY="$PKG_VENV/bin/python"
-BUILD="$REPO/build/package"
 DIST="$REPO/dist"
 PYINSTALLER_VERSION=6.22.3
 LLAMA_PIN="$(grep -o '"llama-cpp-python==[^"]*"' "$REPO/pyproject.toml" | tr -d '"')"
@@ -73,9 +89,9 @@ fi
 for deb in "$BUILD"/debs/*.deb; do dpkg-deb -x "$deb" "$BUILD/syslibs"; done
 SYSLIBS="$BUILD/syslibs/usr/lib/x86_64-linux-gnu"
 
-say "Freezing with PyInstaller"
+say "Freezing with PyInstaller$WITHOUT"
 echo "$CPU_FEATURES" > "$BUILD/cpu-features"
-CODELAMP_CPU_FEATURES="$BUILD/cpu-features" \
+CODELAMP_CPU_FEATURES="$BUILD/cpu-features" CODELAMP_LITE="$LITE" \
   LD_LIBRARY_PATH="$SYSLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PY" -m PyInstaller \
   --noconfirm --clean --distpath "$BUILD/dist" --workpath "$BUILD/work" \
   "$REPO/packaging/codelamp.spec" >&2
@@ -84,14 +100,14 @@ say "Trimming the bundle"
 "$PY" "$REPO/packaging/trim_bundle.py" "$APPDIR"
 
 say "Wrapping as .tar.gz"
-STAGE="$BUILD/codelamp-$VERSION"
+STAGE="$BUILD/$NAME-$VERSION"
 mkdir -p "$STAGE"
 cp -a "$APPDIR" "$STAGE/codelamp"
 cp "$REPO/resources/codelamp.desktop" "$REPO/app/gui/codelamp.svg" "$STAGE/"
 cp "$REPO/packaging/install.sh" "$STAGE/install.sh"
 chmod +x "$STAGE/install.sh"
-TARBALL="$DIST/codelamp-$VERSION-linux-x86_64.tar.gz"
-tar -C "$BUILD" -czf "$TARBALL" "codelamp-$VERSION"
+TARBALL="$DIST/$NAME-$VERSION-linux-x86_64.tar.gz"
+tar -C "$BUILD" -czf "$TARBALL" "$NAME-$VERSION"
 
 say "Wrapping as .deb"
 DEBROOT="$BUILD/deb"
@@ -102,9 +118,14 @@ ln -s /opt/codelamp/codelamp "$DEBROOT/usr/bin/codelamp"
 cp "$REPO/resources/codelamp.desktop" "$DEBROOT/usr/share/applications/"
 cp "$REPO/app/gui/codelamp.svg" "$DEBROOT/usr/share/icons/hicolor/scalable/apps/"
 INSTALLED_KB="$(du -sk "$DEBROOT" | cut -f1)"
-sed -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$INSTALLED_KB/" \
-  "$REPO/packaging/debian-control" > "$DEBROOT/DEBIAN/control"
-DEB="$DIST/codelamp_${VERSION}_amd64.deb"
+CONTROL=(-e "s/@PACKAGE@/$NAME/" -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$INSTALLED_KB/")
+if [ "$LITE" = 1 ]; then
+  # Both install the same files (/opt/codelamp): the lite package takes the other's place.
+  CONTROL+=(-e '/^Depends:/a Conflicts: codelamp\nReplaces: codelamp\nProvides: codelamp'
+            -e '$a\ This build keeps its indexes in SQLite (the lite storage) and has no LanceDB.')
+fi
+sed "${CONTROL[@]}" "$REPO/packaging/debian-control" > "$DEBROOT/DEBIAN/control"
+DEB="$DIST/${NAME}_${VERSION}_amd64.deb"
 dpkg-deb --root-owner-group --build "$DEBROOT" "$DEB" >&2
 
 say "Built:"
