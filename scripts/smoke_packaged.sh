@@ -7,12 +7,20 @@
 #   codelamp --selftest (the window, offscreen, and on X11 when
 #   xvfb-run is installed); Qt's xcb plugin finds its libraries; the window's icon is
 #   there; a damaged or missing bundled model (index and --selftest); a read-only home;
-#   and no library in the bundle needs glibc > 2.35.
-# Usage: scripts/smoke_packaged.sh [DEB] [TARBALL]   (default: the newest in dist/)
+#   no library in the bundle needs glibc > 2.35; `codelamp status --json` names the
+#   storage the build should use (lancedb; lite with --lite, whose bundle must hold no
+#   LanceDB) and index says nothing about falling back from LanceDB.
+# Usage: scripts/smoke_packaged.sh [--lite] [DEB] [TARBALL]   (default: the newest in dist/,
+#   of the lite build with --lite: scripts/package.sh --lite)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEB="${1:-$(ls -t "$REPO"/dist/codelamp_*_amd64.deb | head -1)}"
-TARBALL="${2:-$(ls -t "$REPO"/dist/codelamp-*-linux-x86_64.tar.gz | head -1)}"
+NAME=codelamp STORAGE=lancedb
+if [ "${1:-}" = --lite ]; then
+  NAME=codelamp-lite STORAGE=lite
+  shift
+fi
+DEB="${1:-$(ls -t "$REPO"/dist/"$NAME"_*_amd64.deb | head -1)}"
+TARBALL="${2:-$(ls -t "$REPO"/dist/"$NAME"-[0-9]*-linux-x86_64.tar.gz | head -1)}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 say() { printf '\033[1m[smoke]\033[0m %s\n' "$*" >&2; }
@@ -78,12 +86,25 @@ missing="$(LD_LIBRARY_PATH="$WORK/deb/opt/codelamp/_internal" ldd "$xcb" | grep 
 
 say "the window's icon is in the bundle, where gui/app.py looks for it"
 [ -f "$WORK/deb/opt/codelamp/_internal/app/gui/codelamp.svg" ] || fail "no icon in the bundle"
+if [ "$STORAGE" = lite ]; then
+  say "the lite bundle holds no LanceDB"
+  left="$(find "$WORK/deb/opt/codelamp" \( -name 'lancedb*' -o -name 'lance_namespace*' \) \
+    | head -3)"
+  [ -z "$left" ] || fail "LanceDB is in the lite bundle: $left"
+fi
 
 for BIN in "$WORK/deb/opt/codelamp/codelamp" "$WORK/home/.local/bin/codelamp"; do
   say "checking $BIN"
   rm -rf "$WORK/home/.local/share/codelamp" "$WORK/home/.cache/codelamp"
   run "$WORK/home" "$BIN" --version || fail "--version"
-  run "$WORK/home" "$BIN" index "$WORK/project" >&2 || fail "index"
+  out="$(run "$WORK/home" "$BIN" index "$WORK/project" 2>&1)" || fail "index: $out"
+  printf '%s\n' "$out" >&2
+  case "$out" in *"LanceDB cannot"*) fail "index fell back from LanceDB: $out" ;; esac
+  status="$(run "$WORK/home" "$BIN" status "$WORK/project" --json)" || fail "status"
+  case "$status" in
+    *"\"storage\": \"$STORAGE\""*) say "the index is in the $STORAGE storage" ;;
+    *) fail "status --json does not say \"storage\": \"$STORAGE\": $status" ;;
+  esac
   expect_first "$BIN" "take the exclusive writer lock for a project" core/lock.py
   expect_first "$BIN" "where do we debounce file system events" core/watcher.py
   report="$(run "$WORK/home" "$BIN" --selftest 2>/dev/null | tail -1)"
