@@ -17,6 +17,10 @@ backend the way the indexer writes it, then measured:
 * disk: ``store.size_on_disk()`` after the build, and after ``compact(force=True)``
   (for lite that folds the write-ahead log into the database and truncates it).
 
+The no-change runs and the queries alternate between the backends (the other one first
+every other time), so on a shared machine both see the same load and the ratios hold
+while absolute times drift; the builds run one after the other.
+
 Vectors are random 384-dim float32 unit vectors, and queries are embedded by a stand-in
 that makes a vector from the query's hash: search in RAM is exact, so its time does not
 depend on what the vectors mean, and the timings leave the model out. The chunk text is
@@ -180,89 +184,110 @@ def build(root: Path, backend: str, data: list[tuple], model) -> dict[str, float
     }
 
 
-def no_change(root: Path, model, repeats: int) -> dict[str, float]:
+def alternating(i: int) -> tuple[str, ...]:
+    """The backends in turn, the other one first every other time: on a shared machine
+    both see the same load, so their ratio holds even when absolute times drift."""
+    return BACKENDS if i % 2 == 0 else BACKENDS[::-1]
+
+
+def no_change(roots: dict[str, Path], model, repeats: int) -> dict[str, dict[str, float]]:
     """What an index run with nothing changed asks of the store (app.core.indexer), then a
-    commit with nothing written."""
+    commit with nothing written; medians, the backends alternating."""
     from app.core.storage import open_for_writing
 
-    checks, commits = [], []
-    for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        store, _ = open_for_writing(root)
-        gen = store.prepare(model.model_id, DIMS, probe=lambda: model.probe)
-        store.file_records(gen)
-        store.uncommitted()
-        t1 = time.perf_counter()
-        store.finish(gen, model)
-        commits.append(time.perf_counter() - t1)
-        checks.append(t1 - t0)
-        del store
-    return {"no-change": statistics.median(checks), "empty finish": statistics.median(commits)}
+    checks = {b: [] for b in BACKENDS}
+    commits = {b: [] for b in BACKENDS}
+    for i in range(repeats):
+        for backend in alternating(i):
+            gc.collect()
+            t0 = time.perf_counter()
+            store, _ = open_for_writing(roots[backend])
+            gen = store.prepare(model.model_id, DIMS, probe=lambda: model.probe)
+            store.file_records(gen)
+            store.uncommitted()
+            t1 = time.perf_counter()
+            store.finish(gen, model)
+            commits[backend].append(time.perf_counter() - t1)
+            checks[backend].append(t1 - t0)
+            del store
+    return {
+        b: {
+            "no-change": statistics.median(checks[b]),
+            "empty finish": statistics.median(commits[b]),
+        }
+        for b in BACKENDS
+    }
 
 
-def search(root: Path, embedder, texts: list[str]) -> dict[str, float]:
+def search(roots: dict[str, Path], embedder, texts: list[str]) -> dict[str, dict[str, float]]:
+    """The open and first searches of a fresh searcher on each index, then every query in
+    each mode on both, alternating."""
     from app.core.search import Searcher
     from app.core.storage import ProjectStore
 
-    gc.collect()
-    t0 = time.perf_counter()
-    searcher = Searcher(ProjectStore.open(root), embedder)
-    t1 = time.perf_counter()
-    searcher.search(texts[0], mode="lexical")
-    t2 = time.perf_counter()
-    searcher.search(texts[0], mode="vector")
-    t3 = time.perf_counter()
-    out = {"open": t1 - t0, "first lexical": t2 - t1, "first vector": t3 - t2}
+    searchers, out = {}, {}
+    for backend in BACKENDS:
+        gc.collect()
+        t0 = time.perf_counter()
+        searcher = Searcher(ProjectStore.open(roots[backend]), embedder)
+        t1 = time.perf_counter()
+        searcher.search(texts[0], mode="lexical")
+        t2 = time.perf_counter()
+        searcher.search(texts[0], mode="vector")
+        t3 = time.perf_counter()
+        searchers[backend] = searcher
+        out[backend] = {"open": t1 - t0, "first lexical": t2 - t1, "first vector": t3 - t2}
     for mode in MODES:
-        times = []
-        for text in texts:
-            t = time.perf_counter()
-            searcher.search(text, k=10, mode=mode)
-            times.append(time.perf_counter() - t)
-        out[f"{mode} p50"] = float(np.percentile(times, 50))
-        out[f"{mode} p95"] = float(np.percentile(times, 95))
+        times = {b: [] for b in BACKENDS}
+        for i, text in enumerate(texts):
+            for backend in alternating(i):
+                t = time.perf_counter()
+                searchers[backend].search(text, k=10, mode=mode)
+                times[backend].append(time.perf_counter() - t)
+        for backend in BACKENDS:
+            out[backend][f"{mode} p50"] = float(np.percentile(times[backend], 50))
+            out[backend][f"{mode} p95"] = float(np.percentile(times[backend], 95))
     return out
 
 
 def cli_runs(work: Path, repeats: int) -> dict[str, dict[str, float]]:
-    """`codelamp index` of a copy of app/, from scratch and then with nothing changed."""
+    """`codelamp index` of a copy of app/, from scratch and then with nothing changed
+    (medians, the backends alternating)."""
     project = work / "project"
     shutil.copytree(REPO / "app", project, ignore=shutil.ignore_patterns("__pycache__"))
-    results = {}
-    for backend in BACKENDS:
-        env = dict(
+    envs = {
+        backend: dict(
             os.environ,
             CODELAMP_HOME=str(work / f"home-{backend}"),
             PYTHONPATH=str(REPO),
             CODELAMP_STORAGE=backend,
         )
+        for backend in BACKENDS
+    }
 
-        def run(env=env) -> float:
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "app", "index", str(project)],
-                cwd=REPO,
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            return time.perf_counter() - t0
-
-        first = run()
-        again = [run() for _ in range(repeats)]
-        status = subprocess.run(
-            [sys.executable, "-m", "app", "status", str(project), "--json"],
+    def codelamp(backend: str, *args: str) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "app", *args],
             cwd=REPO,
-            env=env,
+            env=envs[backend],
+            check=True,
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
+        )
+        return time.perf_counter() - t0, done.stdout
+
+    first = {b: codelamp(b, "index", str(project))[0] for b in BACKENDS}
+    again = {b: [] for b in BACKENDS}
+    for i in range(repeats):
+        for backend in alternating(i):
+            again[backend].append(codelamp(backend, "index", str(project))[0])
+    for backend in BACKENDS:
+        status = codelamp(backend, "status", str(project), "--json")[1]
         assert f'"storage": "{backend}"' in status, status
-        results[backend] = {"first index": first, "no-change": statistics.median(again)}
-    return results
+    return {
+        b: {"first index": first[b], "no-change": statistics.median(again[b])} for b in BACKENDS
+    }
 
 
 def fmt(name: str, value: float) -> str:
@@ -319,18 +344,18 @@ def run(args, work: Path) -> None:
             f"{n:,} chunks: {len(data)} batches generated in {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
         )
-        label = f"{n:,}"
-        measured[label] = {}
+        figures, roots = {}, {}
         for backend in BACKENDS:
-            root = work / f"{backend}-{n}"
-            root.mkdir()
-            figures = build(root, backend, data, model)
-            figures |= no_change(root, model, args.repeats)
-            figures |= search(root, embedder, texts)
-            measured[label][backend] = figures
-            print(f"  {backend}: {figures}", file=sys.stderr)
+            roots[backend] = work / f"{backend}-{n}"
+            roots[backend].mkdir()
+            figures[backend] = build(roots[backend], backend, data, model)
         del data
         gc.collect()
+        for part in (no_change(roots, model, args.repeats), search(roots, embedder, texts)):
+            for backend in BACKENDS:
+                figures[backend] |= part[backend]
+        print(f"  {figures}", file=sys.stderr)
+        measured[f"{n:,}"] = figures
     table("Synthetic index (stand-in embedder)", measured)
     if args.cli:
         runs = cli_runs(work, args.repeats)
