@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -114,6 +115,14 @@ class SettingsDialog(QDialog):
         self.storage.addItem("LanceDB (any size)", "lancedb")
         self.storage.addItem("Lite (SQLite, for small projects)", "lite")
         self.storage.setCurrentIndex(1 if settings.storage == "lite" else 0)
+        from app.core.storage import lancedb_problem
+
+        if (why := lancedb_problem()) is not None:  # an installer without LanceDB
+            self.storage.model().item(0).setEnabled(False)
+            self.storage.setCurrentIndex(1)
+            self.storage.setItemData(
+                0, f"LanceDB cannot be used here ({why})", Qt.ItemDataRole.ToolTipRole
+            )
         self.storage.setToolTip(
             "Where new indexes are kept; both find the same results. An index keeps its "
             "storage until it is rebuilt (forget the project and add it again)."

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from app.core import faults
-from app.core.errors import UsageError
+from app.core.errors import CodeLampError, UsageError
 from app.core.location import Location
 from app.core.storage.base import (
     Chunks,
@@ -147,6 +147,11 @@ def open_for_writing(
         want = "lancedb"
     backends = _backends()
     notes = []
+    if want == "lancedb" and (why := lancedb_problem()) is not None:
+        if location.remote:
+            raise CodeLampError(f"An s3:// store needs LanceDB, which cannot be used here ({why}).")
+        notes.append(f"LanceDB cannot be used here ({why}), so the lite storage keeps it")
+        want = "lite"
     try:
         store = ProjectStore.open(
             root, unfinished=True, thorough=thorough, location=location, latest=True
@@ -163,9 +168,6 @@ def open_for_writing(
             return store, None
         notes.append(f"The index for {root} moves to the {want} storage; rebuilt it")
         type(store).wipe(location)
-    if want == "lancedb" and (why := lancedb_problem()) is not None:
-        notes.append(f"LanceDB cannot be used here ({why}), so the lite storage keeps it")
-        want = "lite"
     store = _create(backends, want, root, location, notes)
     return store, ". ".join(notes) + "." if notes else None
 

@@ -252,8 +252,8 @@ class LiteStore(ProjectStore):
 
     def verify(self, thorough: bool = False) -> None:
         """Read a row of every table and look up the words of a stored path in the
-        full-text index. ``thorough`` has SQLite check every page and FTS5 its index,
-        and checks every vector."""
+        full-text index. ``thorough`` has SQLite check every page, and checks every
+        vector."""
         gen = self.meta.get("generation") or self.meta.get("building")
         if not gen:
             return
@@ -269,10 +269,11 @@ class LiteStore(ProjectStore):
                 for term in fulltext.query_terms(path[0][0]):
                     self.query(f"SELECT doc FROM fts_{gen}_words WHERE term = ? LIMIT 1", (term,))
             if thorough:
-                problems = [r[0] for r in self.query("PRAGMA integrity_check") if r[0] != "ok"]
+                # quick_check reads every page (0.3 s at 100k chunks); integrity_check and
+                # FTS5's own check also compare indexes with tables, for 2.5 s more.
+                problems = [r[0] for r in self.query("PRAGMA quick_check") if r[0] != "ok"]
                 if problems:
                     raise sqlite3.DatabaseError(problems[0])
-                self.query(f"INSERT INTO fts_{gen}(fts_{gen}) VALUES ('integrity-check')")
                 vectors = self.chunks(gen).scan(["vector"]).column("vector").combine_chunks()
                 matrix = vectors.values.to_numpy().reshape(-1, vectors.type.list_size)
                 if bad := damage.corrupt_vectors(matrix):
