@@ -269,8 +269,9 @@ class LiteStore(ProjectStore):
                 for term in fulltext.query_terms(path[0][0]):
                     self.query(f"SELECT doc FROM fts_{gen}_words WHERE term = ? LIMIT 1", (term,))
             if thorough:
-                # quick_check reads every page (0.3 s at 100k chunks); integrity_check and
-                # FTS5's own check also compare indexes with tables, for 2.5 s more.
+                # quick_check reads every page; integrity_check and FTS5's own check also
+                # compare every index with its table: 2.5 s at 100k chunks, most of a
+                # no-change run (docs/PERFORMANCE.md).
                 problems = [r[0] for r in self.query("PRAGMA quick_check") if r[0] != "ok"]
                 if problems:
                     raise sqlite3.DatabaseError(problems[0])
