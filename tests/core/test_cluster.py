@@ -83,28 +83,22 @@ def make_tree(root: Path, modules: int = 20, packages: tuple[str, ...] = ()) -> 
 
 
 def chunks(root: Path) -> dict[tuple[str, int, int], dict]:
-    rows = (
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select(["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"])
-        .to_arrow()
-        .to_pylist()
-    )
+    columns = ["path", "start_line", "end_line", "text", "content_hash", "symbol", "vector"]
+    rows = ProjectStore.open(root).chunks().scan(columns).select(columns).to_pylist()
     return {(r["path"], r["start_line"], r["end_line"]): r for r in rows}
 
 
 def content_hashes(root: Path) -> set[str]:
     """Of the chunks committed so far, finished or not."""
     store = ProjectStore.open(root, unfinished=True)
-    table = store.chunks_table(store.meta.get("generation") or store.meta["building"])
-    return set(table.to_arrow().column("content_hash").to_pylist())
+    chunks = store.chunks(store.meta.get("generation") or store.meta["building"])
+    return set(chunks.scan(["content_hash"]).column("content_hash").to_pylist())
 
 
 def files(root: Path) -> dict[str, tuple]:
-    rows = ProjectStore.open(root).files_table().to_arrow().to_pylist()
-    return {r["path"]: (r["sha256"], r["status"], r["reason"], r["chunks"]) for r in rows}
+    store = ProjectStore.open(root)
+    records = store.file_records(store.meta["generation"]).values()
+    return {r.path: (r.sha256, r.status, r.reason, r.chunks) for r in records}
 
 
 @pytest.mark.slow

@@ -16,6 +16,8 @@ from app.core.indexer import index_project
 from app.core.project import project_dir, project_status
 from app.core.search import Searcher
 from app.core.storage import IndexDamaged, ProjectStore
+from app.core.storage.lance import LanceStore
+from app.core.storage.lite import LiteStore
 
 QUERY = "where do we retry failed uploads?"
 
@@ -36,7 +38,15 @@ def overwrite_vectors(root: Path, path: str, value: float) -> None:
     """Give every chunk of ``path`` a vector of ``value``s, as bytes changed on disk would:
     in the committed version, which readers read."""
     store = ProjectStore.open(root, latest=True)
-    table = store.chunks_table()
+    if isinstance(store, LiteStore):  # rows are changed in place, seen by every commit
+        table = f"chunks_{store.meta['generation']}"
+        ((vector,),) = store.query(f"SELECT vector FROM {table} WHERE path = ? LIMIT 1", (path,))
+        garbage = np.full(len(vector) // 4, value, np.float32).tobytes()
+        with store._transaction():
+            store.conn.execute(f"UPDATE {table} SET vector = ? WHERE path = ?", (garbage, path))
+        return
+    assert isinstance(store, LanceStore)
+    table = store._table("chunks", None)
     rows = table.search().where(f"path = '{path}'").limit(None).to_arrow()
     dims = rows.schema.field("vector").type.list_size
     garbage = pa.array(np.full(rows.num_rows * dims, value, np.float32))
@@ -90,15 +100,20 @@ def test_a_note_about_an_index_rebuilt_since_is_ignored(project):
 
 
 def test_a_rust_panic_while_opening_is_damage_that_index_rebuilds(project, embedder, monkeypatch):
-    broken = ProjectStore.open(project).meta["created"]
-    table_names = ProjectStore.table_names
+    store = ProjectStore.open(project)
+    broken = store.meta["created"]
+    # What the check on opening reads first: LanceDB's list of tables, SQLite's.
+    backend, method = (
+        (LiteStore, "_tables") if isinstance(store, LiteStore) else (LanceStore, "table_names")
+    )
+    table_names = getattr(backend, method)
 
     def panicking(store: ProjectStore) -> set[str]:
         if store.meta.get("created") == broken:  # the old index, not its rebuild
             raise PanicException("range end index 407947195 out of range for slice")
         return table_names(store)
 
-    monkeypatch.setattr(ProjectStore, "table_names", panicking)
+    monkeypatch.setattr(backend, method, panicking)
     with pytest.raises(IndexDamaged, match="garbled file.*codelamp index"):
         project_status(project)
     result = index_project(project, embedder)

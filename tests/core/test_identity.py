@@ -52,15 +52,7 @@ def settled(path: Path) -> Path:
 
 
 def stored_vectors(root: Path) -> dict[tuple[str, int], np.ndarray]:
-    rows = (
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select(["path", "start_line", "vector"])
-        .to_arrow()
-        .to_pylist()
-    )
+    rows = ProjectStore.open(root).chunks().scan(["path", "start_line", "vector"]).to_pylist()
     return {(r["path"], r["start_line"]): np.array(r["vector"]) for r in rows}
 
 

@@ -1,4 +1,4 @@
-"""Indexing with the real model and a real LanceDB: incremental, cached, cancellable."""
+"""Indexing with the real model and a real store: incremental, cached, cancellable."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from backends import table_names
 from sample_project import BIG_FILE, INDEXED, make_one_big_file_project, make_project
 
 from app.core.cache import EmbeddingCache
@@ -32,15 +33,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def stored_chunks(root: Path) -> list[tuple[str, int, int]]:
-    rows = (
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select(["path", "start_line", "end_line"])
-        .to_arrow()
-        .to_pylist()
-    )
+    rows = ProjectStore.open(root).chunks().scan(["path", "start_line", "end_line"]).to_pylist()
     return sorted((r["path"], r["start_line"], r["end_line"]) for r in rows)
 
 
@@ -187,8 +180,7 @@ def test_a_cancel_mid_batch_keeps_the_files_embedded_whole(tmp_path, embedder):
 
 
 def stored_chunks_any(store: ProjectStore):
-    table = store.chunks_table(store.meta["building"])
-    rows = table.search().limit(None).select(["path", "start_line", "end_line"]).to_arrow()
+    rows = store.chunks(store.meta["building"]).scan(["path", "start_line", "end_line"])
     return [(r["path"], r["start_line"], r["end_line"]) for r in rows.to_pylist()]
 
 
@@ -226,7 +218,7 @@ def test_model_switch_builds_a_fresh_table(project, base_model, base_model_q8, o
             assert result.chunks_embedded > 0, "another model's vectors are never reused"
             store = ProjectStore.open(project)
             assert store.model_id == q8.model_id and store.meta["generation"] != old_gen
-            assert not any(old_gen in n for n in store.table_names()), "old tables dropped"
+            assert not any(old_gen in n for n in table_names(store)), "old tables dropped"
             assert top_path(project, q8, "hash a user's password with bcrypt") == "src/auth.go"
         # Another file of the same model (its probe vector agrees) searches the index ...
         assert top_path(project, f16, "hash a user's password with bcrypt") == "src/auth.go"
@@ -242,8 +234,7 @@ def test_chunk_limit_is_kept_until_changed(project, embedder):
     assert result.files_indexed == len(INDEXED), "a new limit chunks every file anew"
     store = ProjectStore.open(project)
     assert store.chunk_tokens == 64
-    texts = store.chunks_table().search().limit(None).select(["text"]).to_arrow()
-    texts = texts.column("text").to_pylist()
+    texts = store.chunks().scan(["text"]).column("text").to_pylist()
     assert max(embedder.count_tokens(t) for t in texts) <= 64
     assert len(texts) > len(default_chunks)
     assert top_path(project, embedder, "hash a user's password with bcrypt") == "src/auth.go"
@@ -275,6 +266,7 @@ def test_causal_model_with_other_dims(project, gemma_model):
         assert Searcher(store, causal).search("password", k=3)
 
 
+@pytest.mark.lancedb_only("LanceDB's fragments and versions")
 def test_fragments_and_versions_stay_bounded(tmp_path, embedder):
     root = tmp_path / "big"
     root.mkdir()
@@ -341,7 +333,8 @@ def test_batches_of_a_run_that_failed_before_its_commit_are_committed_by_the_nex
         def fail(*args, **kwargs):
             raise OSError("the disk is full")
 
-        m.setattr(ProjectStore, "finish", fail)  # its batches are written, not committed
+        backend = type(ProjectStore.open(project))
+        m.setattr(backend, "finish", fail)  # its batches are written, not committed
         with pytest.raises(CodeLampError):
             index_project(project, embedder)
     assert top_path(project, embedder, "reconcile ledger balances") != "src/upload.py"

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from homes import index_at_home
+from homes import KINDS, index_at_home
 
 from app.core.errors import UsageError
 from app.core.indexer import index_project
@@ -94,7 +94,7 @@ def line_of(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.split("\n"), 1) if needle in line)
 
 
-@pytest.fixture(scope="module", params=["exact", "ann"])
+@pytest.fixture(scope="module", params=KINDS)
 def indexed(request, tmp_path_factory, embedder) -> tuple[Path, Path, str]:
     root = write(tmp_path_factory.mktemp("related") / "shop", FILES)
     home = index_at_home(root, tmp_path_factory.mktemp("related-home"), embedder, request.param)
@@ -127,7 +127,7 @@ def test_related_finds_the_near_duplicate_and_never_itself(searcher):
 
 def test_a_split_definition_is_compared_whole_from_any_of_its_lines(searcher):
     first, last = 1, line_of(REPORT, "return [section_0")
-    parts = searcher.table.search().where("path = 'src/report.py'").limit(None).to_arrow()
+    parts = searcher.chunks.scan(["start_line"], paths=["src/report.py"])
     assert parts.num_rows >= 2, "the premise: monthly_report is stored in several chunks"
     found = searcher.related("src/report.py", first, k=10)
     assert [(r.path, r.start_line) for r in found] == [

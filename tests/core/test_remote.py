@@ -54,15 +54,7 @@ def remote(urls, default_model: Path | None = None, **kw) -> RemoteEmbedder:
 def stored(root: Path) -> dict[tuple, np.ndarray]:
     """(path, start, end, content key) -> vector, for every stored chunk."""
     columns = ["path", "start_line", "end_line", "content_hash"]
-    rows = (
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select([*columns, "vector"])
-        .to_arrow()
-        .to_pylist()
-    )
+    rows = ProjectStore.open(root).chunks().scan([*columns, "vector"]).to_pylist()
     return {tuple(r[c] for c in columns): np.array(r["vector"]) for r in rows}
 
 

@@ -18,7 +18,8 @@ from app.core.indexer import index_project
 from app.core.location import Location, StoreUnavailable
 from app.core.project import project_status
 from app.core.search import Searcher
-from app.core.storage import FileRecord, NotIndexed, ProjectStore
+from app.core.storage import FileRecord, NotIndexed, ProjectStore, open_for_writing
+from app.core.storage.lance import LanceStore
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def test_index_then_search_without_the_source_tree(store, project, embedder, tmp
 
 def test_readers_see_commits_only(store, project, embedder):
     index_project(project, embedder, location=store)
-    writer, _ = ProjectStore.open_for_writing(project, location=store)
+    writer, _ = open_for_writing(project, location=store)
     gen = writer.meta["generation"]
     record = FileRecord("src/new.py", 1, 1, "x", "indexed", "", 0, 0.0)
     writer.write(gen, [record], None, [], ["src/upload.py"])  # a batch, not committed
@@ -140,7 +141,7 @@ def test_network_drop_mid_write_keeps_the_last_commit(
     for i in range(12):
         (project / "src" / f"ledger_{i}.py").write_text(LEDGER.replace("ledger", f"ledger{i}"))
     monkeypatch.setattr(indexer, "BATCH_FILES", 1)  # every file is a batch
-    write, batches = ProjectStore.write, []
+    write, batches = LanceStore.write, []  # an S3 store is LanceDB's
 
     def write_then_cut(self, *args) -> None:
         write(self, *args)
@@ -148,7 +149,7 @@ def test_network_drop_mid_write_keeps_the_last_commit(
         if len(batches) == 3:
             proxy.cut()
 
-    monkeypatch.setattr(ProjectStore, "write", write_then_cut)
+    monkeypatch.setattr(LanceStore, "write", write_then_cut)
     with pytest.raises(StoreUnavailable, match="cannot be reached") as caught:
         index_project(project, embedder, location=store)
     assert "\n" not in str(caught.value)

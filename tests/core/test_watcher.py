@@ -94,9 +94,7 @@ def settle(watcher: ProjectWatcher, timeout: float = 30.0) -> None:
 
 
 def indexed_paths(root: Path) -> set[str]:
-    table = ProjectStore.open(root).files_table()
-    rows = table.search().where("status = 'indexed'").select(["path"]).limit(None).to_arrow()
-    return set(rows.column("path").to_pylist())
+    return set(ProjectStore.open(root).indexed_paths())
 
 
 def top_paths(root: Path, embedder, query: str, mode: str = "hybrid") -> list[str]:
@@ -105,8 +103,8 @@ def top_paths(root: Path, embedder, query: str, mode: str = "hybrid") -> list[st
 
 
 def chunk_rows(root: Path) -> list[tuple]:
-    table = ProjectStore.open(root).chunks_table()
-    rows = table.to_arrow().select(["path", "start_line", "content_hash"]).to_pylist()
+    rows = ProjectStore.open(root).chunks().scan(["path", "start_line", "content_hash"])
+    rows = rows.to_pylist()
     return sorted((r["path"], r["start_line"], r["content_hash"]) for r in rows)
 
 

@@ -1,6 +1,10 @@
 """Damaged index files, against the real CLI: `status` and `search` say in one line that
 the index is damaged and how to fix it (never a traceback, a Rust panic or a numpy
-warning), and `codelamp index` rebuilds it by itself, from the embedding cache."""
+warning), and `codelamp index` rebuilds it by itself, from the embedding cache.
+
+LanceDB's files (an index of the default storage) and the lite storage's SQLite file (an
+index built with `--storage lite`, whatever the default) are damaged each in their ways;
+the rebuild is in the storage new indexes get."""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backends import lance_folder, lite_file
 from sample_project import make_project
 
-from app.core.project import project_dir
+from app.core.storage import preferred
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -32,13 +37,13 @@ def codelamp(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def scribble(path: Path, nbytes: int) -> None:
-    """Overwrite ``nbytes`` in the middle of ``path`` (at most half of a small file) with
-    seeded random bytes: the same damage on every run."""
+def scribble(path: Path, nbytes: int, at: int | None = None) -> None:
+    """Overwrite ``nbytes`` in the middle of ``path`` (at most half of a small file), or
+    from offset ``at``, with seeded random bytes: the same damage on every run."""
     size = path.stat().st_size
     n = min(nbytes, size // 2)
     with path.open("r+b") as fh:
-        fh.seek((size - n) // 2)
+        fh.seek((size - n) // 2 if at is None else at)
         fh.write(random.Random(20261130).randbytes(n))
 
 
@@ -52,8 +57,25 @@ def truncate(path: Path) -> None:
     os.truncate(path, path.stat().st_size // 2)
 
 
+def scribble_root_page(path: Path, table: str) -> None:
+    """Overwrite the root page of the SQLite table named like ``table`` (LIKE, ! escapes),
+    but its first bytes, found as SQLite finds it: from the schema on page 1."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        ((page_size,),) = conn.execute("PRAGMA page_size").fetchall()
+        ((root,),) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '!'",
+            (table,),
+        ).fetchall()
+    finally:
+        conn.close()
+    scribble(path, page_size - 16, at=(root - 1) * page_size + 16)
+
+
 FILES, CHUNKS = "files_*.lance", "chunks_*.lance"
-DAMAGE: dict[str, Callable[[Path], None]] = {
+LANCE_DAMAGE: dict[str, Callable[[Path], None]] = {
     "files-data-2KB": lambda lance: scribble(only(lance, f"{FILES}/data/*.lance"), 2048),
     "chunks-data-4KB": lambda lance: scribble(only(lance, f"{CHUNKS}/data/*.lance"), 4096),
     "meta-data": lambda lance: scribble(only(lance, "meta.lance/data/*.lance"), 2048),
@@ -67,6 +89,13 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "files-manifest": lambda lance: scribble(only(lance, f"{FILES}/_versions/*.manifest"), 2048),
     "chunks-data-deleted": lambda lance: only(lance, f"{CHUNKS}/data/*.lance").unlink(),
     "files-data-truncated": lambda lance: truncate(only(lance, f"{FILES}/data/*.lance")),
+}
+LITE_DAMAGE: dict[str, Callable[[Path], None]] = {
+    "sqlite-header": lambda db: scribble(db, 100, at=0),
+    "sqlite-middle-4KB": lambda db: scribble(db, 4096),
+    "sqlite-chunks-root": lambda db: scribble_root_page(db, "chunks!_%"),
+    "sqlite-fts-data": lambda db: scribble_root_page(db, "fts!_%!_data"),
+    "sqlite-truncated": truncate,
 }
 
 
@@ -83,12 +112,25 @@ def top_path(root: Path, mode: str) -> str:
     return json.loads(proc.stdout)["results"][0]["path"]
 
 
-@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize(
+    "damage",
+    [
+        *(
+            pytest.param(name, marks=pytest.mark.lancedb_only("LanceDB's files"))
+            for name in LANCE_DAMAGE
+        ),
+        *LITE_DAMAGE,
+    ],
+)
 def test_damage_is_reported_then_rebuilt(tmp_path, default_model, damage):
     root = make_project(tmp_path / "demo").resolve()
-    first = codelamp("index", str(root))
+    lite = damage in LITE_DAMAGE
+    first = codelamp("index", str(root), *(["--storage", "lite"] if lite else []))
     assert first.returncode == 0, first.stderr
-    DAMAGE[damage](project_dir(root) / "index.lance")
+    if lite:
+        LITE_DAMAGE[damage](lite_file(root))
+    else:
+        LANCE_DAMAGE[damage](lance_folder(root))
 
     assert_one_clear_line(codelamp("status", str(root)), root)
     assert_one_clear_line(codelamp("search", str(root), QUERY), root)
@@ -100,4 +142,6 @@ def test_damage_is_reported_then_rebuilt(tmp_path, default_model, damage):
     assert "damaged" in rebuilt.stderr and "rebuilt" in rebuilt.stderr, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["chunks_embedded"] == 0, "the cache kept the vectors"
     assert top_path(root, "hybrid") == top_path(root, "lexical") == "src/upload.py"
-    assert codelamp("status", str(root)).returncode == 0
+    status = codelamp("status", str(root), "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["storage"] == preferred()

@@ -228,7 +228,7 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     skipped = {s["path"]: s["reason"] for s in status["skipped"]}
     assert all(skipped.values())
     store = ProjectStore.open(root)
-    rows = store.chunks_table().search().limit(None).select(["path", "text"]).to_arrow()
+    rows = store.chunks().scan(["path", "text"])
     indexed = set(rows.column("path").to_pylist())
     assert status["files"] == len(indexed) > 200
 
@@ -298,16 +298,7 @@ def test_a_hostile_project_is_indexed_without_crash_hang_or_leak(hostile, embedd
     again = index_project(root, embedder)
     second_run = time.monotonic() - started
     assert again.files_deleted >= 3 and again.chunks_embedded == 0
-    paths = set(
-        ProjectStore.open(root)
-        .chunks_table()
-        .search()
-        .limit(None)
-        .select(["path"])
-        .to_arrow()
-        .column("path")
-        .to_pylist()
-    )
+    paths = set(ProjectStore.open(root).chunks().scan(["path"]).column("path").to_pylist())
     assert "names/it's.py" not in paths and "names/-rf.py" in paths
     print(
         f"\n{len(corpus)} files; first index {first_run:.1f} s "

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from homes import index_at_home
+from homes import KINDS, index_at_home
 from sample_project import make_project
 
 from app.cli import EXIT_USAGE
@@ -40,7 +40,7 @@ EXACT_ONLY = pytest.mark.parametrize("indexed", ["exact"], indirect=True)
 RANKED = [mode for mode in SearchMode if not mode.per_line]
 
 
-@pytest.fixture(scope="module", params=["exact", "ann"])
+@pytest.fixture(scope="module", params=KINDS)
 def indexed(request, tmp_path_factory, embedder) -> tuple[Path, Path, str]:
     """(root, CODELAMP_HOME, kind) of the sample project plus ODD_FILES. Kind "ann": indexed
     as if it were too large for RAM, so vector search runs in LanceDB with a prefilter."""

@@ -163,8 +163,7 @@ def test_closing_during_indexing_is_clean(
     with Embedder(default_model) as embedder:  # the index is consistent: it resumes
         result = index_project(stdlib_copy, embedder)
     assert not result.cancelled and not result.notice
-    table = ProjectStore.open(stdlib_copy).chunks_table()
-    keys = table.to_arrow().select(["path", "start_line"]).to_pylist()
+    keys = ProjectStore.open(stdlib_copy).chunks().scan(["path", "start_line"]).to_pylist()
     assert len(keys) == len({(k["path"], k["start_line"]) for k in keys})
 
 

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+# How index_at_home indexes, as a fixture's params: "ann" is LanceDB's own vector index.
+KINDS = ["exact", pytest.param("ann", marks=pytest.mark.lancedb_only("LanceDB's ANN index"))]
+
 
 @contextmanager
 def codelamp_home_at(home: Path) -> Iterator[Path]:
@@ -24,8 +29,6 @@ def codelamp_home_at(home: Path) -> Iterator[Path]:
 def index_at_home(root: Path, home: Path, embedder, kind: str) -> Path:
     """Index ``root`` under CODELAMP_HOME ``home``, for searches that take the in-RAM
     matrix (``kind`` "exact") or LanceDB's vector search ("ann": as if over the budget)."""
-    import pytest
-
     from app.core.indexer import index_project
 
     with codelamp_home_at(home), pytest.MonkeyPatch.context() as patch:
