@@ -293,9 +293,9 @@ def test_two_servers_on_one_project_have_one_writer(indexed: Path, log: Path):
     assert roles == ["reader", "writer"]
     assert len(watchers) == 1 and watchers[0].command == "codelamp mcp"
     assert all(f["results"][0]["path"] == "src/checksum.py" for f in found)
-    table = ProjectStore.open(indexed).chunks_table()
-    rows = table.search().select(["path", "start_line", "end_line", "text"]).limit(None)
-    keys = [tuple(r.values()) for r in rows.to_arrow().to_pylist()]
+    columns = ["path", "start_line", "end_line", "text"]
+    rows = ProjectStore.open(indexed).chunks().scan(columns).select(columns).to_pylist()
+    keys = [tuple(r.values()) for r in rows]
     assert len(keys) == len(set(keys)), "a chunk is stored twice"
 
 
@@ -332,7 +332,8 @@ def test_a_reader_takes_over_when_the_writer_exits(indexed: Path, log: Path):
                     async def status():
                         return await _call(reader, "index_status")
 
-                    after = await _until(status, lambda s: s["role"] == "writer")
+                    # The role is taken first; its watcher starts once the index is open.
+                    after = await _until(status, lambda s: s["role"] == "writer" and s["watching"])
                     (indexed / "src" / "late.py").write_text(
                         "def arrived_after_takeover():\n    return 1\n"
                     )
