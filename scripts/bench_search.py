@@ -9,9 +9,11 @@ and unlike anything a project produces). Queries are 200 real natural-language q
 query embedding. Recall@10 is measured against exact (numpy) search over the same vectors.
 
     .venv/bin/python scripts/bench_search.py [--sizes 10000 100000] [--ann] [--sweep]
+        [--storage lancedb|lite]
 
-With --ann, the largest size is searched a second time through the IVF index that the store
-builds for indexes beyond the exact-search memory budget, to measure its recall.
+With --ann, the largest size is searched a second time through the IVF index that the
+LanceDB storage builds for indexes beyond the exact-search memory budget, to measure its
+recall. --storage (default: CODELAMP_STORAGE, else LanceDB) is the storage measured.
 """
 
 from __future__ import annotations
@@ -64,11 +66,13 @@ def corpus(base: np.ndarray, n: int, rng) -> np.ndarray:
     return (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build_store(root: Path, vectors: np.ndarray, texts: list[str], embedder):
+def build_store(
+    root: Path, vectors: np.ndarray, texts: list[str], embedder, storage: str | None = None
+):
     from app.core.lexical import fts_text
-    from app.core.storage import ModelRecord, ProjectStore, chunks_schema
+    from app.core.storage import ModelRecord, chunks_schema, open_for_writing
 
-    store, _ = ProjectStore.open_for_writing(root)
+    store, _ = open_for_writing(root, storage=storage)
     dims = vectors.shape[1]
     gen = store.prepare(embedder.model_id, dims)
     step = 20_000
@@ -124,8 +128,16 @@ def main() -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="with --ann, also try other IVF query settings"
     )
+    parser.add_argument(
+        "--storage", choices=["lancedb", "lite"], help="default: CODELAMP_STORAGE, else lancedb"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CODELAMP_HOME", tempfile.mkdtemp(prefix="codelamp-bench-"))
+    from app.core.storage import preferred
+
+    storage = args.storage or preferred()
+    if args.ann and storage != "lancedb":
+        parser.error("--ann measures LanceDB's IVF index: it needs --storage lancedb")
 
     from app.core.default_model import install_default_model
     from app.core.embedder import Embedder
@@ -141,12 +153,12 @@ def main() -> None:
     for q in queries:
         embedder.embed_query(q)
     embed_ms = (time.perf_counter() - t0) * 1000 / len(queries)
-    print(f"query embedding alone: {embed_ms:.1f} ms mean")
+    print(f"query embedding alone: {embed_ms:.1f} ms mean; storage: {storage}")
     rng = np.random.default_rng(1)
     for n in args.sizes:
         vectors = corpus(base, n, rng)
         root = Path(tempfile.mkdtemp(prefix=f"bench-{n}-"))
-        store, finish_s = build_store(root, vectors, snippets, embedder)
+        store, finish_s = build_store(root, vectors, snippets, embedder, storage)
         report(n, Searcher(store, embedder), queries, qvecs, vectors, finish_s)
         if args.ann and n == max(args.sizes):
             store_mod.EXACT_SEARCH_BYTES = 0  # as if the vectors did not fit in RAM

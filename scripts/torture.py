@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fault injection against real ``codelamp`` processes: is the index still right afterwards?
 
-Scenarios (each runs the real CLI with the real model and a real LanceDB):
+Scenarios (each runs the real CLI with the real model and a real store: LanceDB, or the
+lite storage with CODELAMP_STORAGE=lite):
 
 * kills: SIGKILL at instrumented points (app/core/faults.py) of a first index and of an
   incremental one: walk, chunk, embed, write, compact, prune. The points and the hit at
@@ -208,17 +209,11 @@ def snapshot(root: Path, home: Path) -> Snapshot:
             return Snapshot("none")
         gen = store.meta.get("generation") or store.meta.get("building")
         state = "ready" if store.finished else "unfinished"
-        if not gen or f"chunks_{gen}" not in store.table_names():
+        records = store.file_records(gen) if gen else {}
+        if not records:  # a first build killed before it committed a file (or made tables)
             return Snapshot(state)
-        records = store.file_records(gen)
-        rows = (
-            store.chunks_table(gen)
-            .search()
-            .select(["path", "start_line", "end_line", "content_hash"])
-            .limit(None)
-            .to_arrow()
-            .to_pylist()
-        )
+        rows = store.chunks(gen).scan(["path", "start_line", "end_line", "content_hash"])
+        rows = rows.to_pylist()
     return Snapshot(
         state,
         {p: (r.status, r.sha256, r.chunks) for p, r in records.items()},
@@ -445,7 +440,8 @@ def data_deleted_mid_run(work: Path, model: Path) -> None:
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if any((home / "data" / "projects").glob("*/index.lance/chunks_*")):
+        projects = home / "data" / "projects"
+        if any(projects.glob("*/index.lance/chunks_*")) or any(projects.glob("*/index.sqlite")):
             time.sleep(0.5)
             shutil.rmtree(home / "data", ignore_errors=True)
             break
