@@ -180,6 +180,7 @@ class LiteChunks(Chunks):
         best = found[np.lexsort((ids[found], -scores[found]))][:n]
         table = self.take(ids[best].tolist(), RESULT_COLUMNS)
         row = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
+        # Typed: an empty list is a null array, which pyarrow cannot take by (no match).
         table = table.take(pa.array([row[i] for i in ids[best].tolist()], pa.int64()))
         return table.append_column("_score", pa.array(scores[best], pa.float32()))
 
