@@ -18,7 +18,13 @@ def test_full_disk_is_one_clear_error_and_keeps_the_index(tmp_path, default_mode
         assert "tmpfs" in done
 
 
-def test_read_only_home_searches_and_refuses_writes_in_one_line(tmp_path, default_model):
+@pytest.mark.parametrize("storage", ["lancedb", "lite"])
+def test_read_only_home_searches_and_refuses_writes_in_one_line(
+    tmp_path, default_model, storage, monkeypatch
+):
+    """Lite: SQLite cannot open a WAL database whose folder is read-only unless it is told
+    the file cannot change (both storages, whatever CODELAMP_STORAGE says)."""
+    monkeypatch.setenv("CODELAMP_STORAGE", storage)  # the CLI runs it inherit
     torture.read_only_home(tmp_path, default_model)
 
 

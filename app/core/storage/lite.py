@@ -25,11 +25,13 @@ every row it sees, and one further behind opens the newest commit when it asks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
 from dataclasses import astuple
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +65,15 @@ def _file(location: Location) -> Path:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    if not os.access(path.parent, os.W_OK):
+        # A read-only folder (a read-only home or mount): SQLite opens a WAL database
+        # only where it can make its -shm file, or where one is (a writer elsewhere has
+        # it open), else only when told that the file cannot change.
+        shm = Path(f"{path}-shm").exists()
+        uri = f"file:{quote(str(path))}?mode=ro" + ("" if shm else "&immutable=1")
+        return sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
