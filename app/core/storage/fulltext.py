@@ -11,8 +11,9 @@ LanceDB does with ``FTS(stem=True, remove_stop_words=True)`` on the ``fts`` colu
 * a word's weight is BM25 with k1 = 1.2, b = 0.75 and idf = ln(1 + (N - n + 0.5) / (n + 0.5)).
 
 Measured against LanceDB 0.40 on a 11,908-chunk index of the standard library: every
-score agrees to 1e-5 and every ranking is the same (tests/core/test_store.py checks the
-rankings on each run).
+score agrees to 1e-5 (LanceDB computes in float32), and every ranking is the same once
+equal scores are put in order of place, as app/core/search.py does
+(scripts/compare_storage.py; tests/core/test_storage*.py check it on each run).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The storage interface (app/core/storage), on both backends: what readers see of a
-writer's batches, commits, unfinished builds, full-text ranking, crash safety, and the
-fallback to the lite storage."""
+"""The storage interface's rules (app/core/storage), on both backends, with synthetic
+chunks (no model) where it can: what readers see of a writer's batches, commits,
+unfinished builds, full-text ranking and its ties, crash safety, and the fallback to the
+lite storage."""
 
 from __future__ import annotations
 
