@@ -157,6 +157,7 @@ class _Spec:
                 f"The model file {local} is not on the Ray node {host}. Every node needs "
                 "it at that same path: copy it there, or keep models in a shared folder."
             )
+        made: Embedder | RemoteEmbedder
         if self.remote is not None:
             made = RemoteEmbedder(**self.remote)
         else:
@@ -190,10 +191,8 @@ class _Chunker:
                 if isinstance(made, Embedder)
                 else made.count_tokens
             )
-        work = [
-            prepare_file(*pickle.loads(task), self.limit, self.count_tokens)
-            for task in batch["task"]
-        ]
+        tasks = map(pickle.loads, batch["task"])  # (entry, its record): Cluster.index
+        work = [prepare_file(entry, old, self.limit, self.count_tokens) for entry, old in tasks]
         return {"work": np.array([pickle.dumps(w) for w in work], dtype=object)}
 
 
@@ -218,7 +217,8 @@ def _user_error(exc: BaseException) -> CodeLampError | None:
     """The CodeLampError a worker raised, out of Ray's wrappers around it."""
     import ray.exceptions
 
-    seen, todo = set(), [exc]
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
     while todo:
         err = todo.pop()
         if err is None or id(err) in seen:

@@ -29,11 +29,17 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app import paths
 from app.core.errors import ModelError
+
+if TYPE_CHECKING:
+    import gguf
+
+    from app.core.storage import ProjectStore
 
 # CodeLamp's own model, as scripts/train_model.py wrote it (its sidecar says how).
 DEFAULT_NAME = "codelamp-code-v1"
@@ -95,7 +101,7 @@ def install_default_model() -> InstallResult:
     return InstallResult(path, False, read_sidecar(path) or {})
 
 
-def resolve_model(chosen: str | Path | None, store=None) -> Path:
+def resolve_model(chosen: str | Path | None, store: ProjectStore | None = None) -> Path:
     """The model file to load: the one chosen (a flag, the settings), else the one that
     built ``store``'s index while that file is still there, else the default."""
     if chosen:
@@ -351,12 +357,13 @@ def gguf_tensor_name(hf_name: str) -> str | None:
     raise ModelError(f"Unexpected tensor {hf_name!r} in the source model.")
 
 
-def gguf_vocab(source: BertSource) -> tuple[list[str], list[int]]:
+def gguf_vocab(source: BertSource) -> tuple[list[str], list[gguf.TokenType]]:
     """llama.cpp's WordPiece layout: word-initial pieces get U+2581, '##' pieces lose it."""
     import gguf
 
     control = set(source.special_tokens)
-    tokens, types = [], []
+    tokens: list[str] = []
+    types: list[gguf.TokenType] = []
     for tok in source.vocab:
         if tok in control:
             tokens.append(tok)
@@ -400,19 +407,19 @@ def write_gguf(source: BertSource, out: Path, quant: str, name: str = BASE_NAME)
     # In name order: safetensors hands them over in a different order on every read, and
     # the same build must give the same bytes, hence the same model id and cached vectors.
     for hf_name, data in sorted(source.tensors.items()):
-        name = gguf_tensor_name(hf_name)
-        if name is None:
+        tensor = gguf_tensor_name(hf_name)
+        if tensor is None:
             continue
         data = data.astype(np.float32)
         # Norms, biases and the 2-row token-type table stay f32, as llama.cpp's own converter
         # does; the weight matrices are where size and speed are won.
-        if data.ndim == 1 or name.startswith("token_types"):
-            w.add_tensor(name, data)
+        if data.ndim == 1 or tensor.startswith("token_types"):
+            w.add_tensor(tensor, data)
         elif quant == "f16":
-            w.add_tensor(name, data.astype(np.float16))
+            w.add_tensor(tensor, data.astype(np.float16))
         else:
             qtype = gguf.GGMLQuantizationType[_TENSOR_TYPES[quant]]
-            w.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+            w.add_tensor(tensor, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
 
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -60,12 +60,13 @@ PROBE_TEXT = 'def retry_upload(path, attempts=3):\n    """Send a file again afte
 PROBE_MIN_COSINE = 0.99
 
 
-def probe_cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """The cosine of two probe vectors; -1 when their sizes differ."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or not a.size:
+def probe_cosine(a: np.ndarray | Sequence[float], b: np.ndarray | Sequence[float]) -> float:
+    """The cosine of two probe vectors (an embedder's, or one an index records as a
+    list); -1 when their sizes differ."""
+    u, v = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if u.shape != v.shape or not u.size:
         return -1.0
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+    return float(u @ v / max(float(np.linalg.norm(u) * np.linalg.norm(v)), 1e-12))
 
 
 def missing_cpu_features(required: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
@@ -314,6 +315,10 @@ class Embedder:
     def _loaded(self) -> _Handles:
         if self._handles is None:
             self.load()
+        # load() sets the handles or raises; only a close() from another thread in between
+        # can have cleared them again.
+        if self._handles is None:
+            raise ModelError(f"{self.info.path.name} was closed while in use.")
         return self._handles
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -358,9 +363,9 @@ class Embedder:
 
     def _embed_one(self, text: str, i: int, threads: int) -> np.ndarray:
         """One text; the caller holds ``_lock``."""
-        self.load()
-        self._handles.set_threads(threads)
-        vec = self._handles.embed(self._handles.vocabulary.tokens_for(text, self.max_tokens))
+        handles = self._loaded()
+        handles.set_threads(threads)
+        vec = handles.embed(handles.vocabulary.tokens_for(text, self.max_tokens))
         norm = float(np.linalg.norm(vec))
         if not np.isfinite(vec).all() or not np.isfinite(norm) or norm == 0.0:
             raise ModelError(

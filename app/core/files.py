@@ -387,7 +387,10 @@ class FileRules:
         for link in linked_files:  # link.path is the target, resolved
             target_rel = _shown(link.path.relative_to(self.root).as_posix())
             outcome = _linked_file(link, by_rel.get(target_rel))
-            (found.files if isinstance(outcome, FileEntry) else found.skipped).append(outcome)
+            if isinstance(outcome, FileEntry):
+                found.files.append(outcome)
+            else:
+                found.skipped.append(outcome)
         found.files.sort(key=lambda f: f.rel)
         found.skipped.sort(key=lambda s: s.rel)
         return found

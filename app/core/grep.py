@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from re import _constants, _parser  # a regex's parts: the literal it needs (3.11+)
+from re import _constants, _parser  # type: ignore[attr-defined]  # 3.11+ internals, untyped
 
 from app.core.errors import UsageError
 from app.core.files import SkipFile, decode, is_binary, read_regular

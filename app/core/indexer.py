@@ -452,8 +452,10 @@ class _Run:
             writer.stop()  # commits every file finished so far, even after an error
             self.result.chunks_embedded = self.state.chunks_embedded
             self.result.chunks_cached = self.state.chunks_cached
-        if self.errors or writer.error:
-            raise (self.errors + [writer.error])[0]
+        if self.errors:
+            raise self.errors[0]
+        if writer.error is not None:
+            raise writer.error
 
         self.result.cancelled = self.control.cancelled
         active = store.meta.get("generation") == gen

@@ -17,7 +17,7 @@ _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 def identifier_words(identifier: str) -> list[str]:
     """``parseHTTPResponse`` -> ``["parse", "http", "response"]``."""
-    words = []
+    words: list[str] = []
     for part in identifier.split("_"):
         words.extend(w.lower() for w in _CAMEL.findall(part))
     return words

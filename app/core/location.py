@@ -154,7 +154,8 @@ _PROBLEMS = (  # words in the S3 client's error -> what to say
 
 
 def unavailable(exc: BaseException, uri: str) -> StoreUnavailable | None:
-    seen, err = 0, exc
+    seen = 0
+    err: BaseException | None = exc
     while err is not None and seen < 8:
         text = str(err).lower()
         if re.search(r"\bs3\b", text):  # the S3 client's errors name their store

@@ -308,7 +308,8 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> ModelInfo:
         key = cur.string()
         meta[key] = _value(cur, cur.take("<I"))
 
-    params, data_end, type_counts = 0, 0, {}
+    params, data_end = 0, 0
+    type_counts: dict[str, int] = {}  # quantization type -> matrix weights of that type
     for _ in range(n_tensors):
         cur.string()  # tensor name
         dims = [cur.take("<Q") for _ in range(cur.take("<I"))]
@@ -330,7 +331,15 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> ModelInfo:
     return _describe(path, size, version, meta, n_tensors, params, type_counts)
 
 
-def _describe(path, size, version, meta, n_tensors, params, type_counts) -> ModelInfo:
+def _describe(
+    path: Path,
+    size: int,
+    version: int,
+    meta: dict[str, Any],
+    n_tensors: int,
+    params: int,
+    type_counts: dict[str, int],
+) -> ModelInfo:
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelError(f"{path} does not say which architecture it is; it is not a model.")
@@ -382,7 +391,7 @@ def _quantization(meta: dict, type_counts: dict[str, int]) -> str:
         except ValueError:
             pass
     # No (known) file type: name it after the type holding most matrix weights.
-    return max(type_counts, key=type_counts.get) if type_counts else "unknown"
+    return max(type_counts, key=type_counts.__getitem__) if type_counts else "unknown"
 
 
 def check_dims(label: str, dims: int, expected_dims: int, index_model: str, where: str) -> None:

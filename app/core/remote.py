@@ -38,7 +38,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +152,8 @@ class _Endpoint:
     def __init__(self, url: str, key: str | None, timeout: float) -> None:
         self.url, self.key, self.timeout = url, key, timeout
         parts = urlsplit(url)
+        if parts.hostname is None:  # endpoint_url() gives none such
+            raise UsageError(f"{url!r} names no host.")
         self.https, self.host, self.port = parts.scheme == "https", parts.hostname, parts.port
         self.path = parts.path
         self._local = threading.local()
@@ -455,6 +457,7 @@ class RemoteEmbedder:
     @property
     def dim(self) -> int:
         self._identify()
+        assert self._dims is not None, "_identify() sets it"
         return self._dims
 
     @property
@@ -516,13 +519,16 @@ class RemoteEmbedder:
         problems = []
         for endpoint in self.endpoints:
             try:
-                return _patiently(
-                    lambda e=endpoint: e.embed([prefix + PROBE_TEXT], self.model, None)[0]
-                )
+                return self._probe_on(endpoint, prefix)
             except _Retryable as exc:
                 endpoint.failed(str(exc))
                 problems.append(f"{endpoint.url}: {exc}")
         raise ModelError(f"Cannot use {self.label} ({'; '.join(problems)}).")
+
+    def _probe_on(self, endpoint: _Endpoint, prefix: str) -> np.ndarray:
+        """``endpoint``'s vector of the probe text (after ``prefix``), asked patiently."""
+        text = prefix + PROBE_TEXT
+        return _patiently(lambda: endpoint.embed([text], self.model, None)[0])
 
     def expect(self, probe: Sequence[float] | None) -> None:
         """The index being written or searched records ``probe`` for this model: every
@@ -580,10 +586,9 @@ class RemoteEmbedder:
 
     def _verify(self, endpoint: _Endpoint) -> None:
         """Embed the probe on ``endpoint`` and hold it to the reference."""
-        text = self.preset.document_prefix + PROBE_TEXT
-        vec = _patiently(lambda: endpoint.embed([text], self.model, None)[0])
+        vec = self._probe_on(endpoint, self.preset.document_prefix)
         with self._lock:
-            cosine = probe_cosine(vec, self._reference)
+            cosine = probe_cosine(vec, self.probe())
             if cosine < PROBE_MIN_COSINE:
                 self._fatal = ModelError(
                     f"The embedding server at {endpoint.url} runs another model than "
@@ -610,6 +615,7 @@ class RemoteEmbedder:
 
     def probe(self) -> np.ndarray:
         self._identify()
+        assert self._reference is not None, "_identify() sets it; expect() only replaces it"
         return self._reference
 
     # --- embedding -----------------------------------------------------------------------
@@ -639,9 +645,10 @@ class RemoteEmbedder:
             for job in jobs:
                 job.future.cancel()  # the rest, after an error: nobody waits for them
 
-    def _batches(self, texts: list[tuple[str, int]]):
+    def _batches(self, texts: list[tuple[str, int]]) -> Iterator[list[str]]:
         """Requests of at most ``batch_tokens`` tokens and ``max_inputs`` texts."""
-        batch, tokens = [], 0
+        batch: list[str] = []
+        tokens = 0
         for text, n in texts:
             if batch and (tokens + n > self.batch_tokens or len(batch) >= self.max_inputs):
                 yield batch

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -201,15 +201,18 @@ def _check_model(store: ProjectStore, embedder: Embedder | RemoteEmbedder) -> No
     """Queries must be embedded by the model that built the index: the same model id, or
     (a server's index searched with a local copy of its model, or the other way round)
     the same probe vector."""
-    if store.dims:
-        check_dims(embedder.label, embedder.dim, store.dims, store.model_id, str(store.root))
-    if store.model_id == embedder.model_id:
-        embedder.expect(store.probe_for(store.model_id))  # a server: does it still run it?
+    model_id = store.model_id
+    if not model_id:  # nothing committed yet: any model will do
         return
-    recorded = store.probe_for(store.model_id)
+    if store.dims:
+        check_dims(embedder.label, embedder.dim, store.dims, model_id, str(store.root))
+    if model_id == embedder.model_id:
+        embedder.expect(store.probe_for(model_id))  # a server: does it still run it?
+        return
+    recorded = store.probe_for(model_id)
     if recorded is None or probe_cosine(embedder.probe(), recorded) < PROBE_MIN_COSINE:
         raise ModelMismatch(
-            f"The index of {store.root} was built with {store.model_id}, not "
+            f"The index of {store.root} was built with {model_id}, not "
             f"{embedder.model_id}. Search with the model it was built with (--model FILE, "
             f"or --embedder URL for a server), re-index with "
             f"`{index_command(store.root, store.location)}`, "
@@ -229,7 +232,7 @@ class Searcher:
         self.store = store
         self.embedder = embedder
         self.ranking = ranking or Ranking()
-        if embedder is not None and store.model_id:
+        if embedder is not None:
             _check_model(store, embedder)
         self.last_total = 0  # see search()
         self.refresh()
@@ -263,7 +266,8 @@ class Searcher:
         a bad glob or regex, k < 1, an overlong query); a blank query finds nothing."""
         mode = _mode(mode)
         _check_k(k)
-        if mode.needs_model and self.embedder is None:
+        embedder = self.embedder if mode.needs_model else None
+        if mode.needs_model and embedder is None:
             raise CodeLampError(
                 f"{mode.label} search needs a model; Keywords, Text and "
                 "Regex search work without one."
@@ -273,7 +277,7 @@ class Searcher:
         if not query:
             return []
         lines = grep.LinePattern(query, mode is SearchMode.REGEX) if mode.per_line else None
-        vec = self.embedder.embed_query(query) if mode.needs_model else None
+        vec = embedder.embed_query(query) if embedder is not None else None
 
         def find() -> list[SearchResult]:
             flt = self._filter(language, path_glob)
@@ -366,14 +370,19 @@ class Searcher:
                 self.store = self.store.reopen()
                 self.refresh()
 
-    def _search(self, query, vec, k, mode, flt: _Filter) -> list[SearchResult]:
+    def _search(
+        self, query: str, vec: np.ndarray | None, k: int, mode: SearchMode, flt: _Filter
+    ) -> list[SearchResult]:
+        """Ranked modes; ``vec`` is the query's vector for those that need the model."""
         if flt.empty or not self.rows:
             return []
         pool = min(max(50, k * 5), self.rows)  # a huge k would overflow LanceDB's limit
-        if mode is SearchMode.SEMANTIC:
-            ranked = self._vector(vec, pool, flt)
-        elif mode is SearchMode.KEYWORDS:
+        if mode is SearchMode.KEYWORDS:
             ranked = self._lexical(query, pool, flt)
+        elif vec is None:  # search() embeds the query for every mode that needs a model
+            raise AssertionError(f"{mode.label} search without the query's vector")
+        elif mode is SearchMode.SEMANTIC:
+            ranked = self._vector(vec, pool, flt)
         else:
             fused = _fuse(
                 [
@@ -418,7 +427,7 @@ class Searcher:
             asked *= 2
 
     @staticmethod
-    def _rows(table: pa.Table, score) -> list[SearchResult]:
+    def _rows(table: pa.Table, score: Callable[[dict[str, Any]], float]) -> list[SearchResult]:
         rows = table.to_pylist()
         return [
             SearchResult(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from app.core.errors import CodeLampError
 from app.core.files import ALWAYS_IGNORED_DIRS, IGNORE_FILES, is_editor_temp
@@ -111,7 +112,7 @@ class ProjectWatcher:
         self._last_event = 0.0
         self._wake = threading.Condition()
         self._stopping = False
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"codelamp-watch-{root.name}", daemon=True
         )
@@ -217,7 +218,8 @@ class ProjectWatcher:
                 finally:
                     self.busy = False
         finally:
-            unregister_watcher(self._mark)
+            if self._mark is not None:  # start() set it before it started this thread
+                unregister_watcher(self._mark)
         self.mode = "stopped"
         self._emit("stopped", f"Stopped watching {self.root}")
 
@@ -360,8 +362,7 @@ class ProjectWatcher:
 
     def _start_observer(self) -> None:
         observer = Observer()
-        handler = FileSystemEventHandler()
-        handler.on_any_event = self._note
+        handler = _Handler(self._note)
         try:
             observer.schedule(handler, str(self.root), recursive=True)
             observer.start()
@@ -394,7 +395,18 @@ class ProjectWatcher:
             log.exception("watch listener failed")
 
 
-def _stop(observer) -> None:
+class _Handler(FileSystemEventHandler):
+    """Hands every event to ``note``."""
+
+    def __init__(self, note: Callable[[FileSystemEvent], None]) -> None:
+        super().__init__()
+        self.note = note
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.note(event)
+
+
+def _stop(observer: BaseObserver) -> None:
     try:
         observer.stop()
         if observer.is_alive():

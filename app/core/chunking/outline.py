@@ -156,8 +156,16 @@ def _dotted(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix and name else prefix or name
 
 
+def _source(node: Node) -> bytes:
+    """The source bytes of ``node``. tree-sitter has them for every node of a tree that was
+    never edited, and the trees here never are (:func:`syntax_units`)."""
+    text = node.text
+    assert text is not None, "tree-sitter drops a tree's text only once it is edited"
+    return text
+
+
 def _text(node: Node | None) -> str:
-    return node.text.decode("utf-8", errors="replace") if node is not None else ""
+    return _source(node).decode("utf-8", errors="replace") if node is not None else ""
 
 
 def _last_named(node: Node) -> Node | None:
@@ -167,7 +175,7 @@ def _last_named(node: Node) -> Node | None:
 
 def _signature(node: Node, body: Node | None) -> str:
     """The definition up to its body: `def f(a, b):`, `int f(int a) {`."""
-    source = node.text
+    source = _source(node)
     if body is None:
         return source.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
     head = source[: body.start_byte - node.start_byte]
@@ -270,6 +278,8 @@ class _Outline:
 
     def _add_scope(self, out: list[Unit], node: Node, found: _Kind, scope: _Scope) -> None:
         """A class: its header and fields in chunks of their own, each method in another."""
+        body = found.body
+        assert body is not None, "_classify makes a scope only of a node with a body"
         inner = _Scope(
             _dotted(scope.prefix, found.prefix or found.name),
             _dotted(scope.prefix, found.name),
@@ -277,7 +287,7 @@ class _Outline:
             found.node.start_point.row,
         )
         children = found.node.children
-        at = next(i for i, c in enumerate(children) if c.id == found.body.id)
+        at = next(i for i, c in enumerate(children) if c.id == body.id)
         header = Unit(
             node.start_point.row,
             max([node.start_point.row] + [last_row(c) for c in children[:at]]),
@@ -287,7 +297,7 @@ class _Outline:
             inner.sig_row,
             attach=True,
         )
-        local = self.units(found.body.children, inner, [header])
+        local = self.units(body.children, inner, [header])
         if len(local) == 1 or not any(unit.is_def for unit in local):  # one line, or no methods
             _append(out, self._definition(node, found, scope))
             return
@@ -312,7 +322,7 @@ class _Outline:
 
 def _is_comment(node: Node) -> bool:
     """Comments and Rust attributes; not a "#!" line, which belongs to the whole file."""
-    return node.type in COMMENTS and not node.text.startswith(b"#!")
+    return node.type in COMMENTS and not _source(node).startswith(b"#!")
 
 
 def _looked_through(found: _Kind) -> list[Node]:

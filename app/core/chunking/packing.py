@@ -222,7 +222,9 @@ class Packer:
         return parts
 
     def _too_long(self, start: int, end: int) -> bool:
-        return bool(self.max_lines) and end - start >= self.max_lines
+        if not self.max_lines:  # None (or 0): no limit on lines
+            return False
+        return end - start >= self.max_lines
 
     def _tokens(self, unit: Unit) -> int:
         if unit.tokens is None:
