@@ -39,6 +39,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +51,9 @@ from app.core.files import FileEntry
 from app.core.indexer import _FileWork, _Run, _Writer, prepare_file
 from app.core.remote import RemoteEmbedder
 from app.core.storage import FileRecord
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 RAY_MISSING = "--cluster needs Ray, which is not installed: pip install 'codelamp[cluster]'"
 CONNECT_TIMEOUT_S = 5.0  # an address nobody answers fails this fast, not after a minute
@@ -67,7 +72,7 @@ _AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")  # the user's choice, else set f
 SHARED_ENV = ("CODELAMP_HOME",)
 
 
-def _ray():
+def _ray() -> ModuleType:
     try:
         import ray
         import ray.data
@@ -290,10 +295,11 @@ class Cluster:
     def __enter__(self) -> Cluster:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _actors(self, **remote_args):
+    def _actors(self, **remote_args: Any) -> dict[str, Any]:
+        """Ray Data's arguments for a pass of actors, one per CPU of the cluster."""
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         size = max(1, cpus // ACTOR_CPUS)
         pool = self.ray.data.ActorPoolStrategy(min_size=1, max_size=size, initial_size=size)
@@ -349,7 +355,7 @@ class Cluster:
             run.state.chunks_embedded += len(batch["hash"])
             run.tick()
 
-    def _batches(self, dataset, run: _Run) -> Iterator[dict]:
+    def _batches(self, dataset: Dataset, run: _Run) -> Iterator[dict]:
         """The dataset's output as it comes in. While the run is paused nothing is taken
         (the cluster stops once its buffers are full); cancelled, the dataset is stopped."""
         batches = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def native_stderr_held() -> Iterator[None]:
                     )
 
 
-def _file_for_stderr():
+def _file_for_stderr() -> IO[bytes] | None:
     """A temporary file to hold stderr in; None without a stderr (a windowed app) or
     temporary space, when there is nothing to hold or nowhere to."""
     try:

@@ -30,6 +30,8 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +39,10 @@ from app import paths
 from app.core import faults, identity
 from app.core.cpu import FairShare, physical_cores
 from app.core.errors import CodeLampError, ModelError
-from app.core.models import POOLING_IDS, ModelInfo, inspect_model
+from app.core.models import POOLING_IDS, ModelInfo, Preset, inspect_model
+
+if TYPE_CHECKING:
+    from llama_cpp import llama_batch, llama_context_p, llama_model_p
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ def _check_cpu() -> None:
 OPENMP_ENV = {"GOMP_SPINCOUNT": "3000"}
 
 
-def _llama():
+def _llama() -> ModuleType:
     """Import the bindings on first use: loading the native library costs start-up time."""
     _check_cpu()
     for name, value in OPENMP_ENV.items():
@@ -126,7 +131,7 @@ _log_callback = None  # kept alive: llama.cpp holds a raw pointer to it
 _backend_lock = threading.Lock()
 
 
-def _install_log_handler(llama_cpp) -> None:
+def _install_log_handler(llama_cpp: ModuleType) -> None:
     """Send llama.cpp's chatter to Python logging instead of the user's terminal."""
     global _log_callback
     with _backend_lock:
@@ -192,7 +197,7 @@ class Embedder:
         return self.info.name
 
     @property
-    def preset(self):
+    def preset(self) -> Preset:
         return self.info.preset
 
     @property
@@ -239,7 +244,7 @@ class Embedder:
                 raise
             self._handles = handles
 
-    def _hash_for_load(self, progress: LoadProgress, cancelled) -> float:
+    def _hash_for_load(self, progress: LoadProgress, cancelled: Callable[[], bool]) -> float:
         """Know the file's digest before loading: hash it (cancellable, with progress)
         unless it is known. Returns the share of the progress bar that took."""
         name, size = self.info.path.name, max(self.info.file_size, 1)
@@ -297,7 +302,7 @@ class Embedder:
     def __enter__(self) -> Embedder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def tokenize(self, text: str) -> list[int]:
@@ -379,7 +384,7 @@ class Embedder:
 class Vocabulary:
     """A model's tokenizer, as llama.cpp runs it: what the model sees for a text."""
 
-    def __init__(self, lib, model) -> None:
+    def __init__(self, lib: ModuleType, model: llama_model_p) -> None:
         self.lib, self.vocab = lib, lib.llama_model_get_vocab(model)
         self._prefix, self._suffix = self._special_tokens()
 
@@ -416,7 +421,7 @@ class Tokenizer:
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
         self._lock = threading.Lock()
-        self._model = None
+        self._model: llama_model_p | None = None
         self._vocab: Vocabulary | None = None
 
     def _loaded(self) -> Vocabulary:
@@ -450,7 +455,16 @@ class Tokenizer:
 class _Handles:
     """The native model, context and batch; every native call is made through here."""
 
-    def __init__(self, lib, info: ModelInfo, model, ctx, batch, n_ctx: int, threads: int) -> None:
+    def __init__(
+        self,
+        lib: ModuleType,
+        info: ModelInfo,
+        model: llama_model_p,
+        ctx: llama_context_p,
+        batch: llama_batch,
+        n_ctx: int,
+        threads: int,
+    ) -> None:
         self.lib, self.info, self.model, self.ctx, self.batch = lib, info, model, ctx, batch
         self.n_ctx, self.threads = n_ctx, threads
         self.vocabulary = Vocabulary(lib, model)
@@ -468,14 +482,19 @@ class _Handles:
 
     @classmethod
     def open(
-        cls, info: ModelInfo, threads: int, progress: LoadProgress, cancelled, start: float
+        cls,
+        info: ModelInfo,
+        threads: int,
+        progress: LoadProgress,
+        cancelled: Callable[[], bool],
+        start: float,
     ) -> _Handles:
         """Load the model and make a context; llama.cpp's progress fills the bar from
         ``start`` to 1."""
         lib = _llama()
 
         @lib.llama_progress_callback
-        def on_progress(fraction: float, _user) -> bool:
+        def on_progress(fraction: float, _user: ctypes.c_void_p) -> bool:
             progress(start + (1 - start) * fraction, "Loading model…")
             return not cancelled()
 

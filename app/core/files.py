@@ -230,6 +230,10 @@ def _shown(rel: str) -> str:
     return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
 
 
+# The ignore files that apply in a folder, outermost first: (folder, its patterns) pairs.
+_Chain = list[tuple[str, pathspec.GitIgnoreSpec]]
+
+
 def _ignore_spec(lines: Sequence[str], source: str) -> pathspec.GitIgnoreSpec:
     """The patterns of an ignore file. A line pathspec cannot compile (``[z-a]``, a trailing
     backslash, a lone ``!``) matches nothing in git, so it is left out with a warning
@@ -272,11 +276,11 @@ class FileRules:
         self.root = check_root(root)
         self.max_file_bytes = max_file_bytes
         self.extra = _ignore_spec(extra_ignores, "Ignore settings") if extra_ignores else None
-        self._specs: dict[str, list[tuple[str, pathspec.GitIgnoreSpec]]] = {}
+        self._specs: dict[str, _Chain] = {}
 
     # --- ignore rules ----------------------------------------------------------------------
 
-    def _dir_specs(self, rel_dir: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
+    def _dir_specs(self, rel_dir: str) -> _Chain:
         """The ignore files declared in one folder (cached), as (folder, spec) pairs."""
         if rel_dir not in self._specs:
             folder = self.root / rel_dir if rel_dir else self.root
@@ -295,7 +299,7 @@ class FileRules:
             self._specs[rel_dir] = specs
         return self._specs[rel_dir]
 
-    def _ignored(self, rel: str, is_dir: bool, chain) -> bool:
+    def _ignored(self, rel: str, is_dir: bool, chain: _Chain) -> bool:
         """git's rule: the last matching pattern decides, deeper ignore files win."""
         verdict = None
         candidate = rel + "/" if is_dir else rel
@@ -325,7 +329,7 @@ class FileRules:
             return _too_large(size, self.max_file_bytes)
         return None
 
-    def _dir_is_ignored(self, rel: str, name: str, path: Path, chain) -> bool:
+    def _dir_is_ignored(self, rel: str, name: str, path: Path, chain: _Chain) -> bool:
         return (
             name in ALWAYS_IGNORED_DIRS
             or name.endswith(".egg-info")
@@ -344,8 +348,8 @@ class FileRules:
         found = Discovery()
         root_stat = self.root.stat()
         visited = {(root_stat.st_dev, root_stat.st_ino)}
-        stack: list[tuple[str, list]] = [("", self._dir_specs(""))]
-        linked: list[tuple[str, list, os.stat_result]] = []
+        stack: list[tuple[str, _Chain]] = [("", self._dir_specs(""))]
+        linked: list[tuple[str, _Chain, os.stat_result]] = []
         linked_files: list[FileEntry] = []
         while stack or linked:
             if not stack:
@@ -402,7 +406,9 @@ class FileRules:
             return "symlink loop"
         return "symlink to a folder indexed under another path"
 
-    def _entry(self, entry: os.DirEntry, rel: str, chain):
+    def _entry(
+        self, entry: os.DirEntry[str], rel: str, chain: _Chain
+    ) -> FileEntry | Skipped | os.stat_result | None:
         """A FileEntry, a Skipped, a folder's stat result, or None when ignored."""
         path = target = Path(entry.path)
         try:

@@ -336,7 +336,16 @@ def effective_chunk_tokens(
 
 class _Run:
     def __init__(
-        self, root, embedder, cache, progress, control, catch_up_only, location, cluster, storage
+        self,
+        root: Path,
+        embedder: Embedder | RemoteEmbedder,
+        cache: EmbeddingCache,
+        progress: Callable[[IndexProgress], None],
+        control: IndexControl,
+        catch_up_only: bool,
+        location: Location,
+        cluster: Cluster | None,
+        storage: str | None,
     ) -> None:
         self.root, self.embedder, self.cache = root, embedder, cache
         self.location, self.cluster, self.storage = location, cluster, storage
@@ -507,7 +516,9 @@ class _Run:
             self.abandoned.set()  # the reader stops too if embedding failed
             reader.join()
 
-    def _read(self, entries: list[FileEntry], previous, out: queue.Queue) -> None:
+    def _read(
+        self, entries: list[FileEntry], previous: dict[str, FileRecord], out: queue.Queue
+    ) -> None:
         """Reader thread: everything about a file except embedding it."""
         try:
             for entry in entries:
@@ -521,8 +532,9 @@ class _Run:
         finally:
             self._hand_over(out, _DONE)
 
-    def _hand_over(self, out: queue.Queue, item) -> bool:
-        """Queue ``item`` for the embedding side; False once that side has stopped."""
+    def _hand_over(self, out: queue.Queue, item: object) -> bool:
+        """Queue ``item`` (a _FileWork, or _DONE) for the embedding side; False once that
+        side has stopped."""
         while not self.abandoned.is_set():
             try:
                 out.put(item, timeout=0.2)

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from tree_sitter import Language, Parser
+from tree_sitter import Language, Parser, Tree
 
 _EXTENSIONS = {
     ".py": "python",
@@ -176,7 +176,7 @@ def parser_for(name: str) -> Parser:
 _PARSE_SLICE = 4096
 
 
-def parse(name: str, data: bytes):
+def parse(name: str, data: bytes) -> Tree:
     """The syntax tree of ``data`` in language ``name``."""
     return parser_for(name).parse(lambda offset, _point: data[offset : offset + _PARSE_SLICE])
 
@@ -200,7 +200,13 @@ class Grammar:
 
 
 def _grammar(
-    defs="", scopes="", containers="", wrappers=None, conditionals="", blocks="", js=False
+    defs: str = "",
+    scopes: str = "",
+    containers: str = "",
+    wrappers: dict[str, tuple[str, ...]] | None = None,
+    conditionals: str = "",
+    blocks: str = "",
+    js: bool = False,
 ) -> Grammar:
     return Grammar(
         frozenset(defs.split()),

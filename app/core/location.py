@@ -20,9 +20,13 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.core.errors import CodeLampError, UsageError
+
+if TYPE_CHECKING:
+    from lancedb import DBConnection
 
 S3_SCHEME = "s3://"
 # storage_options key -> the environment variables it is read from, first one set wins.
@@ -103,7 +107,7 @@ class Location:
             options["allow_http"] = "true"
         return options
 
-    def connect(self):
+    def connect(self) -> DBConnection:
         import lancedb
 
         try:

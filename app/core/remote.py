@@ -56,7 +56,7 @@ from app.core.embedder import (
     probe_cosine,
 )
 from app.core.errors import ModelError, UsageError
-from app.core.models import preset_for
+from app.core.models import Preset, preset_for
 
 log = logging.getLogger(__name__)
 
@@ -436,7 +436,7 @@ class RemoteEmbedder:
         return self._local.name if self._local else (self.model or "unnamed model")
 
     @property
-    def preset(self):
+    def preset(self) -> Preset:
         self._identify()
         return self._local.preset if self._local else preset_for(self.model or "")
 
@@ -756,5 +756,5 @@ class RemoteEmbedder:
     def __enter__(self) -> RemoteEmbedder:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -27,7 +27,7 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +50,9 @@ from app.core.project import check_root
 from app.core.storage import NotIndexed
 
 if TYPE_CHECKING:
+    from app.core.embedder import Embedder
     from app.core.location import Location
+    from app.core.remote import RemoteEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class ProjectWatcher:
     def __init__(
         self,
         root: Path,
-        embedder,
+        embedder: Embedder | RemoteEmbedder,
         on_event: Callable[[WatchEvent], None],
         *,
         quiet_s: float = QUIET_S,
@@ -388,7 +390,13 @@ class ProjectWatcher:
         if observer is not None:
             _stop(observer)
 
-    def _emit(self, kind: str, message: str, paths=(), result=None) -> None:
+    def _emit(
+        self,
+        kind: str,
+        message: str,
+        paths: Iterable[str] = (),
+        result: IndexResult | None = None,
+    ) -> None:
         try:
             self.on_event(WatchEvent(self.root, kind, message, list(paths), result))
         except Exception:

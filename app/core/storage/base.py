@@ -34,6 +34,9 @@ from app.core.location import Location
 if TYPE_CHECKING:
     import numpy as np
 
+    from app.core.embedder import Embedder
+    from app.core.remote import RemoteEmbedder
+
 OPEN_ATTEMPTS = 3
 # What a ranked result needs of a chunk (app.core.search): a hit on one part of a split
 # function is that function, so the whole definition's lines.
@@ -84,10 +87,10 @@ class ModelRecord:
     name: str
     dims: int
     path: Path | str  # the GGUF file, "" when only a server had it
-    probe: Sequence[float]
+    probe: np.ndarray | Sequence[float]
 
     @classmethod
-    def of(cls, embedder) -> ModelRecord:
+    def of(cls, embedder: Embedder | RemoteEmbedder) -> ModelRecord:
         """The record of a local or remote embedder (app.core.embedder, app.core.remote)."""
         return cls(
             embedder.model_id, embedder.name, embedder.dim, embedder.model_path, embedder.probe()
@@ -142,7 +145,7 @@ def index_command(root: Path | str, location: Location | None = None) -> str:
     return f"codelamp index {root}"
 
 
-def probe_json(probe: Sequence[float]) -> str:
+def probe_json(probe: np.ndarray | Sequence[float]) -> str:
     return json.dumps([round(float(x), 6) for x in probe])
 
 
@@ -370,7 +373,7 @@ class ProjectStore(ABC):
         model_id: str,
         dims: int,
         chunk_tokens: int | None = None,
-        probe: Callable[[], Sequence[float]] | None = None,
+        probe: Callable[[], np.ndarray | Sequence[float]] | None = None,
     ) -> str:
         """Tables for ``model_id`` and the chunk limit: the active ones, or a fresh (or
         resumed) pair. A fresh pair records ``probe()``, the model's probe vector."""
@@ -523,7 +526,7 @@ def storage_error(exc: BaseException) -> CodeLampError | None:
     return None
 
 
-def _causes(exc: BaseException | None):
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     seen = 0
     while exc is not None and seen < 8:
         yield exc

@@ -36,6 +36,7 @@ import warnings
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +57,11 @@ from app.core.storage.base import (
     not_indexed,
     unreadable_is_damage,
 )
+
+if TYPE_CHECKING:
+    from lancedb import DBConnection
+    from lancedb.query import LanceVectorQueryBuilder
+    from lancedb.table import Table
 
 # Search is exact, over all vectors in RAM, while they fit this budget (100k chunks of a
 # 384-dim model take 154 MB). Beyond it an IVF index is built, and rebuilt when the table
@@ -94,7 +100,7 @@ def _where(flt: Filter) -> str | None:
 
 
 class LanceChunks(Chunks):
-    def __init__(self, table, nprobes: int | None, fts: bool) -> None:
+    def __init__(self, table: Table, nprobes: int | None, fts: bool) -> None:
         self.table, self.nprobes, self.fts = table, nprobes, fts
 
     def count(self) -> int:
@@ -120,7 +126,10 @@ class LanceChunks(Chunks):
     def nearest(self, vector: np.ndarray, n: int, where: Filter) -> pa.Table | None:
         if self.nprobes is None:
             return None
-        query = self.table.search(vector, vector_column_name="vector").metric("cosine")
+        # Table.search is declared to give the base class; a vector gives a vector query.
+        query = cast(
+            "LanceVectorQueryBuilder", self.table.search(vector, vector_column_name="vector")
+        ).metric("cosine")
         query = query.limit(n).nprobes(self.nprobes)
         if clause := _where(where):
             query = query.where(clause, prefilter=True)
@@ -131,7 +140,12 @@ class LanceStore(ProjectStore):
     backend = "lancedb"
 
     def __init__(
-        self, root: Path, db, meta: dict[str, str], location: Location, latest: bool = False
+        self,
+        root: Path,
+        db: DBConnection,
+        meta: dict[str, str],
+        location: Location,
+        latest: bool = False,
     ) -> None:
         super().__init__(root, meta, location, latest)
         self.db = db
@@ -217,7 +231,7 @@ class LanceStore(ProjectStore):
         files = self._table("files", None).search().where("status = 'indexed'")
         return files.select(["path"]).limit(None).to_arrow().column("path").to_pylist()
 
-    def _table(self, kind: str, gen: str | None):
+    def _table(self, kind: str, gen: str | None) -> Table:
         """The committed version for a reader (the newest for the writer, for a table of
         a build in progress, or of an index committed before versions were recorded)."""
         gen = gen or self.meta["generation"]
@@ -257,7 +271,7 @@ class LanceStore(ProjectStore):
             gens = {self.meta.get("generation"), self.meta.get("building")} - {None}
             names = self.table_names()
             return sum(
-                self._table(kind, gen).stats()["total_bytes"]
+                _stats(self._table(kind, gen))["total_bytes"]
                 for gen in gens
                 for kind in ("chunks", "files")
                 if f"{kind}_{gen}" in names
@@ -378,7 +392,7 @@ class LanceStore(ProjectStore):
             faults.point("compact")
             table = self.db.open_table(name)
             crowded = (
-                table.stats()["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
+                _stats(table)["fragment_stats"]["num_fragments"] > MAX_FRAGMENTS
                 or len(table.list_versions()) > MAX_VERSIONS
             )
             if force or crowded:
@@ -390,7 +404,7 @@ class LanceStore(ProjectStore):
                     warnings.filterwarnings("ignore", "optimize.cleanup_older_than", UserWarning)
                     table.optimize(cleanup_older_than=self._prune_age(name, table))
 
-    def _prune_age(self, name: str, table) -> timedelta:
+    def _prune_age(self, name: str, table: Table) -> timedelta:
         """How old a version of ``table`` must be to be pruned. LanceDB keeps the newest
         version and those younger than the age given; the committed one may be neither
         (batches written since, a compaction's own versions), so the age is taken from
@@ -412,7 +426,7 @@ class LanceStore(ProjectStore):
         self.meta = meta
 
 
-def _read_every_row(table, columns: list[str]) -> None:
+def _read_every_row(table: Table, columns: list[str]) -> None:
     """Raise unless every row of ``columns`` reads back, every vector as it was stored."""
     readable = 0
     for batch in table.search().select(columns).limit(None).to_batches():
@@ -428,7 +442,12 @@ def _read_every_row(table, columns: list[str]) -> None:
         raise RuntimeError(f"{table.name} has {readable} readable rows of {total}")
 
 
-def _drop(db, location: Location, name: str) -> None:
+def _stats(table: Table) -> dict[str, Any]:
+    """``table.stats()``: a dict, although LanceDB declares its TableStatistics class."""
+    return cast("dict[str, Any]", table.stats())
+
+
+def _drop(db: DBConnection, location: Location, name: str) -> None:
     """Drop a table; one damaged beyond LanceDB's own drop is removed from disk directly
     (a remote one stays, to be reported)."""
     try:
@@ -445,6 +464,6 @@ def _meta_rows(meta: dict[str, str]) -> pa.Table:
     )
 
 
-def _read_meta(db) -> dict[str, str]:
+def _read_meta(db: DBConnection) -> dict[str, str]:
     rows = db.open_table("meta").search().limit(None).to_arrow().to_pylist()
     return {r["key"]: r["value"] for r in rows}
