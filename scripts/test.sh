@@ -33,4 +33,5 @@ export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 cd "$REPO"
 "$VENV_PY" -m ruff check app tests scripts packaging
 "$VENV_PY" -m ruff format --check app tests scripts packaging
+"$VENV_PY" -m mypy
 exec "$VENV_PY" -m pytest "$@"
