@@ -7,6 +7,7 @@ can do it to keep CodeLamp on another disk or in a portable folder.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,16 @@ def config_dir() -> Path:
 def data_dir() -> Path:
     """Per-project indexes."""
     return _dir("data")
+
+
+def project_key(root: Path) -> str:
+    """What a project's folders are named by: a hash of its absolute root."""
+    return hashlib.sha256(str(root).encode()).hexdigest()[:16]
+
+
+def project_dir(root: Path) -> Path:
+    """A project's own folder: its index, and what readers note about it."""
+    return data_dir() / "projects" / project_key(root)
 
 
 def models_dir() -> Path:

@@ -61,10 +61,8 @@ class Location:
     @classmethod
     def of_project(cls, root: Path) -> Location:
         """The app's own index of ``root``, in its data folder."""
-        from app.core.project import project_dir, project_key
-
-        folder = project_dir(root)
-        return cls(str(folder / "index.lance"), project_key(root), folder, shared=False)
+        folder = paths.project_dir(root)
+        return cls(str(folder / "index.lance"), paths.project_key(root), folder, shared=False)
 
     @classmethod
     def parse(cls, text: str) -> Location:

@@ -70,9 +70,7 @@ def set_role(command: str) -> None:
 
 def lock_path(root: Path, key: str | None = None) -> Path:
     """The lock file of ``root``'s own index, or of the store named by ``key``."""
-    from app.core.project import project_key
-
-    return paths.ensure(paths.data_dir() / "locks") / f"{key or project_key(root)}.lock"
+    return paths.ensure(paths.data_dir() / "locks") / f"{key or paths.project_key(root)}.lock"
 
 
 _marks = itertools.count()  # tells apart the watchers of one process

@@ -1,9 +1,9 @@
 """A project's identity and folder checks: whether a folder can be one, where its index
-lives, what state it is in, and how it is forgotten."""
+lives (its folder is named with every other one, in app/paths.py, which the lock and the
+storage use without importing this module), what state it is in, and how it is forgotten."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow.compute as pc
 
-from app import paths
 from app.core.errors import CodeLampError
+from app.paths import project_dir, project_key
+
+__all__ = ["check_root", "forget", "project_dir", "project_key", "project_status"]
 
 if TYPE_CHECKING:
     from app.core.location import Location
@@ -32,14 +34,6 @@ def check_root(root: str | Path) -> Path:
     if not os.access(root, os.R_OK | os.X_OK):
         raise CodeLampError(f"{root} cannot be read (permission denied).")
     return root.resolve()
-
-
-def project_key(root: Path) -> str:
-    return hashlib.sha256(str(root).encode()).hexdigest()[:16]
-
-
-def project_dir(root: Path) -> Path:
-    return paths.data_dir() / "projects" / project_key(root)
 
 
 def project_status(
