@@ -78,7 +78,9 @@ def _connect(path: Path) -> sqlite3.Connection:
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses nothing committed
+    # With WAL, a killed process loses nothing committed; a power cut may lose the last
+    # commits, never the database's consistency.
+    conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
